@@ -1,0 +1,76 @@
+/**
+ * A tensor as a file stores it: a dtype, a shape and the raw little-endian bytes (C order).
+ * Every reader (safetensors, PyTorch zip) produces these; `toFloat32` turns them into the
+ * Float32Array the kernels compute with.
+ */
+import { FormatError } from "./errors.js";
+
+export type DType = "F64" | "F32" | "F16" | "BF16" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
+
+export const DTYPE_BYTES: Record<DType, number> = {
+  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
+};
+
+export interface RawTensor {
+  dtype: DType;
+  shape: number[];
+  /** Exactly elementCount(shape) * DTYPE_BYTES[dtype] bytes. May be a view into a larger file buffer. */
+  bytes: Uint8Array;
+}
+
+export function elementCount(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** IEEE half -> float, exact (every F16 value is representable in F32). */
+export function f16ToF32(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24; // subnormal
+  if (exp === 31) return frac ? NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
+const F16_TABLE = /* @__PURE__ */ (() => {
+  const t = new Float32Array(65536);
+  for (let i = 0; i < 65536; i++) t[i] = f16ToF32(i);
+  return t;
+})();
+
+/**
+ * Converts a floating-point tensor to F32. F32 data that is 4-byte aligned is returned as a view
+ * of the same bytes (no copy: a 500 MB checkpoint must not live twice in memory); F16 and BF16
+ * are widened exactly. `name` and `file` only serve the error message.
+ */
+export function toFloat32(t: RawTensor, file: string, name: string): Float32Array {
+  const n = elementCount(t.shape);
+  const { bytes } = t;
+  switch (t.dtype) {
+    case "F32":
+      if (bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, n);
+      return new Float32Array(bytes.slice().buffer, 0, n);
+    case "F16": {
+      const out = new Float32Array(n);
+      for (let i = 0; i < n; i++) out[i] = F16_TABLE[bytes[2 * i] | (bytes[2 * i + 1] << 8)];
+      return out;
+    }
+    case "BF16": {
+      // bfloat16 is the top half of a float32: shift the 16 bits into place.
+      const out = new Float32Array(n);
+      const u32 = new Uint32Array(out.buffer);
+      for (let i = 0; i < n; i++) u32[i] = (bytes[2 * i] | (bytes[2 * i + 1] << 8)) << 16;
+      return out;
+    }
+    case "F64": {
+      const out = new Float32Array(n);
+      const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      for (let i = 0; i < n; i++) out[i] = dv.getFloat64(8 * i, true);
+      return out;
+    }
+    default:
+      throw new FormatError(file, `tensor ${name} has dtype ${t.dtype}, expected a floating-point dtype (F32, F16 or BF16)`);
+  }
+}
