@@ -5,17 +5,48 @@
  */
 import { FormatError } from "./errors.js";
 
-export type DType = "F64" | "F32" | "F16" | "BF16" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
+export type DType =
+  | "F64" | "F32" | "F16" | "BF16" | "F8_E4M3" | "F8_E5M2"
+  | "I64" | "I32" | "I16" | "I8" | "U64" | "U32" | "U16" | "U8" | "BOOL";
 
 export const DTYPE_BYTES: Record<DType, number> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
+  F64: 8, F32: 4, F16: 2, BF16: 2, F8_E4M3: 1, F8_E5M2: 1,
+  I64: 8, I32: 4, I16: 2, I8: 1, U64: 8, U32: 4, U16: 2, U8: 1, BOOL: 1,
 };
+
+export function isDType(s: unknown): s is DType {
+  return typeof s === "string" && Object.prototype.hasOwnProperty.call(DTYPE_BYTES, s);
+}
 
 export interface RawTensor {
   dtype: DType;
   shape: number[];
   /** Exactly elementCount(shape) * DTYPE_BYTES[dtype] bytes. May be a view into a larger file buffer. */
   bytes: Uint8Array;
+}
+
+/**
+ * Where tensors come from. A reader only has to say what it holds and copy one tensor's raw
+ * bytes on demand, so a safetensors file can be read straight into the kernels' memory with
+ * positional reads instead of being loaded whole and copied.
+ */
+export interface TensorSource {
+  /** The file (or folder) named in error messages. */
+  readonly file: string;
+  names(): string[];
+  info(name: string): { dtype: DType; shape: number[] };
+  /** Copies the raw little-endian bytes of `name` into `dst` (exactly its byte size). */
+  read(name: string, dst: Uint8Array): void;
+}
+
+/** A TensorSource over tensors already in memory (PyTorch checkpoints, tests). */
+export function mapSource(file: string, tensors: Map<string, RawTensor>): TensorSource {
+  return {
+    file,
+    names: () => [...tensors.keys()],
+    info: (name) => tensors.get(name)!,
+    read: (name, dst) => dst.set(tensors.get(name)!.bytes),
+  };
 }
 
 export function elementCount(shape: readonly number[]): number {
@@ -39,6 +70,43 @@ const F16_TABLE = /* @__PURE__ */ (() => {
   for (let i = 0; i < 65536; i++) t[i] = f16ToF32(i);
   return t;
 })();
+
+/**
+ * Decodes `bytes` of a floating-point dtype into `dst` (F32). F16 and BF16 are widened exactly.
+ * Returns the number of non-finite values met, so the loader can warn about a broken checkpoint.
+ */
+export function decodeFloat32Into(dst: Float32Array, dtype: DType, bytes: Uint8Array, file: string, name: string): number {
+  const n = dst.length;
+  switch (dtype) {
+    case "F32":
+      if (bytes.byteOffset % 4 === 0) dst.set(new Float32Array(bytes.buffer, bytes.byteOffset, n));
+      else new Uint8Array(dst.buffer, dst.byteOffset, 4 * n).set(bytes.subarray(0, 4 * n));
+      break;
+    case "F16":
+      for (let i = 0; i < n; i++) dst[i] = F16_TABLE[bytes[2 * i] | (bytes[2 * i + 1] << 8)];
+      break;
+    case "BF16": {
+      // bfloat16 is the top half of a float32: shift the 16 bits into place.
+      const u32 = new Uint32Array(dst.buffer, dst.byteOffset, n);
+      for (let i = 0; i < n; i++) u32[i] = (bytes[2 * i] | (bytes[2 * i + 1] << 8)) << 16;
+      break;
+    }
+    case "F64": {
+      const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      for (let i = 0; i < n; i++) dst[i] = dv.getFloat64(8 * i, true);
+      break;
+    }
+    default:
+      throw new FormatError(file, `tensor ${name} has dtype ${dtype}, expected a floating-point dtype (F32, F16 or BF16)`);
+  }
+  return countNonFinite(dst);
+}
+
+export function countNonFinite(x: Float32Array): number {
+  let bad = 0;
+  for (let i = 0; i < x.length; i++) if (x[i] - x[i] !== 0) bad++; // NaN and ±Inf give NaN
+  return bad;
+}
 
 /**
  * Converts a floating-point tensor to F32. F32 data that is 4-byte aligned is returned as a view

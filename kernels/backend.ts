@@ -1,0 +1,60 @@
+/**
+ * The contract between the GPT-2 forward pass (src/gpt2.ts) and a set of kernels.
+ *
+ * Activations are "packed varlen": the texts of a batch are laid end to end, so a batch of
+ * sequences with lengths [5, 3] is a [8, C] matrix plus seqStarts = [0, 5, 8]. No kernel ever
+ * sees a padding position: matmuls, layernorms and GELUs run over real tokens only, and
+ * attention is causal inside each sequence. With right padding a real token never attends to a
+ * pad, so this computes exactly what Hugging Face computes for the real tokens of a padded batch.
+ *
+ * All buffers a kernel touches come from `memory` (via `alloc`), so that WebAssembly kernels
+ * and worker threads can address them by byte offset. Every kernel that a thread pool may split
+ * takes a half-open range [start, end) of its outer work items; a backend must compute each
+ * output element with the same arithmetic whatever the range, so that the logits are
+ * bit-identical for any thread count.
+ */
+
+/** A weight matrix prepared once, at load, in the layout a backend's matmul reads fastest. */
+export interface PackedLinear {
+  inDim: number;
+  outDim: number;
+  /** Backend-specific layout of the [inDim, outDim] Conv1D weight. */
+  packed: Float32Array;
+  bias: Float32Array;
+}
+
+export interface Kernels {
+  readonly name: string;
+  /** A zero-filled Float32Array of n floats inside `memory`, 64-byte aligned. */
+  alloc(n: number): Float32Array;
+  /** Same, for int32 data (token ids, positions, sequence starts). */
+  allocInt32(n: number): Int32Array;
+  /** The memory every buffer lives in (shared, so workers can see it). */
+  readonly memory: WebAssembly.Memory;
+  /** Allocation mark; `release(mark)` frees everything allocated after it (a batch's buffers). */
+  mark(): number;
+  release(mark: number): void;
+
+  /** Prepares a Conv1D weight [inDim, outDim] and its bias [outDim]; the input may be discarded afterwards. */
+  packLinear(weight: Float32Array, bias: Float32Array, inDim: number, outDim: number): PackedLinear;
+
+  /**
+   * out[rows, outDim] = inp[rows, inDim] · W + b, then GELU (gelu_new) if `gelu`.
+   * Computes only output columns [colStart, colEnd); a pool splits the columns.
+   */
+  linear(out: Float32Array, inp: Float32Array, w: PackedLinear, rows: number, gelu: boolean, colStart: number, colEnd: number): void;
+
+  /** out[rows, C] = LayerNorm(inp) * weight + bias, for rows [rowStart, rowEnd). */
+  layernorm(out: Float32Array, inp: Float32Array, weight: Float32Array, bias: Float32Array, C: number, eps: number, rowStart: number, rowEnd: number): void;
+
+  /**
+   * Causal self-attention inside each sequence. qkv[N, 3C] holds q | k | v per token (HF's
+   * c_attn output); out[N, C] gets the heads concatenated. Work items are (sequence, head)
+   * pairs, numbered seq * nHead + head; computes items [itemStart, itemEnd).
+   * `scratch` holds at least maxLen floats per call.
+   */
+  attention(out: Float32Array, qkv: Float32Array, seqStarts: Int32Array, nHead: number, C: number, scratch: Float32Array, itemStart: number, itemEnd: number): void;
+
+  /** out[i] = a[i] + b[i] for i in [start, end). `out` may alias `a` or `b`. */
+  residual(out: Float32Array, a: Float32Array, b: Float32Array, start: number, end: number): void;
+}

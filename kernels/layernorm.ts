@@ -1,0 +1,41 @@
+/**
+ * LayerNorm over the last dimension, with the biased variance as torch computes it:
+ *   out = (x − mean) / sqrt(var + eps) · weight + bias
+ */
+
+/** inp and out are (rows, C); weight and bias are (C). Two obvious passes per row. */
+export function layernormReference(
+  out: Float32Array, inp: Float32Array, weight: Float32Array, bias: Float32Array,
+  rows: number, C: number, eps: number,
+): void {
+  for (let r = 0; r < rows; r++) {
+    const x = inp.subarray(r * C, (r + 1) * C);
+    const mean = x.reduce((a, b) => a + b, 0) / C;
+    const variance = x.reduce((a, b) => a + (b - mean) ** 2, 0) / C;
+    for (let c = 0; c < C; c++) out[r * C + c] = ((x[c] - mean) / Math.sqrt(variance + eps)) * weight[c] + bias[c];
+  }
+}
+
+/**
+ * inp and out are (rows, C), for rows [rowStart, rowEnd); out may alias inp. The mean is
+ * subtracted before squaring (not E[x²] − E[x]²) because the residual stream of GPT-2 has
+ * large means, and cancellation there would cost digits we need for 2e-5 logits.
+ */
+export function layernorm(
+  out: Float32Array, inp: Float32Array, weight: Float32Array, bias: Float32Array,
+  C: number, eps: number, rowStart: number, rowEnd: number,
+): void {
+  for (let r = rowStart; r < rowEnd; r++) {
+    const base = r * C;
+    let sum = 0;
+    for (let c = 0; c < C; c++) sum += inp[base + c];
+    const mean = sum / C;
+    let sq = 0;
+    for (let c = 0; c < C; c++) {
+      const d = inp[base + c] - mean;
+      sq += d * d;
+    }
+    const rstd = 1 / Math.sqrt(sq / C + eps);
+    for (let c = 0; c < C; c++) out[base + c] = (inp[base + c] - mean) * rstd * weight[c] + bias[c];
+  }
+}

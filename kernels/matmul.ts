@@ -1,0 +1,127 @@
+/**
+ * Matrix multiply with bias, the Conv1D of GPT-2: out[rows, outDim] = inp[rows, inDim] · W + b.
+ *
+ * HF's GPT-2 stores every linear layer as `Conv1D` with the weight laid out [inDim, outDim]
+ * (the transpose of `nn.Linear`), so W[i, o] is at weight[i * outDim + o]. We keep that layout
+ * in the reference and never transpose at load.
+ */
+import { geluScalar } from "./gelu.js";
+
+/** inp is (rows, inDim), weight is (inDim, outDim), bias is (outDim) or null, out is (rows, outDim). */
+export function matmulReference(
+  out: Float32Array, inp: Float32Array, weight: Float32Array, bias: Float32Array | null,
+  rows: number, inDim: number, outDim: number,
+): void {
+  for (let r = 0; r < rows; r++) {
+    for (let o = 0; o < outDim; o++) {
+      let sum = 0;
+      for (let i = 0; i < inDim; i++) sum += inp[r * inDim + i] * weight[i * outDim + o];
+      out[r * outDim + o] = sum + (bias ? bias[o] : 0);
+    }
+  }
+}
+
+/**
+ * Width of one packed panel. The fast kernel keeps a 4-row × 8-column tile of sums in local
+ * variables (32 doubles, which V8 keeps in registers), so each weight loaded is used 4 times and
+ * each input loaded is used 8 times.
+ */
+export const PANEL = 8;
+
+/**
+ * Packs weight (inDim, outDim) into panels (ceil(outDim/8), inDim, 8): the 8 weights the inner
+ * loop needs for one input index sit side by side, so the kernel streams memory in order.
+ * The tail panel is zero-padded. Returns the number of floats written (`dst` must have room).
+ */
+export function packedSize(inDim: number, outDim: number): number {
+  return Math.ceil(outDim / PANEL) * inDim * PANEL;
+}
+
+export function packMatmulWeight(dst: Float32Array, weight: Float32Array, inDim: number, outDim: number): void {
+  const panels = Math.ceil(outDim / PANEL);
+  for (let p = 0; p < panels; p++) {
+    for (let i = 0; i < inDim; i++) {
+      for (let j = 0; j < PANEL; j++) {
+        const o = p * PANEL + j;
+        dst[(p * inDim + i) * PANEL + j] = o < outDim ? weight[i * outDim + o] : 0;
+      }
+    }
+  }
+}
+
+/**
+ * inp is (rows, inDim), packed is from packMatmulWeight, out is (rows, outDim); computes only
+ * output columns [colStart, colEnd), then gelu_new if `gelu` (the MLP's c_fc fuses it).
+ * Every output element is Σ_i in order, then + bias, in double precision, whatever tile or
+ * column range it falls in: that is what makes thread splits bit-identical.
+ */
+export function matmulPacked(
+  out: Float32Array, inp: Float32Array, packed: Float32Array, bias: Float32Array,
+  rows: number, inDim: number, outDim: number, gelu: boolean, colStart: number, colEnd: number,
+): void {
+  const pStart = Math.floor(colStart / PANEL);
+  const pEnd = Math.ceil(colEnd / PANEL);
+  for (let p = pStart; p < pEnd; p++) {
+    const wBase = p * inDim * PANEL;
+    const c0 = p * PANEL;
+    const lo = Math.max(colStart, c0) - c0;
+    const hi = Math.min(colEnd, c0 + PANEL) - c0;
+    let r = 0;
+    for (; r + 4 <= rows; r += 4) {
+      let s00 = 0, s01 = 0, s02 = 0, s03 = 0, s04 = 0, s05 = 0, s06 = 0, s07 = 0;
+      let s10 = 0, s11 = 0, s12 = 0, s13 = 0, s14 = 0, s15 = 0, s16 = 0, s17 = 0;
+      let s20 = 0, s21 = 0, s22 = 0, s23 = 0, s24 = 0, s25 = 0, s26 = 0, s27 = 0;
+      let s30 = 0, s31 = 0, s32 = 0, s33 = 0, s34 = 0, s35 = 0, s36 = 0, s37 = 0;
+      let x0 = r * inDim, x1 = x0 + inDim, x2 = x1 + inDim, x3 = x2 + inDim;
+      let w = wBase;
+      for (let i = 0; i < inDim; i++, w += PANEL) {
+        const a0 = inp[x0++], a1 = inp[x1++], a2 = inp[x2++], a3 = inp[x3++];
+        const w0 = packed[w], w1 = packed[w + 1], w2 = packed[w + 2], w3 = packed[w + 3];
+        const w4 = packed[w + 4], w5 = packed[w + 5], w6 = packed[w + 6], w7 = packed[w + 7];
+        s00 += a0 * w0; s01 += a0 * w1; s02 += a0 * w2; s03 += a0 * w3; s04 += a0 * w4; s05 += a0 * w5; s06 += a0 * w6; s07 += a0 * w7;
+        s10 += a1 * w0; s11 += a1 * w1; s12 += a1 * w2; s13 += a1 * w3; s14 += a1 * w4; s15 += a1 * w5; s16 += a1 * w6; s17 += a1 * w7;
+        s20 += a2 * w0; s21 += a2 * w1; s22 += a2 * w2; s23 += a2 * w3; s24 += a2 * w4; s25 += a2 * w5; s26 += a2 * w6; s27 += a2 * w7;
+        s30 += a3 * w0; s31 += a3 * w1; s32 += a3 * w2; s33 += a3 * w3; s34 += a3 * w4; s35 += a3 * w5; s36 += a3 * w6; s37 += a3 * w7;
+      }
+      storeTile(out, r * outDim + c0, bias, c0, lo, hi, gelu, s00, s01, s02, s03, s04, s05, s06, s07);
+      storeTile(out, (r + 1) * outDim + c0, bias, c0, lo, hi, gelu, s10, s11, s12, s13, s14, s15, s16, s17);
+      storeTile(out, (r + 2) * outDim + c0, bias, c0, lo, hi, gelu, s20, s21, s22, s23, s24, s25, s26, s27);
+      storeTile(out, (r + 3) * outDim + c0, bias, c0, lo, hi, gelu, s30, s31, s32, s33, s34, s35, s36, s37);
+    }
+    for (; r < rows; r++) {
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+      let x = r * inDim;
+      let w = wBase;
+      for (let i = 0; i < inDim; i++, w += PANEL) {
+        const a = inp[x++];
+        s0 += a * packed[w]; s1 += a * packed[w + 1]; s2 += a * packed[w + 2]; s3 += a * packed[w + 3];
+        s4 += a * packed[w + 4]; s5 += a * packed[w + 5]; s6 += a * packed[w + 6]; s7 += a * packed[w + 7];
+      }
+      storeTile(out, r * outDim + c0, bias, c0, lo, hi, gelu, s0, s1, s2, s3, s4, s5, s6, s7);
+    }
+  }
+}
+
+/** Writes columns [lo, hi) of one 8-wide tile row: sum + bias, then GELU if asked. */
+function storeTile(
+  out: Float32Array, at: number, bias: Float32Array, c0: number, lo: number, hi: number, gelu: boolean,
+  t0: number, t1: number, t2: number, t3: number, t4: number, t5: number, t6: number, t7: number,
+): void {
+  if (lo === 0 && hi === PANEL) {
+    if (gelu) {
+      out[at] = geluScalar(Math.fround(t0 + bias[c0])); out[at + 1] = geluScalar(Math.fround(t1 + bias[c0 + 1]));
+      out[at + 2] = geluScalar(Math.fround(t2 + bias[c0 + 2])); out[at + 3] = geluScalar(Math.fround(t3 + bias[c0 + 3]));
+      out[at + 4] = geluScalar(Math.fround(t4 + bias[c0 + 4])); out[at + 5] = geluScalar(Math.fround(t5 + bias[c0 + 5]));
+      out[at + 6] = geluScalar(Math.fround(t6 + bias[c0 + 6])); out[at + 7] = geluScalar(Math.fround(t7 + bias[c0 + 7]));
+    } else {
+      out[at] = t0 + bias[c0]; out[at + 1] = t1 + bias[c0 + 1]; out[at + 2] = t2 + bias[c0 + 2]; out[at + 3] = t3 + bias[c0 + 3];
+      out[at + 4] = t4 + bias[c0 + 4]; out[at + 5] = t5 + bias[c0 + 5]; out[at + 6] = t6 + bias[c0 + 6]; out[at + 7] = t7 + bias[c0 + 7];
+    }
+    return;
+  }
+  const t = [t0, t1, t2, t3, t4, t5, t6, t7];
+  for (let j = lo; j < hi; j++) {
+    const v = Math.fround(t[j] + bias[c0 + j]);
+    out[at + j] = gelu ? geluScalar(v) : v;
+  }
+}

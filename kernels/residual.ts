@@ -1,0 +1,11 @@
+/** The residual connection: out = a + b, element-wise. */
+
+/** a, b and out are (n). */
+export function residualReference(out: Float32Array, a: Float32Array, b: Float32Array, n: number): void {
+  for (let i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+/** Same, over [start, end); out may alias a or b. */
+export function residual(out: Float32Array, a: Float32Array, b: Float32Array, start: number, end: number): void {
+  for (let i = start; i < end; i++) out[i] = a[i] + b[i];
+}

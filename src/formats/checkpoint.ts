@@ -1,0 +1,143 @@
+/**
+ * Finds and loads a model's weights from a folder (or one file), whatever format Hugging Face
+ * saved them in. A folder is looked at in the order transformers prefers:
+ *   model.safetensors, model.safetensors.index.json (+ shards),
+ *   pytorch_model.bin, pytorch_model.bin.index.json (+ shards).
+ * Index files are checked before any shard is read: `weight_map` must map each tensor name to a
+ * plain file name in the same folder (no paths, no `..`), each shard must exist, and each tensor
+ * listed must be found in its shard.
+ */
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { FormatError } from "../errors.js";
+import type { RawTensor } from "../tensor.js";
+import { readPytorchCheckpoint } from "./pytorch.js";
+import { readSafetensors } from "./safetensors.js";
+
+export type CheckpointFormat = "safetensors" | "pytorch";
+
+export interface Checkpoint {
+  format: CheckpointFormat;
+  /** The files read, in order (the index file first when there is one). */
+  files: string[];
+  tensors: Map<string, RawTensor>;
+  /** safetensors `__metadata__` (of the first shard when sharded). */
+  metadata?: Record<string, string>;
+}
+
+const CANDIDATES: [string, CheckpointFormat, boolean][] = [
+  ["model.safetensors", "safetensors", false],
+  ["model.safetensors.index.json", "safetensors", true],
+  ["pytorch_model.bin", "pytorch", false],
+  ["pytorch_model.bin.index.json", "pytorch", true],
+];
+
+/** Loads the checkpoint in a model folder, or the single checkpoint or index file `path` names. */
+export function loadCheckpoint(path: string): Checkpoint {
+  let isDir: boolean;
+  try {
+    isDir = statSync(path).isDirectory();
+  } catch (e) {
+    throw new FormatError(path, `cannot open: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  if (isDir) {
+    for (const [name, format, index] of CANDIDATES) {
+      const file = join(path, name);
+      if (existsSync(file)) return index ? loadIndexed(file, format) : loadFile(file, format);
+    }
+    throw new FormatError(path, `no checkpoint found: looked for ${CANDIDATES.map((c) => c[0]).join(", ")}`);
+  }
+  const format = guessFormat(path);
+  return path.endsWith(".index.json") ? loadIndexed(path, format) : loadFile(path, format);
+}
+
+/** By name first (`.safetensors`, `.bin`, `.pt`, `.pth`), else by the first bytes. */
+function guessFormat(file: string): CheckpointFormat {
+  const name = basename(file).replace(/\.index\.json$/, "");
+  if (name.endsWith(".safetensors")) return "safetensors";
+  if (/\.(bin|pt|pth|ckpt)$/.test(name)) return "pytorch";
+  if (file.endsWith(".index.json")) throw new FormatError(file, "index file name should end in .safetensors.index.json or .bin.index.json");
+  const head = new Uint8Array(4);
+  const fd = openSync(file, "r");
+  try {
+    readSync(fd, head, 0, 4, 0);
+  } finally {
+    closeSync(fd);
+  }
+  // "PK\x03\x04" (zip, torch ≥ 1.6) or PROTO 2 (legacy torch pickle); anything else is tried as safetensors.
+  return (head[0] === 0x50 && head[1] === 0x4b) || head[0] === 0x80 ? "pytorch" : "safetensors";
+}
+
+function readOne(file: string, format: CheckpointFormat): { tensors: Map<string, RawTensor>; metadata?: Record<string, string> } {
+  return format === "safetensors" ? readSafetensors(file) : { tensors: readPytorchCheckpoint(file) };
+}
+
+function loadFile(file: string, format: CheckpointFormat): Checkpoint {
+  const { tensors, metadata } = readOne(file, format);
+  return metadata ? { format, files: [file], tensors, metadata } : { format, files: [file], tensors };
+}
+
+/** Validates an index file's weight_map; returns shard file name → tensor names, in first-seen order. */
+export function parseIndex(indexFile: string, text: string): Map<string, string[]> {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new FormatError(indexFile, `not valid JSON (${(e as Error).message})`);
+  }
+  const weightMap = (json as { weight_map?: unknown } | null)?.weight_map;
+  if (typeof weightMap !== "object" || weightMap === null || Array.isArray(weightMap)) {
+    throw new FormatError(indexFile, "has no weight_map object (tensor name → shard file)");
+  }
+  const shards = new Map<string, string[]>();
+  for (const [tensor, shard] of Object.entries(weightMap as Record<string, unknown>)) {
+    if (typeof shard !== "string") throw new FormatError(indexFile, `weight_map entry ${tensor} is not a file name`);
+    if (!isPlainFileName(shard)) {
+      throw new FormatError(indexFile, `weight_map entry ${tensor} names shard ${JSON.stringify(shard)}, which is not a plain file name in the checkpoint's folder`);
+    }
+    const names = shards.get(shard);
+    if (names) names.push(tensor);
+    else shards.set(shard, [tensor]);
+  }
+  if (shards.size === 0) throw new FormatError(indexFile, "weight_map is empty");
+  return shards;
+}
+
+function isPlainFileName(name: string): boolean {
+  return name.length > 0 && name !== "." && name !== ".." && !/[/\\\0]/.test(name) && !/^[A-Za-z]:/.test(name);
+}
+
+function loadIndexed(indexFile: string, format: CheckpointFormat): Checkpoint {
+  let text: string;
+  try {
+    text = readFileSync(indexFile, "utf8");
+  } catch (e) {
+    throw new FormatError(indexFile, `cannot open: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  const shards = parseIndex(indexFile, text);
+  const folder = dirname(indexFile);
+  for (const shard of shards.keys()) {
+    if (!existsSync(join(folder, shard))) throw new FormatError(indexFile, `weight_map names shard ${shard}, which does not exist in ${folder}`);
+  }
+
+  const files = [indexFile];
+  const tensors = new Map<string, RawTensor>();
+  const owner = new Map<string, string>();
+  let metadata: Record<string, string> | undefined;
+  for (const [shard, names] of shards) {
+    const file = join(folder, shard);
+    const part = readOne(file, format);
+    files.push(file);
+    metadata ??= part.metadata;
+    for (const name of names) {
+      if (!part.tensors.has(name)) throw new FormatError(indexFile, `weight_map puts tensor ${name} in ${shard}, which does not contain it`);
+    }
+    for (const [name, t] of part.tensors) {
+      const first = owner.get(name);
+      if (first !== undefined) throw new FormatError(file, `tensor ${name} is also in shard ${first}`);
+      owner.set(name, shard);
+      tensors.set(name, t);
+    }
+  }
+  return metadata ? { format, files, tensors, metadata } : { format, files, tensors };
+}

@@ -1,0 +1,379 @@
+/**
+ * Reader for PyTorch `.bin` / `.pt` state dicts, without Python and without evaluating anything.
+ *
+ * The torch ≥ 1.6 format is a ZIP archive:
+ *   <archive>/data.pkl      the pickled state dict; each tensor is a call to
+ *                           torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...)
+ *                           whose storage is a persistent id ('storage', torch.FloatStorage, key, location, numel)
+ *   <archive>/data/<key>    the raw bytes of storage <key> (little-endian, C order)
+ *   <archive>/byteorder     "little" or "big" (torch ≥ 2.1; absent means little)
+ * The legacy (pre-1.6) format is four pickles in a row (magic number, protocol version, system
+ * info, the state dict), a pickled list of storage keys, then each storage as an int64 element
+ * count followed by its bytes.
+ *
+ * The pickle runs on `pickle.ts`'s machine with the allowlist below; every other global is refused.
+ * Tensors are checked against their storage (offset + extent ≤ numel); contiguous ones are views
+ * of the file's bytes, strided ones are copied out in C order.
+ */
+import { readFileSync } from "node:fs";
+import { FormatError, UnsafeFileError } from "../errors.js";
+import { DTYPE_BYTES, elementCount, type DType, type RawTensor } from "../tensor.js";
+import { describe, isPickleCallable, isTuple, loadPickle, type PickleCallable } from "./pickle.js";
+import { isZip, readZip } from "./zip.js";
+
+/** torch.<Name>Storage → dtype. */
+const STORAGE_DTYPES: Record<string, DType> = {
+  FloatStorage: "F32", HalfStorage: "F16", BFloat16Storage: "BF16", DoubleStorage: "F64",
+  LongStorage: "I64", IntStorage: "I32", ShortStorage: "I16", CharStorage: "I8",
+  ByteStorage: "U8", BoolStorage: "BOOL",
+};
+
+/** torch.<dtype> objects, as a newer torch may pickle them (`torch.float16` → GLOBAL torch float16). */
+const TORCH_DTYPES: Record<string, DType> = {
+  float32: "F32", float: "F32", float16: "F16", half: "F16", bfloat16: "BF16", float64: "F64", double: "F64",
+  int64: "I64", long: "I64", int32: "I32", int: "I32", int16: "I16", short: "I16", int8: "I8",
+  uint8: "U8", bool: "BOOL",
+};
+
+/** Materialized (strided) tensors larger than this are refused: a zero stride can make a small storage look huge. */
+const MAX_MATERIALIZED_BYTES = 2 ** 32;
+
+const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
+
+// ---- the objects the allowlisted globals produce ----
+
+/** A storage class global such as torch.FloatStorage; torch.UntypedStorage holds bytes (U8). */
+class StorageType {
+  constructor(readonly qualname: string, readonly dtype: DType) {}
+}
+
+/** A torch dtype object (torch.float16). */
+class TorchDType {
+  constructor(readonly dtype: DType) {}
+}
+
+/** A type marker for _rebuild_from_type_v2 (torch.Tensor, torch.nn.parameter.Parameter). */
+class TensorType {
+  constructor(readonly qualname: string) {}
+}
+
+/** One storage: its bytes are known at once in the zip format, after the pickle in the legacy one. */
+class Storage {
+  bytes: Uint8Array | undefined;
+  constructor(readonly key: string, readonly dtype: DType, readonly numel: number) {}
+}
+
+/** A tensor as the pickle describes it; checked and turned into a RawTensor once storages are filled. */
+class TensorRef {
+  constructor(
+    readonly storage: Storage,
+    readonly offset: number,
+    readonly size: number[],
+    readonly stride: number[],
+  ) {}
+}
+
+function callable(qualname: string, call: (args: readonly unknown[]) => unknown): PickleCallable {
+  return { qualname, call };
+}
+
+/**
+ * The allowlist: every global a state dict saved by torch may name. Anything else — os.system,
+ * builtins.eval, a model class from __main__ — is refused by the pickle machine.
+ */
+function findGlobal(file: string, module: string, name: string): unknown {
+  const arg = (args: readonly unknown[], i: number, fn: string): unknown => {
+    if (i >= args.length) throw new FormatError(file, `${fn} called with ${args.length} arguments, expected at least ${i + 1}`);
+    return args[i];
+  };
+  const tensorArg = (args: readonly unknown[], fn: string): TensorRef => {
+    const t = arg(args, 0, fn);
+    if (!(t instanceof TensorRef)) throw new FormatError(file, `${fn} expects a tensor, got ${describe(t)}`);
+    return t;
+  };
+  const q = `${module}.${name}`;
+  switch (q) {
+    case "collections.OrderedDict":
+      return callable(q, (args) => {
+        const d = new Map<unknown, unknown>();
+        if (args.length === 0) return d;
+        const items = args[0];
+        if (args.length > 1 || !Array.isArray(items)) throw new FormatError(file, `collections.OrderedDict called with unexpected arguments`);
+        for (const kv of items) {
+          if (!Array.isArray(kv) || kv.length !== 2) throw new FormatError(file, "collections.OrderedDict item is not a (key, value) pair");
+          d.set(kv[0], kv[1]);
+        }
+        return d;
+      });
+    case "torch._utils._rebuild_tensor":
+    case "torch._utils._rebuild_tensor_v2":
+      // (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata]): only the first four matter.
+      return callable(q, (args) => rebuildTensor(file, q, args));
+    case "torch._utils._rebuild_parameter":
+    case "torch._utils._rebuild_parameter_with_state":
+      // (data, requires_grad, backward_hooks[, state]): a Parameter is its data for our purposes.
+      return callable(q, (args) => tensorArg(args, q));
+    case "torch._tensor._rebuild_from_type_v2":
+      // (func, type, args, state): a tensor subclass wrapper; only plain Tensor/Parameter types are accepted.
+      return callable(q, (args) => {
+        const [func, type, inner] = [arg(args, 0, q), arg(args, 1, q), arg(args, 2, q)];
+        if (!(type instanceof TensorType)) throw new FormatError(file, `${q}: unsupported tensor type ${describe(type)}`);
+        if (!isPickleCallable(func) || !isTuple(inner)) throw new FormatError(file, `${q} called with unexpected arguments`);
+        return func.call(inner);
+      });
+    case "torch.Tensor":
+    case "torch.nn.parameter.Parameter":
+      return new TensorType(q);
+    case "torch.UntypedStorage":
+    case "torch.storage.UntypedStorage":
+      return new StorageType(q, "U8");
+  }
+  if (module === "torch") {
+    if (Object.prototype.hasOwnProperty.call(STORAGE_DTYPES, name)) return new StorageType(q, STORAGE_DTYPES[name]);
+    if (Object.prototype.hasOwnProperty.call(TORCH_DTYPES, name)) return new TorchDType(TORCH_DTYPES[name]);
+    if (name.endsWith("Storage")) throw new UnsafeFileError(file, `checkpoint uses storage type ${q}, whose dtype is not supported (supported: ${Object.keys(STORAGE_DTYPES).join(", ")})`);
+  }
+  return undefined;
+}
+
+function index(file: string, v: unknown, what: string): number {
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) {
+    throw new FormatError(file, `${what} must be a non-negative integer, found ${typeof v === "number" || typeof v === "bigint" ? String(v) : describe(v)}`);
+  }
+  return v;
+}
+
+function indexTuple(file: string, v: unknown, what: string): number[] {
+  if (!Array.isArray(v)) throw new FormatError(file, `${what} must be a tuple of integers, found ${describe(v)}`);
+  return v.map((x, i) => index(file, x, `${what}[${i}]`));
+}
+
+function rebuildTensor(file: string, fn: string, args: readonly unknown[]): TensorRef {
+  if (args.length < 4) throw new FormatError(file, `${fn} called with ${args.length} arguments, expected at least 4`);
+  const [storage, offset, size, stride] = args;
+  if (!(storage instanceof Storage)) throw new FormatError(file, `${fn}: first argument must be a storage, found ${describe(storage)}`);
+  const shape = indexTuple(file, size, `${fn} size`);
+  const strides = indexTuple(file, stride, `${fn} stride`);
+  if (shape.length !== strides.length) {
+    throw new FormatError(file, `${fn}: size [${shape.join(", ")}] and stride [${strides.join(", ")}] have different lengths`);
+  }
+  return new TensorRef(storage, index(file, offset, `${fn} storage offset`), shape, strides);
+}
+
+/** Checks a tensor against its storage and returns its bytes: a view when contiguous, a C-order copy when strided. */
+function materialize(file: string, name: string, t: TensorRef): RawTensor {
+  const { storage, offset, size, stride } = t;
+  const dtype = storage.dtype;
+  const item = DTYPE_BYTES[dtype];
+  const where = `tensor ${name} (shape [${size.join(", ")}], stride [${stride.join(", ")}], storage offset ${offset})`;
+  if (!storage.bytes) throw new FormatError(file, `${where}: storage ${storage.key} has no data`);
+  const numel = elementCount(size);
+  if (numel === 0) return { dtype, shape: size, bytes: storage.bytes.subarray(0, 0) };
+  let last = offset;
+  for (let d = 0; d < size.length; d++) last += (size[d] - 1) * stride[d];
+  if (last >= storage.numel) {
+    throw new FormatError(file, `${where} reaches element ${last} of storage ${storage.key}, which has only ${storage.numel} elements`);
+  }
+  const contiguous = isContiguous(size, stride);
+  if (contiguous) {
+    return { dtype, shape: size, bytes: storage.bytes.subarray(offset * item, (offset + numel) * item) };
+  }
+  if (!Number.isSafeInteger(numel * item) || numel * item > MAX_MATERIALIZED_BYTES) {
+    throw new FormatError(file, `${where} would need ${numel * item} bytes when copied out of its storage; refusing`);
+  }
+  return { dtype, shape: size, bytes: gather(storage.bytes, item, offset, size, stride, numel) };
+}
+
+/** C-order strides, ignoring dimensions of size 1 (their stride is meaningless). */
+function isContiguous(size: number[], stride: number[]): boolean {
+  let expect = 1;
+  for (let d = size.length - 1; d >= 0; d--) {
+    if (size[d] !== 1 && stride[d] !== expect) return false;
+    expect *= size[d];
+  }
+  return true;
+}
+
+/** Copies a strided tensor out of its storage in C order: out[i0,..,ik] = src[offset + Σ i_d·stride_d]. */
+function gather(src: Uint8Array, item: number, offset: number, size: number[], stride: number[], numel: number): Uint8Array {
+  const out = new Uint8Array(numel * item);
+  const nd = size.length;
+  const inner = size[nd - 1];
+  const innerStride = stride[nd - 1] * item;
+  const counter = new Array<number>(nd - 1).fill(0);
+  let base = offset * item; // byte offset of the current row's first element
+  let o = 0;
+  for (let row = 0; row < numel / inner; row++) {
+    if (innerStride === item) {
+      out.set(src.subarray(base, base + inner * item), o);
+      o += inner * item;
+    } else {
+      for (let j = 0, s = base; j < inner; j++, s += innerStride) {
+        for (let b = 0; b < item; b++) out[o++] = src[s + b];
+      }
+    }
+    // advance the outer index like an odometer
+    for (let d = nd - 2; d >= 0; d--) {
+      base += stride[d] * item;
+      if (++counter[d] < size[d]) break;
+      base -= size[d] * stride[d] * item;
+      counter[d] = 0;
+    }
+  }
+  return out;
+}
+
+/**
+ * The tensors of a pickled checkpoint's top level: a dict of tensors, or one wrapped as
+ * {"state_dict": ...} or {"model": ...} (training scripts save those).
+ */
+function stateDict(file: string, top: unknown): Map<string, TensorRef> {
+  if (top instanceof Map && ![...top.values()].every((v) => v instanceof TensorRef)) {
+    const wrapped = [top.get("state_dict"), top.get("model")].find((v) => v instanceof Map);
+    if (wrapped) top = wrapped; // one level only: {"state_dict": {...}, "epoch": 3, ...}
+  }
+  if (!(top instanceof Map)) {
+    throw new FormatError(file, `checkpoint holds ${describe(top)}, not a dict of tensors (save one with torch.save(model.state_dict(), path))`);
+  }
+  const out = new Map<string, TensorRef>();
+  for (const [k, v] of top) {
+    if (typeof k !== "string") throw new FormatError(file, `checkpoint dict has a key that is ${describe(k)}, expected tensor names`);
+    if (!(v instanceof TensorRef)) {
+      throw new FormatError(file, `checkpoint entry ${k} is ${describe(v)}, not a tensor; expected a state dict (a dict of tensor name → tensor)`);
+    }
+    out.set(k, v);
+  }
+  return out;
+}
+
+function persistentId(file: string, pid: unknown, legacy: boolean): { key: string; type: StorageType; numel: number } {
+  const want = legacy ? 6 : 5;
+  if (!isTuple(pid) || pid.length !== want || pid[0] !== "storage") {
+    throw new FormatError(file, `pickle persistent id is ${describe(pid)}, expected ('storage', type, key, location, numel${legacy ? ", view" : ""})`);
+  }
+  const [, type, key, , numel] = pid;
+  if (!(type instanceof StorageType)) throw new FormatError(file, `persistent id names storage type ${describe(type)}`);
+  if (typeof key !== "string") throw new FormatError(file, `persistent id has storage key ${describe(key)}, expected a string`);
+  if (legacy && pid[5] !== null) throw new FormatError(file, `storage ${key} is a storage view, which legacy checkpoints from very old torch versions use; re-save the file with a current torch`);
+  return { key, type, numel: index(file, numel, `element count of storage ${key}`) };
+}
+
+function resolve(file: string, refs: Map<string, TensorRef>): Map<string, RawTensor> {
+  const out = new Map<string, RawTensor>();
+  const done = new Map<TensorRef, RawTensor>(); // tied weights: one TensorRef under two names
+  for (const [name, ref] of refs) {
+    let t = done.get(ref);
+    if (!t) {
+      t = materialize(file, name, ref);
+      done.set(ref, t);
+    }
+    out.set(name, t);
+  }
+  return out;
+}
+
+// ---- the two container formats ----
+
+function readZipCheckpoint(file: string, bytes: Uint8Array): Map<string, RawTensor> {
+  const zip = readZip(file, bytes);
+  const pkls = zip.names().filter((n) => /^[^/]+\/data\.pkl$/.test(n));
+  if (pkls.length !== 1) {
+    throw new FormatError(file, pkls.length === 0
+      ? "zip archive has no <archive>/data.pkl record: not a PyTorch checkpoint (TorchScript and other archives are not supported)"
+      : `zip archive has ${pkls.length} data.pkl records (${pkls.join(", ")})`);
+  }
+  const prefix = pkls[0].slice(0, -"data.pkl".length);
+  if (zip.has(`${prefix}byteorder`)) {
+    const order = Buffer.from(zip.read(`${prefix}byteorder`)).toString("latin1");
+    if (order !== "little") throw new FormatError(file, `checkpoint byte order is ${JSON.stringify(order)}; only little-endian checkpoints are supported`);
+  }
+  const storages = new Map<string, Storage>();
+  const persistentLoad = (pid: unknown): Storage => {
+    const { key, type, numel } = persistentId(file, pid, false);
+    const seen = storages.get(key);
+    if (seen) {
+      if (seen.dtype !== type.dtype || seen.numel !== numel) throw new FormatError(file, `storage ${key} is referenced with two different types or sizes`);
+      return seen;
+    }
+    const record = `${prefix}data/${key}`;
+    if (!zip.has(record)) throw new FormatError(file, `storage ${key} has no record ${record} in the archive`);
+    const data = zip.read(record);
+    const need = numel * DTYPE_BYTES[type.dtype];
+    if (need > data.length) {
+      throw new FormatError(file, `storage ${key} declares ${numel} ${type.dtype} elements (${need} bytes) but record ${record} holds ${data.length} bytes`);
+    }
+    const s = new Storage(key, type.dtype, numel);
+    s.bytes = data.subarray(0, need);
+    storages.set(key, s);
+    return s;
+  };
+  const pkl = zip.read(pkls[0]);
+  const { value } = loadPickle(file, pkl, { findGlobal: (m, n) => findGlobal(file, m, n), persistentLoad });
+  return resolve(file, stateDict(file, value));
+}
+
+/** Legacy files start with a pickled magic number: PROTO 2, LONG1 of 10 bytes. */
+function isLegacy(bytes: Uint8Array): boolean {
+  return bytes.length >= 4 && bytes[0] === 0x80 && bytes[2] === 0x8a && bytes[3] === 0x0a;
+}
+
+function readLegacyCheckpoint(file: string, bytes: Uint8Array): Map<string, RawTensor> {
+  const plain = { findGlobal: () => undefined };
+  const magic = loadPickle(file, bytes, plain, 0);
+  if (magic.value !== LEGACY_MAGIC) throw new FormatError(file, "not a PyTorch checkpoint: pickle stream without the legacy magic number");
+  const version = loadPickle(file, bytes, plain, magic.end);
+  if (version.value !== 1001) throw new FormatError(file, `legacy PyTorch checkpoint has protocol version ${String(version.value)}, expected 1001`);
+  const sysInfo = loadPickle(file, bytes, plain, version.end);
+  if (!(sysInfo.value instanceof Map) || sysInfo.value.get("little_endian") !== true) {
+    throw new FormatError(file, "legacy PyTorch checkpoint was written on a big-endian machine (or has no system info); re-save it with a current torch on a little-endian machine");
+  }
+
+  const storages = new Map<string, Storage>();
+  const persistentLoad = (pid: unknown): Storage => {
+    const { key, type, numel } = persistentId(file, pid, true);
+    const seen = storages.get(key);
+    if (seen) return seen;
+    const s = new Storage(key, type.dtype, numel);
+    storages.set(key, s);
+    return s;
+  };
+  const main = loadPickle(file, bytes, { findGlobal: (m, n) => findGlobal(file, m, n), persistentLoad }, sysInfo.end);
+  const refs = stateDict(file, main.value);
+  const keys = loadPickle(file, bytes, plain, main.end);
+  if (!Array.isArray(keys.value)) throw new FormatError(file, "legacy PyTorch checkpoint: storage key list is missing");
+
+  // Storages follow in the order of the key list: int64 element count, then the bytes.
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let pos = keys.end;
+  for (const key of keys.value) {
+    const s = typeof key === "string" ? storages.get(key) : undefined;
+    if (!s) throw new FormatError(file, `legacy checkpoint lists storage ${String(key)}, which the state dict never uses`);
+    if (pos + 8 > bytes.length) throw new FormatError(file, `legacy checkpoint is truncated before storage ${key}`);
+    const count = view.getBigInt64(pos, true);
+    if (count !== BigInt(s.numel)) throw new FormatError(file, `storage ${key} holds ${count} elements, its persistent id says ${s.numel}`);
+    const n = s.numel * DTYPE_BYTES[s.dtype];
+    pos += 8;
+    if (pos + n > bytes.length) throw new FormatError(file, `legacy checkpoint is truncated inside storage ${key} (needs ${n} bytes at offset ${pos}, the file has ${bytes.length})`);
+    s.bytes = bytes.subarray(pos, pos + n);
+    pos += n;
+  }
+  return resolve(file, refs);
+}
+
+/**
+ * Reads a PyTorch state dict (`pytorch_model.bin`): the torch ≥ 1.6 ZIP format or the legacy
+ * pickle-stream format. Pass `bytes` if the file is already in memory; `file` then only names it
+ * in errors. Tensor bytes are views of that buffer where the tensor is contiguous.
+ */
+export function readPytorchCheckpoint(file: string, bytes?: Uint8Array): Map<string, RawTensor> {
+  if (bytes === undefined) {
+    try {
+      bytes = readFileSync(file);
+    } catch (e) {
+      throw new FormatError(file, `cannot open: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
+  if (isZip(bytes)) return readZipCheckpoint(file, bytes);
+  if (isLegacy(bytes)) return readLegacyCheckpoint(file, bytes);
+  throw new FormatError(file, "not a PyTorch checkpoint: neither a zip archive (torch ≥ 1.6) nor a legacy torch.save pickle stream");
+}

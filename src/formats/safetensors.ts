@@ -1,0 +1,186 @@
+/**
+ * Reader for `.safetensors` files: 8-byte little-endian header length N, N bytes of JSON
+ * header, then the tensor bytes. The header is validated completely before a single data byte is
+ * trusted, with the format's own rules (https://github.com/huggingface/safetensors#format):
+ *   - N ≤ 100 MB and 8 + N ≤ file size; the header is UTF-8 JSON, an object;
+ *   - each tensor has a known dtype, a shape of non-negative integers and data_offsets [b, e]
+ *     with e − b = element count × dtype size;
+ *   - sorted by offset, tensors cover the data region from 0 with no hole and no overlap, and the
+ *     last one ends exactly at the end of the file.
+ */
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { validateTensorEntry, type TensorInfo } from "@huggingface/hub";
+import { FormatError } from "../errors.js";
+import { DTYPE_BYTES, elementCount, isDType, type DType, type RawTensor, type TensorSource } from "../tensor.js";
+
+export const MAX_HEADER_BYTES = 100_000_000;
+
+export interface SafetensorsEntry {
+  dtype: DType;
+  shape: number[];
+  /** Byte range inside the data region (after the header). */
+  begin: number;
+  end: number;
+}
+
+export interface SafetensorsHeader {
+  file: string;
+  metadata: Record<string, string>;
+  /** In file order (by offset). */
+  entries: Map<string, SafetensorsEntry>;
+  /** Byte offset of the data region in the file: 8 + N. */
+  dataStart: number;
+  fileSize: number;
+}
+
+/** Parses and validates the header of a safetensors file held in `head` (at least its first 8 + N bytes). */
+export function parseSafetensorsHeader(file: string, head: Uint8Array, fileSize: number): SafetensorsHeader {
+  if (fileSize < 8 || head.length < 8) throw new FormatError(file, `not a safetensors file: ${fileSize} bytes is shorter than the 8-byte header length`);
+  const dv = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  const n = Number(dv.getBigUint64(0, true));
+  if (n > MAX_HEADER_BYTES) throw new FormatError(file, `safetensors header length ${n} exceeds the format's limit of 100 MB (corrupt or not a safetensors file)`);
+  if (8 + n > fileSize) throw new FormatError(file, `safetensors header length ${n} runs past the end of the file (${fileSize} bytes): truncated or not a safetensors file`);
+  if (head.length < 8 + n) throw new FormatError(file, `internal: header buffer too short`);
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(head.subarray(8, 8 + n));
+  } catch {
+    throw new FormatError(file, "safetensors header is not valid UTF-8");
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new FormatError(file, `safetensors header is not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) throw new FormatError(file, "safetensors header is not a JSON object");
+
+  const dataSize = fileSize - 8 - n;
+  const metadata: Record<string, string> = {};
+  const list: [string, SafetensorsEntry][] = [];
+  for (const [name, info] of Object.entries(json as Record<string, unknown>)) {
+    if (name === "__metadata__") {
+      if (typeof info !== "object" || info === null || Array.isArray(info)) throw new FormatError(file, "__metadata__ is not an object of strings");
+      for (const [k, v] of Object.entries(info)) {
+        if (typeof v !== "string") throw new FormatError(file, `__metadata__ value for "${k}" is not a string`);
+        metadata[k] = v;
+      }
+      continue;
+    }
+    list.push([name, checkEntry(file, name, info, dataSize)]);
+  }
+  list.sort((a, b) => a[1].begin - b[1].begin || a[1].end - b[1].end);
+  let expected = 0;
+  for (const [name, e] of list) {
+    if (e.begin !== expected) {
+      const what = e.begin < expected ? "overlaps the previous tensor" : `leaves a hole of ${e.begin - expected} bytes before it`;
+      throw new FormatError(file, `tensor ${name} starts at data offset ${e.begin}, which ${what} (offsets must be contiguous from 0)`);
+    }
+    expected = e.end;
+  }
+  if (expected !== dataSize) {
+    throw new FormatError(file, `tensor data ends at offset ${expected} but the file has ${dataSize} data bytes after the header (truncated, or trailing bytes)`);
+  }
+  return { file, metadata, entries: new Map(list), dataStart: 8 + n, fileSize };
+}
+
+function checkEntry(file: string, name: string, info: unknown, dataSize: number): SafetensorsEntry {
+  if (typeof info !== "object" || info === null || Array.isArray(info)) throw new FormatError(file, `tensor ${name}: header entry is not an object`);
+  const { dtype, shape, data_offsets } = info as Record<string, unknown>;
+  if (!isDType(dtype)) throw new FormatError(file, `tensor ${name} has unknown or unsupported dtype ${JSON.stringify(dtype)}`);
+  try {
+    // @huggingface/hub's checks: integer dims, sane offsets, span inside the file.
+    validateTensorEntry(file, name, info as TensorInfo, dataSize);
+  } catch (e) {
+    throw new FormatError(file, `tensor ${name}: ${(e as Error).message.replace(/^Failed to parse file [^:]*: /, "")}`);
+  }
+  const dims = shape as number[];
+  const [begin, end] = data_offsets as [number, number];
+  const bytes = elementCount(dims) * DTYPE_BYTES[dtype];
+  if (end - begin !== bytes) {
+    throw new FormatError(file, `tensor ${name} has shape [${dims.join(", ")}] of ${dtype} (${bytes} bytes) but data_offsets span ${end - begin} bytes`);
+  }
+  return { dtype, shape: dims.slice(), begin, end };
+}
+
+/** Reads just the header of a safetensors file (a few KB), e.g. for `inspect`. */
+export function readSafetensorsHeader(file: string): SafetensorsHeader {
+  const fd = openFile(file);
+  try {
+    const size = fstatSync(fd).size;
+    const lenBuf = new Uint8Array(8);
+    readSync(fd, lenBuf, 0, Math.min(8, size), 0);
+    const n = size >= 8 ? Number(new DataView(lenBuf.buffer).getBigUint64(0, true)) : 0;
+    const want = n <= MAX_HEADER_BYTES && 8 + n <= size ? 8 + n : 8;
+    const head = new Uint8Array(Math.min(want, size));
+    readFully(fd, head, 0, file);
+    return parseSafetensorsHeader(file, head, size);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Reads a whole safetensors file once and returns its tensors as views into that one buffer
+ * (F32 tensors can then be used in place: the header is padded to 8 bytes by every writer we
+ * know, so the data of 4-byte types is aligned).
+ */
+export function readSafetensors(file: string): { tensors: Map<string, RawTensor>; metadata: Record<string, string> } {
+  const header = readSafetensorsHeader(file);
+  const fd = openFile(file);
+  let data: Uint8Array;
+  try {
+    data = new Uint8Array(header.fileSize - header.dataStart);
+    readFully(fd, data, header.dataStart, file);
+  } finally {
+    closeSync(fd);
+  }
+  const tensors = new Map<string, RawTensor>();
+  for (const [name, e] of header.entries) {
+    tensors.set(name, { dtype: e.dtype, shape: e.shape, bytes: data.subarray(e.begin, e.end) });
+  }
+  return { tensors, metadata: header.metadata };
+}
+
+function openFile(file: string): number {
+  try {
+    return openSync(file, "r");
+  } catch (e) {
+    throw new FormatError(file, `cannot open: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+/** Fills `into` from file position `position`; a short read means the file changed or is truncated. */
+export function readFully(fd: number, into: Uint8Array, position: number, file: string): void {
+  let done = 0;
+  while (done < into.length) {
+    const n = readSync(fd, into, done, Math.min(into.length - done, 1 << 30), position + done);
+    if (n === 0) throw new FormatError(file, `unexpected end of file at byte ${position + done} (the file changed while being read?)`);
+    done += n;
+  }
+}
+
+/**
+ * A TensorSource over one safetensors file that reads each tensor with a positional read
+ * straight into the caller's buffer (the kernels' memory for F32), so loading never holds the
+ * file and the weights at the same time. Call `close()` when done.
+ */
+export function safetensorsSource(file: string): TensorSource & { header: SafetensorsHeader; close(): void } {
+  const header = readSafetensorsHeader(file);
+  let fd: number | null = openFile(file);
+  return {
+    file,
+    header,
+    names: () => [...header.entries.keys()],
+    info: (name) => header.entries.get(name)!,
+    read(name, dst) {
+      const e = header.entries.get(name)!;
+      if (fd === null) fd = openFile(file);
+      readFully(fd, dst.subarray(0, e.end - e.begin), header.dataStart + e.begin, file);
+    },
+    close() {
+      if (fd !== null) closeSync(fd);
+      fd = null;
+    },
+  };
+}

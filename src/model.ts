@@ -1,0 +1,178 @@
+/**
+ * A loaded reward model: config + weights in kernel memory + the tokenizer rules of the model
+ * card (pad id 50256, left truncation to 256 tokens, right padding, pooling at the last
+ * non-pad token). `score` is what users call; everything below it is exported for study.
+ */
+import { existsSync, statSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { Arena } from "../kernels/arena.js";
+import type { Kernels } from "../kernels/backend.js";
+import { createTsKernels } from "../kernels/ts-backend.js";
+import { GPT2_EOS, readConfig, type GPT2Config } from "./config.js";
+import { Gpt2RewardError, InputError } from "./errors.js";
+import { openCheckpoint } from "./formats/open.js";
+import { forward, type ForwardOptions } from "./gpt2.js";
+import { scoredPosition, type PoolingRule } from "./pooling.js";
+import { serialRunner, type Runner } from "./runner.js";
+import { encodeTruncated } from "./tokenizer.js";
+import { loadWeights, type GPT2Weights, type LoadReport } from "./weights.js";
+
+export interface LoadOptions {
+  /** Called with warnings (unused tensors, NaN/Inf in weights). Default: none. */
+  onWarning?: (message: string) => void;
+}
+
+export interface ScoreOptions {
+  /** Tokens kept per text, from the end (HF truncation_side='left'). Default 256, as the model card. */
+  maxLength?: number;
+  /** Which token the score head reads. Default "last-non-pad" (current transformers). */
+  pooling?: PoolingRule;
+  /** Texts per forward pass. Default 8. */
+  batchSize?: number;
+}
+
+export interface ScoreResult {
+  /** One value per label (config num_labels / id2label). */
+  logits: number[];
+  /** Tokens the model saw (after truncation). */
+  tokens: number;
+  /** True when the text was longer than maxLength tokens and its beginning was dropped. */
+  truncated: boolean;
+}
+
+export const DEFAULT_MAX_LENGTH = 256;
+
+export class RewardModel {
+  private constructor(
+    readonly config: GPT2Config,
+    readonly weights: GPT2Weights,
+    readonly runner: Runner,
+    /** The files the model was read from. */
+    readonly files: string[],
+    readonly loadReport: LoadReport,
+  ) {}
+
+  /** Label names in logit order. */
+  get labels(): string[] {
+    return this.config.labels;
+  }
+
+  /** The id used for padding, and by the pooling rules: config pad_token_id, else 50256 (EOS). */
+  get padId(): number {
+    return this.config.pad_token_id ?? GPT2_EOS;
+  }
+
+  /**
+   * Loads a model from a folder (config.json + weights) or a weights file (config.json beside it).
+   */
+  static load(path: string, opts: LoadOptions = {}): RewardModel {
+    const { configFile, weightsPath } = locate(path);
+    const config = readConfig(configFile);
+    const kernels: Kernels = createTsKernels(new Arena());
+    const checkpoint = openCheckpoint(weightsPath);
+    let loaded: ReturnType<typeof loadWeights>;
+    try {
+      loaded = loadWeights(checkpoint.source, config, kernels);
+    } finally {
+      checkpoint.close();
+    }
+    const { weights, report } = loaded;
+    if (report.unused.length > 0) {
+      opts.onWarning?.(`${checkpoint.source.file}: ignoring ${report.unused.length} tensor(s) GPT-2 does not use: ${report.unused.slice(0, 5).join(", ")}${report.unused.length > 5 ? ", ..." : ""}`);
+    }
+    for (const { name, count } of report.nonFinite) {
+      opts.onWarning?.(`${checkpoint.source.file}: tensor ${name} holds ${count} NaN or infinite value(s); scores may be NaN`);
+    }
+    return new RewardModel(config, weights, serialRunner(kernels), [configFile, ...checkpoint.files], report);
+  }
+
+  /** A text's ids after left truncation. Throws InputError for an empty text. */
+  tokenize(text: string, maxLength = DEFAULT_MAX_LENGTH): { ids: number[]; truncated: boolean } {
+    this.checkMaxLength(maxLength);
+    const t = encodeTruncated(text, maxLength);
+    if (t.ids.length === 0) throw new InputError("empty text: it has no tokens to score");
+    return t;
+  }
+
+  /** Scores texts; results in input order. Throws InputError naming the first bad text. */
+  score(texts: string[], opts: ScoreOptions = {}): ScoreResult[] {
+    const maxLength = opts.maxLength ?? DEFAULT_MAX_LENGTH;
+    const items = texts.map((text, i) => {
+      try {
+        return this.tokenize(text, maxLength);
+      } catch (e) {
+        if (e instanceof InputError) throw new InputError(`text ${i}: ${e.message}`);
+        throw e;
+      }
+    });
+    return this.scoreTokenized(items, opts);
+  }
+
+  /** Scores pre-tokenized texts (ids are left-truncated to maxLength like texts). */
+  scoreIds(idLists: number[][], opts: ScoreOptions = {}): ScoreResult[] {
+    const maxLength = opts.maxLength ?? DEFAULT_MAX_LENGTH;
+    this.checkMaxLength(maxLength);
+    const items = idLists.map((ids, i) => {
+      const problem = this.checkIds(ids);
+      if (problem) throw new InputError(`ids ${i}: ${problem}`);
+      return ids.length > maxLength ? { ids: ids.slice(ids.length - maxLength), truncated: true } : { ids: ids.slice(), truncated: false };
+    });
+    return this.scoreTokenized(items, opts);
+  }
+
+  /** Why a list of ids cannot be scored, or null if it can. */
+  checkIds(ids: unknown): string | null {
+    if (!Array.isArray(ids)) return "ids must be an array of integers";
+    if (ids.length === 0) return "empty list of ids: nothing to score";
+    for (const id of ids) {
+      if (typeof id !== "number" || !Number.isInteger(id) || id < 0 || id >= this.config.vocab_size) {
+        return `id ${JSON.stringify(id)} is outside the vocabulary (0 to ${this.config.vocab_size - 1})`;
+      }
+    }
+    return null;
+  }
+
+  /** Scores already-truncated id lists in batches of batchSize. */
+  scoreTokenized(items: { ids: number[]; truncated: boolean }[], opts: ScoreOptions = {}, fwd: ForwardOptions = {}): ScoreResult[] {
+    const pooling = opts.pooling ?? "last-non-pad";
+    const batchSize = opts.batchSize ?? 8;
+    if (!Number.isInteger(batchSize) || batchSize < 1) throw new Gpt2RewardError(`batch size must be a positive integer, got ${batchSize}`);
+    const results: ScoreResult[] = [];
+    for (let b = 0; b < items.length; b += batchSize) {
+      const batch = items.slice(b, b + batchSize);
+      for (const it of batch) {
+        if (it.ids.length === 0) throw new InputError("empty text: it has no tokens to score");
+        if (it.ids.length > this.config.n_positions) throw new InputError(`${it.ids.length} tokens exceed the model's n_positions ${this.config.n_positions}`);
+      }
+      const seqs = batch.map((it) => it.ids);
+      const scored = seqs.map((ids) => scoredPosition(ids, this.config.pad_token_id, pooling));
+      const logits = forward(this, this.runner, seqs, scored, fwd);
+      batch.forEach((it, i) => results.push({ logits: Array.from(logits[i]), tokens: it.ids.length, truncated: it.truncated }));
+    }
+    return results;
+  }
+
+  checkMaxLength(maxLength: number): void {
+    if (!Number.isInteger(maxLength) || maxLength < 1) throw new Gpt2RewardError(`max length must be a positive integer, got ${maxLength}`);
+    if (maxLength > this.config.n_positions) {
+      throw new Gpt2RewardError(`max length ${maxLength} exceeds the model's n_positions ${this.config.n_positions} (it has no position embedding beyond that)`);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.runner.close();
+  }
+}
+
+/** A folder holds config.json and the weights; a weights file has config.json beside it. */
+function locate(path: string): { configFile: string; weightsPath: string } {
+  if (!existsSync(path)) throw new Gpt2RewardError(`${path}: no such file or folder`);
+  if (statSync(path).isDirectory()) {
+    const configFile = join(path, "config.json");
+    if (!existsSync(configFile)) throw new Gpt2RewardError(`${path}: no config.json in this folder`);
+    return { configFile, weightsPath: path };
+  }
+  const configFile = join(dirname(path), "config.json");
+  if (!existsSync(configFile)) throw new Gpt2RewardError(`${path}: no config.json beside ${basename(path)}`);
+  return { configFile, weightsPath: path };
+}

@@ -1,0 +1,109 @@
+/**
+ * GPT-2 weights, named after the checkpoint keys, moved from a checkpoint into the kernels'
+ * memory: every tensor's shape is checked against the config first, and a missing or misshapen
+ * tensor is an error that names it.
+ */
+import type { Kernels, PackedLinear } from "../kernels/backend.js";
+import type { GPT2Config } from "./config.js";
+import { FormatError } from "./errors.js";
+import { DTYPE_BYTES, countNonFinite, decodeFloat32Into, elementCount, type TensorSource } from "./tensor.js";
+
+export interface LayerNormWeights {
+  weight: Float32Array; // (C)
+  bias: Float32Array; // (C)
+}
+
+export interface BlockWeights {
+  ln_1: LayerNormWeights;
+  attn: { c_attn: PackedLinear; c_proj: PackedLinear }; // (C, 3C), (C, C)
+  ln_2: LayerNormWeights;
+  mlp: { c_fc: PackedLinear; c_proj: PackedLinear }; // (C, n_inner), (n_inner, C)
+}
+
+export interface GPT2Weights {
+  wte: Float32Array; // (vocab_size, C)
+  wpe: Float32Array; // (n_positions, C)
+  h: BlockWeights[];
+  ln_f: LayerNormWeights;
+  /** The reward head, nn.Linear(C, num_labels, bias=False): (num_labels, C). */
+  score: Float32Array;
+}
+
+export interface LoadReport {
+  /** Tensors the checkpoint holds that GPT-2 does not use (besides the known attention buffers). */
+  unused: string[];
+  /** Tensors holding NaN or ±Inf, with how many such values. */
+  nonFinite: { name: string; count: number }[];
+}
+
+/** Buffers that old GPT-2 checkpoints save but that carry no weights (the causal mask and its fill value). */
+const IGNORED = /^(transformer\.)?h\.\d+\.attn\.(bias|masked_bias)$/;
+
+export function loadWeights(src: TensorSource, config: GPT2Config, kernels: Kernels): { weights: GPT2Weights; report: LoadReport } {
+  const { n_embd: C, n_inner, n_layer, vocab_size, n_positions, num_labels } = config;
+  const present = new Set(src.names());
+  const used = new Set<string>();
+  const nonFinite: LoadReport["nonFinite"] = [];
+  let scratch = new Uint8Array(0);
+
+  // HF's GPT2ForSequenceClassification saves the body under "transformer."; a bare GPT2Model
+  // checkpoint (or an export that stripped it) does not. Accept both, never a mix of the two.
+  const prefix = present.has("transformer.wte.weight") ? "transformer." : "";
+  const key = (name: string) => (name === "score.weight" ? name : prefix + name);
+
+  /** Reads tensor `name` as F32 into `dst`, after checking its shape. */
+  const readF32 = (name: string, shape: number[], dst: Float32Array): Float32Array => {
+    const k = key(name);
+    if (!present.has(k)) {
+      const hint = name === "score.weight" ? " (is this a GPT2ForSequenceClassification checkpoint? a language model has no score head)" : "";
+      throw new FormatError(src.file, `missing tensor ${k}${hint}`);
+    }
+    const info = src.info(k);
+    if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
+      throw new FormatError(src.file, `tensor ${k} has shape [${info.shape.join(", ")}], config expects [${shape.join(", ")}]`);
+    }
+    used.add(k);
+    const n = elementCount(shape);
+    const bytes = n * DTYPE_BYTES[info.dtype];
+    let bad: number;
+    if (info.dtype === "F32") {
+      // Straight into its final place: no intermediate copy of the largest tensors (wte is 154 MB).
+      src.read(k, new Uint8Array(dst.buffer, dst.byteOffset, bytes));
+      bad = countNonFinite(dst);
+    } else {
+      if (scratch.length < bytes) scratch = new Uint8Array(bytes);
+      const raw = scratch.subarray(0, bytes);
+      src.read(k, raw);
+      bad = decodeFloat32Into(dst, info.dtype, raw, src.file, k);
+    }
+    if (bad > 0) nonFinite.push({ name: k, count: bad });
+    return dst;
+  };
+  const vector = (name: string, n: number) => readF32(name, [n], kernels.alloc(n));
+  const layerNorm = (name: string): LayerNormWeights => ({ weight: vector(`${name}.weight`, C), bias: vector(`${name}.bias`, C) });
+  let staging = new Float32Array(0);
+  const linear = (name: string, inDim: number, outDim: number): PackedLinear => {
+    // Conv1D weights are read into a reusable staging buffer and packed into kernel memory.
+    if (staging.length < inDim * outDim) staging = new Float32Array(inDim * outDim);
+    const w = readF32(`${name}.weight`, [inDim, outDim], staging.subarray(0, inDim * outDim));
+    const b = readF32(`${name}.bias`, [outDim], new Float32Array(outDim));
+    return kernels.packLinear(w, b, inDim, outDim);
+  };
+
+  const wte = readF32("wte.weight", [vocab_size, C], kernels.alloc(vocab_size * C));
+  const wpe = readF32("wpe.weight", [n_positions, C], kernels.alloc(n_positions * C));
+  const h: BlockWeights[] = [];
+  for (let l = 0; l < n_layer; l++) {
+    h.push({
+      ln_1: layerNorm(`h.${l}.ln_1`),
+      attn: { c_attn: linear(`h.${l}.attn.c_attn`, C, 3 * C), c_proj: linear(`h.${l}.attn.c_proj`, C, C) },
+      ln_2: layerNorm(`h.${l}.ln_2`),
+      mlp: { c_fc: linear(`h.${l}.mlp.c_fc`, C, n_inner), c_proj: linear(`h.${l}.mlp.c_proj`, n_inner, C) },
+    });
+  }
+  const ln_f = layerNorm("ln_f");
+  const score = readF32("score.weight", [num_labels, C], kernels.alloc(num_labels * C));
+
+  const unused = [...present].filter((k) => !used.has(k) && !IGNORED.test(k));
+  return { weights: { wte, wpe, h, ln_f, score }, report: { unused, nonFinite } };
+}
