@@ -24,6 +24,9 @@ import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { parseSafetensorsMetadata, SafetensorParseError } from "@huggingface/hub";
 import { FormatError, Gpt2RewardError } from "./errors.js";
+import { parseIndex } from "./formats/checkpoint.js";
+import { WEIGHT_FILES } from "./formats/open.js";
+import { readSafetensorsHeader } from "./formats/safetensors.js";
 import {
   blobPath, COMMIT_HASH, hubCacheRoot, incompletePath, isFile, isKnownMissing, linkSnapshotFile,
   markMissing, readRef, refPath, repoCacheDir, snapshotDir, snapshotPath, writeRef,
@@ -67,19 +70,10 @@ export interface HubInspection {
   parameterCount: number;
 }
 
-/** What a GPT2ForSequenceClassification checkpoint may hold its weights in, in order of preference. */
-const WEIGHT_CANDIDATES = [
-  "model.safetensors",
-  "model.safetensors.index.json",
-  "pytorch_model.bin",
-  "pytorch_model.bin.index.json",
-] as const;
-
 const DEFAULT_ENDPOINT = "https://huggingface.co";
 /** Python's default HEAD timeout (HF_HUB_ETAG_TIMEOUT): a dead network falls back to the cache quickly. */
 const DEFAULT_HEAD_TIMEOUT_S = 10;
 const MAX_RELATIVE_REDIRECTS = 10;
-const MAX_HEADER_BYTES = 100_000_000;
 
 // ---------------------------------------------------------------------------- repo ids
 
@@ -339,32 +333,14 @@ async function ensureFile(hub: Hub, commit: string, file: string, known?: Remote
   await linkSnapshotFile(hub.repoDir, commit, file, remote.etag);
 }
 
-/** The distinct shard files an index names, sorted; each must stay inside the repo. */
+/** The shard files an index names (plain file names beside it: parseIndex refuses anything else). */
 async function readShardList(path: string, name: string): Promise<string[]> {
-  let index: unknown;
-  try {
-    index = JSON.parse(await readFile(path, "utf8"));
-  } catch {
-    throw new FormatError(name, "is not valid JSON");
-  }
-  const map = (index as { weight_map?: unknown } | null)?.weight_map;
-  if (typeof map !== "object" || map === null || Array.isArray(map)) {
-    throw new FormatError(name, `has no "weight_map" object`);
-  }
-  const shards = new Set<string>();
-  for (const [tensor, shard] of Object.entries(map)) {
-    if (typeof shard !== "string" || !isSafeRelativePath(shard)) {
-      throw new FormatError(name, `weight_map["${tensor}"] is not a file inside the repo: ${JSON.stringify(shard)}`);
-    }
-    shards.add(shard);
-  }
-  if (shards.size === 0) throw new FormatError(name, "weight_map is empty");
-  return [...shards].sort();
+  return [...parseIndex(name, await readFile(path, "utf8")).keys()];
 }
 
-/** Walks WEIGHT_CANDIDATES at `commit`: cached -> use, known absent -> skip, else ask the Hub. */
+/** Walks WEIGHT_FILES at `commit`: cached -> use, known absent -> skip, else ask the Hub. */
 async function ensureWeights(hub: Hub, commit: string): Promise<string[]> {
-  for (const candidate of WEIGHT_CANDIDATES) {
+  for (const candidate of WEIGHT_FILES) {
     let remote: RemoteFile | undefined;
     if (!(await isFile(snapshotPath(hub.repoDir, commit, candidate)))) {
       if (await isKnownMissing(hub.repoDir, commit, candidate)) continue;
@@ -382,7 +358,7 @@ async function ensureWeights(hub: Hub, commit: string): Promise<string[]> {
     return [candidate, ...shards];
   }
   throw new Gpt2RewardError(
-    `${hub.repo}@${hub.revision} has no weights on ${hub.endpoint}: none of ${WEIGHT_CANDIDATES.join(", ")}`,
+    `${hub.repo}@${hub.revision} has no weights on ${hub.endpoint}: none of ${WEIGHT_FILES.join(", ")}`,
   );
 }
 
@@ -437,7 +413,7 @@ async function cachedWeights(hub: Hub, commit: string, candidates: readonly stri
 async function resolveFromCache(hub: Hub, why: string): Promise<HubModel> {
   const commit = await cachedCommit(hub, why);
   await requireCached(hub, commit, "config.json", why);
-  const weights = await cachedWeights(hub, commit, WEIGHT_CANDIDATES, why);
+  const weights = await cachedWeights(hub, commit, WEIGHT_FILES, why);
   return { dir: snapshotDir(hub.repoDir, commit), repo: hub.repo, revision: hub.revision, commit, files: ["config.json", ...weights] };
 }
 
@@ -458,42 +434,16 @@ export async function resolveHubModel(spec: string, opts: HubOptions = {}): Prom
 
 // ---------------------------------------------------------------------------- inspect
 
-/** A safetensors header: 8 bytes little-endian length, then that many bytes of JSON. */
-async function readSafetensorsHeader(path: string, name: string): Promise<Record<string, unknown>> {
-  const file = await open(path, "r");
-  try {
-    const size = (await file.stat()).size;
-    const lengthBytes = Buffer.alloc(8);
-    await file.read(lengthBytes, 0, 8, 0);
-    const length = Number(lengthBytes.readBigUInt64LE(0));
-    if (size < 8 || length > MAX_HEADER_BYTES || 8 + length > size) {
-      throw new FormatError(name, `header length ${length} does not fit a file of ${size} bytes`);
-    }
-    const json = Buffer.alloc(length);
-    await file.read(json, 0, length, 8);
-    const header: unknown = JSON.parse(json.toString("utf8"));
-    if (typeof header !== "object" || header === null || Array.isArray(header)) throw new Error();
-    return header as Record<string, unknown>;
-  } catch (err) {
-    if (err instanceof FormatError) throw err;
-    throw new FormatError(name, "header is not a JSON object");
-  } finally {
-    await file.close();
-  }
-}
+/** One safetensors file's tensors, as a header lists them. */
+type HeaderTensors = Iterable<[string, { dtype: string; shape: number[] }]>;
 
-function summarize(hub: Hub, files: string[], headers: Record<string, unknown>[]): HubInspection {
+function summarize(hub: Hub, files: string[], headers: HeaderTensors[]): HubInspection {
   const tensors: Record<string, HubTensorInfo> = {};
   let parameterCount = 0;
-  for (const [i, header] of headers.entries()) {
-    for (const [name, info] of Object.entries(header)) {
-      if (name === "__metadata__") continue;
-      const { dtype, shape } = (info ?? {}) as { dtype?: unknown; shape?: unknown };
-      if (typeof dtype !== "string" || !Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-        throw new FormatError(files[i] ?? files[0], `tensor ${name} has no valid dtype and shape`);
-      }
-      tensors[name] = { dtype, shape: shape as number[] };
-      parameterCount += (shape as number[]).reduce((n, d) => n * d, 1);
+  for (const header of headers) {
+    for (const [name, { dtype, shape }] of header) {
+      tensors[name] = { dtype, shape: [...shape] };
+      parameterCount += shape.reduce((n, d) => n * d, 1);
     }
   }
   return { repo: hub.repo, revision: hub.revision, files, tensors, parameterCount };
@@ -501,10 +451,10 @@ function summarize(hub: Hub, files: string[], headers: Record<string, unknown>[]
 
 async function inspectFromCache(hub: Hub, why: string): Promise<HubInspection> {
   const commit = await cachedCommit(hub, why);
-  const files = await cachedWeights(hub, commit, WEIGHT_CANDIDATES.slice(0, 2), why);
+  const files = await cachedWeights(hub, commit, WEIGHT_FILES.slice(0, 2), why);
   const tensorFiles = files.length === 1 ? files : files.slice(1);
-  const headers = await Promise.all(tensorFiles.map((f) => readSafetensorsHeader(snapshotPath(hub.repoDir, commit, f), f)));
-  return summarize(hub, tensorFiles, headers);
+  const headers = tensorFiles.map((f) => readSafetensorsHeader(snapshotPath(hub.repoDir, commit, f)).entries);
+  return summarize(hub, files, headers);
 }
 
 /**
@@ -543,9 +493,11 @@ export async function inspectHubModel(spec: string, opts: HubOptions = {}): Prom
       hubUrl: hub.endpoint,
       fetch: hubFetch,
     });
-    const shards = parsed.sharded ? Object.entries(parsed.headers) : [[parsed.filepaths[0], parsed.header] as const];
-    const headers = shards.map(([, header]) => header as Record<string, unknown>);
-    return { ...summarize(hub, shards.map(([file]) => file), headers), files: parsed.filepaths };
+    // The library has validated each entry (dtype, shape, offsets within the file).
+    const headers = (parsed.sharded ? Object.values(parsed.headers) : [parsed.header]).map((header) =>
+      Object.entries(header).filter(([name]) => name !== "__metadata__") as HeaderTensors,
+    );
+    return summarize(hub, parsed.filepaths, headers);
   } catch (err) {
     if (err instanceof HubUnreachable) return inspectFromCache(hub, err.message);
     if (err instanceof Gpt2RewardError) throw err;

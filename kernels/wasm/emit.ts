@@ -306,7 +306,7 @@ export class ModuleBuilder {
     return f;
   }
 
-  bytes(): Uint8Array {
+  bytes(): Uint8Array<ArrayBuffer> {
     const typeKeys = [...new Set(this.funcs.map((f) => f.typeKey()))];
     const types = typeKeys.map((k) => this.funcs.find((f) => f.typeKey() === k)!.encodeType());
     const section = (id: number, content: number[]) => [id, ...uleb(content.length), ...content];

@@ -1,0 +1,448 @@
+/**
+ * The GPT-2 kernels as one WebAssembly module, written with kernels/wasm/emit.ts at run time.
+ *
+ * Every pointer argument is a byte offset into the shared arena memory (kernels/arena.ts), every
+ * count is in elements. The arithmetic of each output element never depends on which range
+ * (columns, rows, items) a call covers, so any thread split gives the same bits:
+ *   - linear: out[r, o] = (Σ_i inp[r, i]·W[i, o], in order of i, f32) + bias[o], then gelu_new;
+ *     a column is computed by the same lane arithmetic in a full tile, a row tail or a column tail.
+ *   - layernorm: a row's sums and its normalization in f64, rounded to f32 once at the store.
+ *   - attention, residual: one call computes a whole work item / element.
+ */
+import {
+  Func, Local, ModuleBuilder, call, f32, f32Lanes, f32x4, f32x4Const, f64, f64x2, forUp, i32, i32x4,
+  i32x4Const, if_, select, set, v128, type Expr,
+} from "./emit.js";
+
+export interface KernelModuleOptions {
+  /** Output rows of the matmul register tile. */
+  tileRows: number;
+  /** Output columns of the register tile = width of a packed weight panel; a multiple of 4. */
+  tileCols: number;
+  /** How many steps of the inner (input-index) loop are written out per iteration. */
+  unroll: number;
+  /** Multiply-add with relaxed SIMD's f32x4.relaxed_madd (fused on FMA hardware). */
+  fma: boolean;
+}
+
+/**
+ * 4 rows × 8 columns: 8 f32x4 sums + 2 weight vectors + 1 broadcast input = 11 of the 16 xmm
+ * registers V8 allocates on x64, so nothing spills; each weight vector loaded is used 4 times,
+ * each input loaded 8 times. Measured against 6×8, 2×16, 3×16, 4×12, 8×4 by kernels/wasm/measure.ts.
+ */
+export const DEFAULT_OPTIONS: KernelModuleOptions = { tileRows: 4, tileCols: 8, unroll: 2, fma: false };
+
+const v4 = f32x4Const;
+const ZERO = v4(0);
+
+export function buildKernelModule(o: KernelModuleOptions = DEFAULT_OPTIONS): Uint8Array<ArrayBuffer> {
+  if (o.tileCols % 4 !== 0 || o.tileRows < 1 || o.unroll < 1) throw new Error(`bad tile ${o.tileRows}x${o.tileCols}`);
+  const m = new ModuleBuilder();
+  const exp4 = defineExp4(m);
+  const gelu4 = defineGelu4(m, exp4);
+  const tiles: Func[] = [];
+  for (let mr = 1; mr <= o.tileRows; mr++) tiles.push(defineLinearTile(m, mr, o, gelu4));
+  defineLinear(m, o, tiles);
+  defineGelu(m, gelu4);
+  defineLayernorm(m);
+  defineAttention(m, exp4);
+  defineResidual(m);
+  return m.bytes();
+}
+
+/** A SIMD module that only validates where SIMD128 (or, with `relaxed`, relaxed SIMD) is on. */
+export function simdProbe(relaxed: boolean): Uint8Array<ArrayBuffer> {
+  const m = new ModuleBuilder();
+  const f = m.func("probe", [["x", "v128"]], ["v128"], true);
+  const x = f.p("x");
+  f.define(relaxed ? f32x4.relaxed_madd(x, x, x) : f32x4.add(x, x));
+  return m.bytes();
+}
+
+// ---------------------------------------------------------------------------------------------
+// exp and gelu_new
+
+/**
+ * e^x in each lane, within ~1 ulp for x in [−87.3, 88.3] (clamped outside, where the f32 result
+ * would be 0 or ∞ anyway). Cephes' expf: x = n·ln2 + r with |r| ≤ ln2/2, ln2 split into a short
+ * head (n·LN2_HI is exact for |n| < 2^9) and a tail, e^r by its degree-7 minimax polynomial,
+ * then 2^n built from exponent bits.
+ */
+function defineExp4(m: ModuleBuilder): Func {
+  const f = m.func("exp4", [["x", "v128"]], ["v128"]);
+  const x = f.p("x");
+  const n = f.local("v128", "n");
+  const r = f.local("v128", "r");
+  const p = f.local("v128", "p");
+  const horner = (coeffs: number[]) => coeffs.slice(1).reduce<Expr>((acc, c) => f32x4.add(f32x4.mul(acc, r), v4(c)), v4(coeffs[0]));
+  return f.define(
+    // 2^n must stay a normal float: n ∈ [−126, 127].
+    set(x, f32x4.min(f32x4.max(x, v4(-87.3)), v4(88.3))),
+    set(n, f32x4.nearest(f32x4.mul(x, v4(Math.LOG2E)))),
+    set(r, f32x4.sub(f32x4.sub(x, f32x4.mul(n, v4(0.693359375))), f32x4.mul(n, v4(-2.12194440e-4)))),
+    set(p, horner([1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1])),
+    // e^r = 1 + r + r²·p
+    set(p, f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), v4(1))),
+    // 2^n: the integer n + 127 in the float's exponent field.
+    f32x4.mul(p, i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4Const(127)), i32.const(23))),
+  );
+}
+
+/**
+ * gelu_new(x) = 0.5·x·(1 + tanh(u)), u = √(2/π)·(x + 0.044715·x³), computed as x / (1 + e^(−2u)):
+ * the same function (1 + tanh u = 2/(1 + e^(−2u))), but with no 1 − 2/(…) cancellation near
+ * u = 0, and it saturates cleanly: x for large x, −0 for very negative x.
+ */
+function defineGelu4(m: ModuleBuilder, exp4: Func): Func {
+  const f = m.func("gelu4", [["x", "v128"]], ["v128"]);
+  const x = f.p("x");
+  const inner = f32x4.add(x, f32x4.mul(v4(0.044715), f32x4.mul(f32x4.mul(x, x), x)));
+  return f.define(f32x4.div(x, f32x4.add(v4(1), call(exp4, f32x4.mul(inner, v4(-2 * Math.sqrt(2 / Math.PI)))))));
+}
+
+/** out[i] = gelu_new(inp[i]), i < n. Not in the Kernels contract (linear fuses it); exported for tests. */
+function defineGelu(m: ModuleBuilder, gelu4: Func): void {
+  const f = m.func("gelu", [["out", "i32"], ["inp", "i32"], ["n", "i32"]], [], true);
+  const [out, inp, n] = f.params;
+  const i = f.local("i32", "i");
+  const at = (base: Local) => i32.add(base, i32.shl(i, i32.const(2)));
+  f.define(
+    forUp(i, i32.const(0), i32.sub(n, i32.const(3)), 4, [v128.store(at(out), call(gelu4, v128.load(at(inp))))]),
+    // The tail goes through the same lane arithmetic, one value at a time.
+    forUp(i, i, n, 1, [f32.store(at(out), f32x4.extract_lane(call(gelu4, f32x4.splat(f32.load(at(inp)))), 0))]),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// linear: out = inp · W + b (+ gelu_new)
+
+/**
+ * One register tile: `mr` rows × tileCols columns of output, summed over the whole input dimension.
+ * inp → inp[row0, 0], w → the panel (inDim, tileCols), bias → bias[col0], out → out[row0, col0];
+ * stores tile columns [lo, hi) only (the edges of a column range), all of them when lo=0, hi=tileCols.
+ *
+ * Panel layout (packLinear): the tileCols weights of input index i are adjacent, so each step
+ * loads tileCols/4 vectors in order, broadcasts one input per row, and does mr·tileCols/4
+ * vector multiply-adds into sums that live in registers for the whole loop.
+ */
+function defineLinearTile(m: ModuleBuilder, mr: number, o: KernelModuleOptions, gelu4: Func): Func {
+  const nv = o.tileCols / 4;
+  const f = m.func(`linear_tile${mr}`, [
+    ["out", "i32"], ["inp", "i32"], ["w", "i32"], ["bias", "i32"],
+    ["inDim", "i32"], ["outDim", "i32"], ["lo", "i32"], ["hi", "i32"], ["gelu", "i32"],
+  ]);
+  const [out, inp, w, bias, inDim, outDim, lo, hi, gelu] = f.params;
+  const k = f.local("i32", "k");
+  const row = Array.from({ length: mr }, (_, r) => f.local("i32", `row${r}`)); // → inp[row0 + r, k]
+  const acc = Array.from({ length: mr }, (_, r) => Array.from({ length: nv }, (_, v) => f.local("v128", `acc${r}_${v}`)));
+  const wv = Array.from({ length: nv }, (_, v) => f.local("v128", `w${v}`));
+  const x = f.local("v128", "x");
+  const val = f.local("v128", "val");
+  const outRow = f.local("i32", "outRow");
+  const full = f.local("i32", "full");
+
+  const madd = (a: Expr, b: Expr, c: Expr) => (o.fma ? f32x4.relaxed_madd(a, b, c) : f32x4.add(c, f32x4.mul(a, b)));
+  // Step `t` of an unrolled group: the pointers advance once per group, so steps use constant offsets.
+  const step = (t: number): Expr[] => [
+    ...wv.map((wvv, v) => set(wvv, v128.load(w, (t * o.tileCols + 4 * v) * 4))),
+    ...row.flatMap((rp, r) => [
+      set(x, v128.load32_splat(rp, 4 * t)),
+      ...acc[r].map((a, v) => set(a, madd(x, wv[v], a))),
+    ]),
+  ];
+  const advance = (steps: number): Expr[] => [
+    ...row.map((rp) => set(rp, i32.add(rp, i32.const(4 * steps)))),
+    set(w, i32.add(w, i32.const(4 * o.tileCols * steps))),
+  ];
+
+  const stores: Expr[] = [];
+  for (let r = 0; r < mr; r++) {
+    stores.push(set(outRow, i32.add(out, i32.shl(i32.mul(i32.const(r), outDim), i32.const(2)))));
+    for (let v = 0; v < nv; v++) {
+      const lanes: Expr[] = [0, 1, 2, 3].map((l) => {
+        const col = 4 * v + l;
+        return if_(i32.and(i32.le_s(lo, i32.const(col)), i32.gt_s(hi, i32.const(col))), [
+          f32.store(outRow, f32x4.extract_lane(val, l), 4 * col),
+        ]);
+      });
+      stores.push(
+        set(val, f32x4.add(acc[r][v], v128.load(bias, 16 * v))),
+        if_(gelu, [set(val, call(gelu4, val))]),
+        if_(full, [v128.store(outRow, val, 16 * v)], lanes),
+      );
+    }
+  }
+
+  return f.define(
+    ...row.map((rp, r) => set(rp, i32.add(inp, i32.shl(i32.mul(i32.const(r), inDim), i32.const(2))))),
+    ...acc.flat().map((a) => set(a, ZERO)),
+    // for k in 0..inDim, `unroll` steps at a time, then the remaining steps one at a time
+    forUp(k, i32.const(0), i32.sub(inDim, i32.const(o.unroll - 1)), o.unroll, [
+      ...Array.from({ length: o.unroll }, (_, t) => step(t)).flat(),
+      ...advance(o.unroll),
+    ]),
+    forUp(k, k, inDim, 1, [...step(0), ...advance(1)]),
+    set(full, i32.and(i32.eqz(lo), i32.eq(hi, i32.const(o.tileCols)))),
+    ...stores,
+  );
+}
+
+/**
+ * linear(out, inp, w, bias, rows, inDim, outDim, gelu, colStart, colEnd):
+ * out (rows, outDim), inp (rows, inDim), w packed (⌈outDim/tileCols⌉, inDim, tileCols), bias
+ * padded to a whole panel. Panel-major: one panel (768·8 floats = 24 KiB for GPT-2's 768 inputs)
+ * stays in L1 while every row tile streams past it.
+ */
+function defineLinear(m: ModuleBuilder, o: KernelModuleOptions, tiles: Func[]): void {
+  const NR = o.tileCols;
+  const MR = o.tileRows;
+  const f = m.func("linear", [
+    ["out", "i32"], ["inp", "i32"], ["w", "i32"], ["bias", "i32"], ["rows", "i32"],
+    ["inDim", "i32"], ["outDim", "i32"], ["gelu", "i32"], ["colStart", "i32"], ["colEnd", "i32"],
+  ], [], true);
+  const [out, inp, w, bias, rows, inDim, outDim, gelu, colStart, colEnd] = f.params;
+  const p = f.local("i32", "panel");
+  const c0 = f.local("i32", "c0");
+  const lo = f.local("i32", "lo");
+  const hi = f.local("i32", "hi");
+  const wp = f.local("i32", "wp");
+  const r = f.local("i32", "r");
+  const byteAt = (base: Expr, elems: Expr) => i32.add(base, i32.shl(elems, i32.const(2)));
+  const tile = (fn: Func) =>
+    call(fn, byteAt(out, i32.add(i32.mul(r, outDim), c0)), byteAt(inp, i32.mul(r, inDim)), wp, byteAt(bias, c0),
+      inDim, outDim, lo, hi, gelu);
+  f.define(
+    forUp(p, i32.div_s(colStart, i32.const(NR)), i32.div_s(i32.add(colEnd, i32.const(NR - 1)), i32.const(NR)), 1, [
+      set(c0, i32.mul(p, i32.const(NR))),
+      set(lo, i32.sub(colStart, c0)),
+      set(lo, select(lo, i32.const(0), i32.gt_s(lo, i32.const(0)))),
+      set(hi, i32.sub(colEnd, c0)),
+      set(hi, select(hi, i32.const(NR), i32.lt_s(hi, i32.const(NR)))),
+      set(wp, byteAt(w, i32.mul(p, i32.mul(inDim, i32.const(NR))))),
+      forUp(r, i32.const(0), i32.sub(rows, i32.const(MR - 1)), MR, [tile(tiles[MR - 1])]),
+      // rows % MR left over: the smaller tile of the same shape
+      ...tiles.slice(0, MR - 1).map((fn, i) => if_(i32.eq(i32.sub(rows, r), i32.const(i + 1)), [tile(fn)])),
+    ]),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// layernorm
+
+/**
+ * layernorm(out, inp, weight, bias, C, eps, rowStart, rowEnd): out, inp (rows, C); weight, bias (C).
+ * Two f64x2 lanes at a time, in double precision like the TypeScript kernel: GPT-2's residual
+ * stream has a few channels in the hundreds, and f32 sums would cost digits of the variance.
+ * It is a small share of the forward pass, so the halved SIMD width does not matter.
+ */
+function defineLayernorm(m: ModuleBuilder): void {
+  const f = m.func("layernorm", [
+    ["out", "i32"], ["inp", "i32"], ["weight", "i32"], ["bias", "i32"],
+    ["C", "i32"], ["eps", "f64"], ["rowStart", "i32"], ["rowEnd", "i32"],
+  ], [], true);
+  const [out, inp, weight, bias, C, eps, rowStart, rowEnd] = f.params;
+  const r = f.local("i32", "r");
+  const c = f.local("i32", "c");
+  const x = f.local("i32", "x");
+  const y = f.local("i32", "y");
+  const acc = f.local("v128", "acc");
+  const mean = f.local("f64", "mean");
+  const sum = f.local("f64", "sum");
+  const rstd = f.local("f64", "rstd");
+  const two = (base: Expr) => f64x2.promote_low_f32x4(v128.load64_zero(i32.add(base, i32.shl(c, i32.const(2)))));
+  const one = (base: Expr) => f64.promote_f32(f32.load(i32.add(base, i32.shl(c, i32.const(2)))));
+  const hsum = (v: Expr) => f64.add(f64x2.extract_lane(v, 0), f64x2.extract_lane(v, 1));
+  // Σ over the row of term(two values) in f64x2, plus the odd last element.
+  const rowSum = (pair: (at: Expr) => Expr, single: (at: Expr) => Expr): Expr[] => [
+    set(acc, f64x2.splat(f64.const(0))),
+    forUp(c, i32.const(0), i32.sub(C, i32.const(1)), 2, [set(acc, f64x2.add(acc, pair(x)))]),
+    set(sum, hsum(acc)),
+    forUp(c, c, C, 1, [set(sum, f64.add(sum, single(x)))]),
+  ];
+  const sq2 = (v: Expr) => f64x2.mul(v, v);
+  const C64 = f64.convert_i32_s(C);
+  f.define(
+    forUp(r, rowStart, rowEnd, 1, [
+      set(x, i32.add(inp, i32.shl(i32.mul(r, C), i32.const(2)))),
+      set(y, i32.add(out, i32.shl(i32.mul(r, C), i32.const(2)))),
+      ...rowSum(two, one),
+      set(mean, f64.div(sum, C64)),
+      // Subtract the mean before squaring: E[x²] − E[x]² cancels badly on large means.
+      ...rowSum((at) => sq2(f64x2.sub(two(at), f64x2.splat(mean))), (at) => {
+        const d = f64.sub(one(at), mean);
+        return f64.mul(d, d);
+      }),
+      set(rstd, f64.div(f64.const(1), f64.sqrt(f64.add(f64.div(sum, C64), eps)))),
+      // out = (x − mean)·rstd·weight + bias, rounded to f32 once.
+      forUp(c, i32.const(0), i32.sub(C, i32.const(1)), 2, [
+        v128.store64_lane0(i32.add(y, i32.shl(c, i32.const(2))), f32x4.demote_f64x2_zero(
+          f64x2.add(f64x2.mul(f64x2.mul(f64x2.sub(two(x), f64x2.splat(mean)), f64x2.splat(rstd)), two(weight)), two(bias)),
+        )),
+      ]),
+      forUp(c, c, C, 1, [
+        f32.store(i32.add(y, i32.shl(c, i32.const(2))), f32.demote_f64(
+          f64.add(f64.mul(f64.mul(f64.sub(one(x), mean), rstd), one(weight)), one(bias)),
+        )),
+      ]),
+    ]),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// attention
+
+/**
+ * attention(out, qkv, seqStarts, nHead, C, scratch, itemStart, itemEnd): see kernels/backend.ts.
+ * qkv (N, 3C), out (N, C), seqStarts int32 (S+1), scratch ≥ max sequence length floats.
+ * For query i of a (sequence, head) item: scores against keys 0..i (never a later or another
+ * sequence's token), softmax, then out = Σ_j p_j·v_j. Head dim D = C/nHead; any D works, the
+ * D mod 4 tail in scalar code.
+ */
+function defineAttention(m: ModuleBuilder, exp4: Func): void {
+  const f = m.func("attention", [
+    ["out", "i32"], ["qkv", "i32"], ["seqStarts", "i32"], ["nHead", "i32"], ["C", "i32"],
+    ["scratch", "i32"], ["itemStart", "i32"], ["itemEnd", "i32"],
+  ], [], true);
+  const [out, qkv, seqStarts, nHead, C, scratch, itemStart, itemEnd] = f.params;
+  const L = (t: "i32" | "f32" | "v128", n: string) => f.local(t, n);
+  const [item, s, h, start, T, D, D4, rowBytes] = ["item", "s", "h", "start", "T", "D", "D4", "rowBytes"].map((n) => L("i32", n));
+  const [qBase, kBase, vBase, oBase, i, n, q, j, d, kp, vp, sp, o] =
+    ["qBase", "kBase", "vBase", "oBase", "i", "n", "q", "j", "d", "kp", "vp", "sp", "o"].map((nm) => L("i32", nm));
+  const scale = L("f32", "scale");
+  const max = L("f32", "max");
+  const total = L("f32", "total");
+  const inv = L("f32", "inv");
+  const e = L("v128", "e");
+  const vsum = L("v128", "vsum");
+  const acc = [0, 1, 2, 3].map((a) => L("v128", `acc${a}`));
+  const tail = [0, 1, 2, 3].map((a) => L("f32", `tail${a}`));
+  const keys = [kp, L("i32", "kp1"), L("i32", "kp2"), L("i32", "kp3")]; // → k of keys j..j+3
+  const at = (base: Expr, idx: Expr) => i32.add(base, i32.shl(idx, i32.const(2)));
+
+  /**
+   * Scores of keys j..j+nk−1 (nk = 4 or 1) into scratch[j..]: nk independent dot products, so
+   * the adds of one key do not wait on another's. Each score is ((a0+a2)+(a1+a3)) + tail, with
+   * a the key's f32x4 partial sums; the 4-key version gets all four with two transposing shuffles,
+   * the 1-key version by lanes, in the same order.
+   */
+  const scores = (nk: number): Expr[] => {
+    const key = (x: number) => keys[x];
+    const body: Expr[] = [
+      ...keys.slice(1, nk).map((kx, x) => set(kx, i32.add(keys[x], rowBytes))),
+      ...acc.slice(0, nk).map((a) => set(a, ZERO)),
+      forUp(d, i32.const(0), D4, 4, [
+        set(e, v128.load(at(q, d))),
+        ...acc.slice(0, nk).map((a, x) => set(a, f32x4.add(a, f32x4.mul(e, v128.load(at(key(x), d)))))),
+      ]),
+      ...tail.slice(0, nk).map((t) => set(t, f32.const(0))),
+      forUp(d, D4, D, 1, tail.slice(0, nk).map((t, x) => set(t, f32.add(t, f32.mul(f32.load(at(q, d)), f32.load(at(key(x), d))))))),
+    ];
+    if (nk === 4) {
+      const [a, b, c, dd] = acc;
+      // (a0+a2, b0+b2, a1+a3, b1+b3) and the same for c, d; then pair them up: lane x = key x.
+      const ab = f32x4.add(v128.shuffle(a, b, f32Lanes(0, 4, 1, 5)), v128.shuffle(a, b, f32Lanes(2, 6, 3, 7)));
+      const cd = f32x4.add(v128.shuffle(c, dd, f32Lanes(0, 4, 1, 5)), v128.shuffle(c, dd, f32Lanes(2, 6, 3, 7)));
+      body.push(set(a, ab), set(b, cd));
+      const sums = f32x4.add(v128.shuffle(a, b, f32Lanes(0, 1, 4, 5)), v128.shuffle(a, b, f32Lanes(2, 3, 6, 7)));
+      const tails = f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(tail[0]), 1, tail[1]), 2, tail[2]), 3, tail[3]);
+      body.push(v128.store(at(scratch, j), f32x4.mul(f32x4.add(sums, tails), f32x4.splat(scale))));
+    } else {
+      const lane = (l: number) => f32x4.extract_lane(acc[0], l);
+      const dot = f32.add(f32.add(f32.add(lane(0), lane(2)), f32.add(lane(1), lane(3))), tail[0]);
+      body.push(f32.store(at(scratch, j), f32.mul(dot, scale)));
+    }
+    return [...body, set(kp, i32.add(kp, i32.mul(i32.const(nk), rowBytes)))];
+  };
+
+  /**
+   * out[i, d .. d+4·nv) = inv · Σ_j e_j·v_j[d ..]: nv vector sums in registers while j walks down
+   * the value rows (one load of e_j, broadcast, per nv vectors).
+   */
+  const weighted = (nv: number): Expr[] => [
+    ...acc.slice(0, nv).map((a) => set(a, ZERO)),
+    set(vp, i32.add(vBase, i32.shl(d, i32.const(2)))),
+    forUp(j, i32.const(0), n, 1, [
+      set(e, v128.load32_splat(at(scratch, j))),
+      ...acc.slice(0, nv).map((a, x) => set(a, f32x4.add(a, f32x4.mul(e, v128.load(vp, 16 * x))))),
+      set(vp, i32.add(vp, rowBytes)),
+    ]),
+    ...acc.slice(0, nv).map((a, x) => v128.store(at(o, d), f32x4.mul(a, f32x4.splat(inv)), 16 * x)),
+  ];
+
+  f.define(
+    set(D, i32.div_s(C, nHead)),
+    set(D4, i32.and(D, i32.const(~3))),
+    set(rowBytes, i32.mul(C, i32.const(12))), // one token's q|k|v row: 3C floats
+    set(scale, f32.demote_f64(f64.div(f64.const(1), f64.sqrt(f64.convert_i32_s(D))))),
+    forUp(item, itemStart, itemEnd, 1, [
+      set(s, i32.div_s(item, nHead)),
+      set(h, i32.sub(item, i32.mul(s, nHead))),
+      set(start, i32.load(at(seqStarts, s))),
+      set(T, i32.sub(i32.load(at(seqStarts, s), 4), start)),
+      set(qBase, at(qkv, i32.add(i32.mul(start, i32.mul(C, i32.const(3))), i32.mul(h, D)))),
+      set(kBase, at(qBase, C)),
+      set(vBase, at(kBase, C)),
+      set(oBase, at(out, i32.add(i32.mul(start, C), i32.mul(h, D)))),
+      forUp(i, i32.const(0), T, 1, [
+        set(n, i32.add(i, i32.const(1))), // query i sees keys 0..i
+        set(q, i32.add(qBase, i32.mul(i, rowBytes))),
+        set(o, at(oBase, i32.mul(i, C))),
+        set(kp, kBase),
+        forUp(j, i32.const(0), i32.sub(n, i32.const(3)), 4, scores(4)),
+        forUp(j, j, n, 1, scores(1)),
+
+        // softmax numerators e_j = exp(score_j − max) in place, and their total
+        set(vsum, f32x4Const(-Infinity)),
+        forUp(j, i32.const(0), i32.sub(n, i32.const(3)), 4, [set(vsum, f32x4.max(vsum, v128.load(at(scratch, j))))]),
+        set(max, f32.max(f32.max(f32x4.extract_lane(vsum, 0), f32x4.extract_lane(vsum, 1)),
+          f32.max(f32x4.extract_lane(vsum, 2), f32x4.extract_lane(vsum, 3)))),
+        forUp(j, j, n, 1, [set(max, f32.max(max, f32.load(at(scratch, j))))]),
+        set(vsum, ZERO),
+        forUp(j, i32.const(0), i32.sub(n, i32.const(3)), 4, [
+          set(sp, at(scratch, j)),
+          set(e, call(exp4, f32x4.sub(v128.load(sp), f32x4.splat(max)))),
+          v128.store(sp, e),
+          set(vsum, f32x4.add(vsum, e)),
+        ]),
+        set(total, f32.add(f32.add(f32x4.extract_lane(vsum, 0), f32x4.extract_lane(vsum, 2)),
+          f32.add(f32x4.extract_lane(vsum, 1), f32x4.extract_lane(vsum, 3)))),
+        forUp(j, j, n, 1, [
+          set(sp, at(scratch, j)),
+          set(e, call(exp4, f32x4.splat(f32.sub(f32.load(sp), max)))),
+          f32.store(sp, f32x4.extract_lane(e, 0)),
+          set(total, f32.add(total, f32x4.extract_lane(e, 0))),
+        ]),
+        set(inv, f32.div(f32.const(1), total)),
+
+        // out = inv · Σ_j e_j·v_j: 16 dims at a time, then 4, then single dims
+        forUp(d, i32.const(0), i32.sub(D, i32.const(15)), 16, weighted(4)),
+        forUp(d, d, i32.sub(D, i32.const(3)), 4, weighted(1)),
+        forUp(d, d, D, 1, [
+          set(tail[0], f32.const(0)),
+          set(vp, at(vBase, d)),
+          forUp(j, i32.const(0), n, 1, [
+            set(tail[0], f32.add(tail[0], f32.mul(f32.load(at(scratch, j)), f32.load(vp)))),
+            set(vp, i32.add(vp, rowBytes)),
+          ]),
+          f32.store(at(o, d), f32.mul(tail[0], inv)),
+        ]),
+      ]),
+    ]),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// residual
+
+/** residual(out, a, b, start, end): out[i] = a[i] + b[i] for i in [start, end); out may alias a or b. */
+function defineResidual(m: ModuleBuilder): void {
+  const f = m.func("residual", [["out", "i32"], ["a", "i32"], ["b", "i32"], ["start", "i32"], ["end", "i32"]], [], true);
+  const [out, a, b, start, end] = f.params;
+  const i = f.local("i32", "i");
+  const at = (base: Local) => i32.add(base, i32.shl(i, i32.const(2)));
+  f.define(
+    forUp(i, start, i32.sub(end, i32.const(3)), 4, [v128.store(at(out), f32x4.add(v128.load(at(a)), v128.load(at(b))))]),
+    forUp(i, i, end, 1, [f32.store(at(out), f32.add(f32.load(at(a)), f32.load(at(b))))]),
+  );
+}
+

@@ -1,0 +1,185 @@
+#!/usr/bin/env node
+/**
+ * gpt2-reward: score texts with a GPT-2 reward model from the command line.
+ * stdout carries only JSON lines (or the demo's table); messages go to stderr. A user mistake
+ * prints one line and exits non-zero; a stack trace means a bug in gpt2-reward.
+ */
+import { createReadStream, existsSync, realpathSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { Gpt2RewardError } from "./errors.js";
+import { runScoreJob, type OutputRecord } from "./job.js";
+import { readLines, type Line } from "./lines.js";
+import { DEFAULT_MAX_LENGTH, RewardModel } from "./model.js";
+import { parsePoolingRule } from "./pooling.js";
+import { encodeTruncated } from "./tokenizer.js";
+import { parseInputLine } from "./jsonl.js";
+import { runDemo } from "./demo.js";
+import { runVerify } from "./verify.js";
+
+const USAGE = `usage:
+  gpt2-reward score --model <folder|file> [--input <file.jsonl>|-] [--batch-size N] [--max-length N]
+                    [--pooling last-non-pad|before-first-pad|non-pad-count] [TEXT...]
+  gpt2-reward tokenize [--input <file.jsonl>|-] [--max-length N] [TEXT...]
+  gpt2-reward demo [--model <folder|file>]
+  gpt2-reward verify --model <folder|file> --golden <golden.json> [--tolerance X]
+
+Input lines are {"text": "..."} or {"ids": [...]}; without --input and TEXT, standard input is read.
+Output: one JSON line per input, in input order.`;
+
+/** The package root, found from this file (dist/src/cli.js or src/cli.ts). */
+export const PACKAGE_ROOT = (() => {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "package.json")) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
+})();
+
+class UsageError extends Gpt2RewardError {}
+
+function parse<T extends ParseArgsConfig["options"]>(args: string[], options: T) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+function positiveInt(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive integer, got "${value}"`);
+  return n;
+}
+
+/** Lines from TEXT arguments (each one text), an --input file, or standard input. */
+function inputLines(texts: string[], input: string | undefined): AsyncIterable<Line> {
+  if (texts.length > 0) {
+    if (input !== undefined) throw new UsageError("give either --input or TEXT arguments, not both");
+    return (async function* () {
+      for (const text of texts) yield { text: JSON.stringify({ text }) };
+    })();
+  }
+  if (input === undefined || input === "-") return readLines(process.stdin);
+  if (!existsSync(input)) throw new Gpt2RewardError(`${input}: no such file`);
+  return readLines(createReadStream(input));
+}
+
+/** Writes one line to stdout, waiting when the pipe is full so memory stays flat on long jobs. */
+async function writeLine(s: string): Promise<void> {
+  if (!process.stdout.write(s + "\n")) await new Promise<void>((r) => process.stdout.once("drain", r));
+}
+
+function progress(): ((done: number) => void) | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  const t0 = Date.now();
+  return (done) => process.stderr.write(`\r${done} lines, ${((done * 1000) / Math.max(1, Date.now() - t0)).toFixed(1)} lines/s `);
+}
+
+async function score(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, {
+    model: { type: "string" },
+    input: { type: "string" },
+    "batch-size": { type: "string" },
+    "max-length": { type: "string" },
+    pooling: { type: "string" },
+  });
+  if (!values.model) throw new UsageError("score needs --model <folder|file>");
+  const pooling = parsePoolingRule(values.pooling ?? "last-non-pad");
+  if (!pooling) throw new UsageError(`--pooling must be last-non-pad, before-first-pad or non-pad-count, got "${values.pooling}"`);
+  const batchSize = positiveInt("batch-size", values["batch-size"], 8);
+  const maxLength = positiveInt("max-length", values["max-length"], DEFAULT_MAX_LENGTH);
+  const lines = inputLines(positionals, values.input);
+  const model = RewardModel.load(values.model, { onWarning: (m) => process.stderr.write(`gpt2-reward: warning: ${m}\n`) });
+  try {
+    const onProgress = progress();
+    const { failed } = await runScoreJob(model, lines, (r: OutputRecord) => writeLine(JSON.stringify(r)), { batchSize, maxLength, pooling, onProgress });
+    if (onProgress) process.stderr.write("\n");
+    return failed > 0 ? 1 : 0;
+  } finally {
+    await model.close();
+  }
+}
+
+async function tokenize(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, { input: { type: "string" }, "max-length": { type: "string" } });
+  const maxLength = positiveInt("max-length", values["max-length"], DEFAULT_MAX_LENGTH);
+  let index = 0;
+  let failed = 0;
+  for await (const line of inputLines(positionals, values.input)) {
+    const i = index++;
+    const item = "error" in line ? { kind: "error" as const, error: line.error } : parseInputLine(line.text);
+    let record: object;
+    if (item.kind === "text") {
+      try {
+        const { ids, truncated } = encodeTruncated(item.text, maxLength);
+        record = { index: i, ids, truncated };
+      } catch (e) {
+        if (!(e instanceof Gpt2RewardError)) throw e;
+        record = { index: i, error: e.message };
+      }
+    } else if (item.kind === "ids") {
+      record = { index: i, error: "tokenize takes texts, not ids" };
+    } else record = { index: i, error: item.error };
+    if ("error" in record) failed++;
+    await writeLine(JSON.stringify(record));
+  }
+  return failed > 0 ? 1 : 0;
+}
+
+async function demo(args: string[]): Promise<number> {
+  const { values } = parse(args, { model: { type: "string" } });
+  return runDemo(values.model ?? join(PACKAGE_ROOT, "fixtures", "models", "demo"), values.model === undefined);
+}
+
+async function verify(args: string[]): Promise<number> {
+  const { values } = parse(args, { model: { type: "string" }, golden: { type: "string" }, tolerance: { type: "string" } });
+  if (!values.model || !values.golden) throw new UsageError("verify needs --model and --golden");
+  const tolerance = values.tolerance === undefined ? 1e-4 : Number(values.tolerance);
+  if (!(tolerance > 0)) throw new UsageError(`--tolerance must be a positive number, got "${values.tolerance}"`);
+  return runVerify(resolve(values.model), resolve(values.golden), tolerance);
+}
+
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { score, tokenize, demo, verify };
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === "help" || command === "--help" || command === "-h") {
+    (command === undefined ? process.stderr : process.stdout).write(USAGE + "\n");
+    return command === undefined ? 2 : 0;
+  }
+  const run = COMMANDS[command];
+  if (!run) {
+    process.stderr.write(`gpt2-reward: unknown command "${command}"\n${USAGE}\n`);
+    return 2;
+  }
+  try {
+    return await run(rest);
+  } catch (e) {
+    if (e instanceof Gpt2RewardError) {
+      process.stderr.write(`gpt2-reward: ${e.message}\n`);
+      return e instanceof UsageError ? 2 : 1;
+    }
+    throw e;
+  }
+}
+
+// A closed pipe (`gpt2-reward score ... | head`) is a normal way to stop reading, not an error.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code === "EPIPE") process.exit(0);
+  throw e;
+});
+
+// Run when executed (also through npm's bin symlink), not when imported by tests.
+const isMain = process.argv[1] !== undefined && existsSync(process.argv[1]) && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
+if (isMain) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      process.stderr.write(`gpt2-reward: internal error (a bug, please report it): ${(e as Error)?.stack ?? e}\n`);
+      process.exitCode = 70;
+    },
+  );
+}
