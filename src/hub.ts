@@ -24,8 +24,7 @@ import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { parseSafetensorsMetadata, SafetensorParseError } from "@huggingface/hub";
 import { FormatError, Gpt2RewardError } from "./errors.js";
-import { parseIndex } from "./formats/checkpoint.js";
-import { WEIGHT_FILES } from "./formats/open.js";
+import { parseIndex, WEIGHT_FILES } from "./formats/checkpoint.js";
 import { readSafetensorsHeader } from "./formats/safetensors.js";
 import {
   blobPath, COMMIT_HASH, hubCacheRoot, incompletePath, isFile, isKnownMissing, linkSnapshotFile,
@@ -333,9 +332,9 @@ async function ensureFile(hub: Hub, commit: string, file: string, known?: Remote
   await linkSnapshotFile(hub.repoDir, commit, file, remote.etag);
 }
 
-/** The shard files an index names (plain file names beside it: parseIndex refuses anything else). */
+/** The shard files an index names, sorted (plain file names beside it: parseIndex refuses anything else). */
 async function readShardList(path: string, name: string): Promise<string[]> {
-  return [...parseIndex(name, await readFile(path, "utf8")).keys()];
+  return [...parseIndex(name, await readFile(path, "utf8")).keys()].sort();
 }
 
 /** Walks WEIGHT_FILES at `commit`: cached -> use, known absent -> skip, else ask the Hub. */
@@ -406,7 +405,8 @@ async function cachedWeights(hub: Hub, commit: string, candidates: readonly stri
     return [candidate, ...shards];
   }
   throw new Gpt2RewardError(
-    `${why} and no weights of ${hub.repo}@${hub.revision} are in the cache (looked for ${candidates.join(", ")} in ${snapshotDir(hub.repoDir, commit)})`,
+    `${why} and no weights of ${hub.repo}@${hub.revision} are in the cache ` +
+      `(looked for ${candidates.join(", ")} in ${snapshotDir(hub.repoDir, commit)})`,
   );
 }
 
@@ -501,7 +501,9 @@ export async function inspectHubModel(spec: string, opts: HubOptions = {}): Prom
   } catch (err) {
     if (err instanceof HubUnreachable) return inspectFromCache(hub, err.message);
     if (err instanceof Gpt2RewardError) throw err;
-    const denied = failures.find((r) => r.status === 401 || r.status === 403 || r.headers.get("x-error-code")?.match(/^(Repo|Revision)NotFound$/));
+    const denied = failures.find(
+      (r) => r.status === 401 || r.status === 403 || /^(Repo|Revision)NotFound$/.test(r.headers.get("x-error-code") ?? ""),
+    );
     if (denied) throw httpError(hub, denied.status, denied.headers, "model.safetensors");
     const down = failures.find((r) => r.status >= 500);
     if (down) return inspectFromCache(hub, `${hub.endpoint} answered HTTP ${down.status}`);
@@ -509,7 +511,8 @@ export async function inspectHubModel(spec: string, opts: HubOptions = {}): Prom
     if (err instanceof SafetensorParseError) throw new FormatError(`${hub.repo}@${hub.revision}`, message);
     if (message.includes("does not seem to contain safetensors")) {
       throw new Gpt2RewardError(
-        `${hub.repo}@${hub.revision} has no model.safetensors or model.safetensors.index.json on ${hub.endpoint}: only safetensors headers can be read without downloading`,
+        `${hub.repo}@${hub.revision} has no model.safetensors or model.safetensors.index.json on ${hub.endpoint}: ` +
+          "only safetensors headers can be read without downloading",
       );
     }
     throw new Gpt2RewardError(`${hub.repo}@${hub.revision}: reading the safetensors header failed: ${message}`);

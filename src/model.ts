@@ -8,18 +8,26 @@ import { basename, dirname, join } from "node:path";
 import { Arena } from "../kernels/arena.js";
 import type { Kernels } from "../kernels/backend.js";
 import { createTsKernels } from "../kernels/ts-backend.js";
+import { createWasmKernels, wasmSimdSupported } from "../kernels/wasm/backend.js";
 import { GPT2_EOS, readConfig, type GPT2Config } from "./config.js";
 import { Gpt2RewardError, InputError } from "./errors.js";
-import { openCheckpoint } from "./formats/open.js";
+import { openCheckpoint } from "./formats/checkpoint.js";
 import { forward, type ForwardOptions } from "./gpt2.js";
 import { scoredPosition, type PoolingRule } from "./pooling.js";
+import { createPool, defaultThreads } from "./pool.js";
 import { serialRunner, type Runner } from "./runner.js";
 import { encodeTruncated } from "./tokenizer.js";
 import { loadWeights, type GPT2Weights, type LoadReport } from "./weights.js";
 
+export type KernelChoice = "ts" | "wasm" | "auto";
+
 export interface LoadOptions {
   /** Called with warnings (unused tensors, NaN/Inf in weights). Default: none. */
   onWarning?: (message: string) => void;
+  /** Threads computing each kernel call (this one included). Default: all cores. */
+  threads?: number;
+  /** "wasm" (WebAssembly SIMD, emitted by kernels/wasm), "ts" (pure TypeScript) or "auto" (wasm where the engine has SIMD). */
+  kernels?: KernelChoice;
 }
 
 export interface ScoreOptions {
@@ -52,6 +60,15 @@ export class RewardModel {
     readonly loadReport: LoadReport,
   ) {}
 
+  /** The kernels in use: "ts" or "wasm". */
+  get kernels(): string {
+    return this.runner.kernels.name;
+  }
+
+  get threads(): number {
+    return this.runner.threads;
+  }
+
   /** Label names in logit order. */
   get labels(): string[] {
     return this.config.labels;
@@ -68,7 +85,10 @@ export class RewardModel {
   static load(path: string, opts: LoadOptions = {}): RewardModel {
     const { configFile, weightsPath } = locate(path);
     const config = readConfig(configFile);
-    const kernels: Kernels = createTsKernels(new Arena());
+    const threads = opts.threads ?? defaultThreads();
+    if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new Gpt2RewardError(`threads must be an integer from 1 to 256, got ${threads}`);
+    const backend = chooseKernels(opts.kernels ?? "auto");
+    const kernels: Kernels = backend === "wasm" ? createWasmKernels(new Arena()) : createTsKernels(new Arena());
     const checkpoint = openCheckpoint(weightsPath);
     let loaded: ReturnType<typeof loadWeights>;
     try {
@@ -83,7 +103,8 @@ export class RewardModel {
     for (const { name, count } of report.nonFinite) {
       opts.onWarning?.(`${checkpoint.source.file}: tensor ${name} holds ${count} NaN or infinite value(s); scores may be NaN`);
     }
-    return new RewardModel(config, weights, serialRunner(kernels), [configFile, ...checkpoint.files], report);
+    const runner = threads > 1 ? createPool(kernels, backend, threads) : serialRunner(kernels);
+    return new RewardModel(config, weights, runner, [configFile, ...checkpoint.files], report);
   }
 
   /** A text's ids after left truncation. Throws InputError for an empty text. */
@@ -162,6 +183,13 @@ export class RewardModel {
   async close(): Promise<void> {
     await this.runner.close();
   }
+}
+
+function chooseKernels(choice: KernelChoice): "ts" | "wasm" {
+  if (choice === "ts") return "ts";
+  if (wasmSimdSupported()) return "wasm";
+  if (choice === "wasm") throw new Gpt2RewardError("--kernels wasm: this JavaScript engine has no WebAssembly SIMD128");
+  return "ts";
 }
 
 /** A folder holds config.json and the weights; a weights file has config.json beside it. */

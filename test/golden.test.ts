@@ -5,7 +5,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { forward } from "../src/gpt2.js";
 import { RewardModel } from "../src/model.js";
 import { POOLING_RULES, scoredPosition } from "../src/pooling.js";
@@ -34,9 +34,17 @@ it("has golden models to check, with at least 40 texts", () => {
   expect(texts.length).toBeGreaterThanOrEqual(40);
 });
 
-describe.each(models)("model %s", (name) => {
+// Both kernel sets, and the thread pool, must meet the same tolerance.
+const setups = [
+  { kernels: "ts", threads: 1 },
+  { kernels: "wasm", threads: 2 },
+] as const;
+const cases = models.flatMap((name) => setups.map((s) => ({ name, ...s })));
+
+describe.each(cases)("model $name, $kernels kernels, $threads thread(s)", ({ name, kernels, threads }) => {
   const golden = readGoldenFor(name);
-  const model = RewardModel.load(join(FIXTURES, "models", name));
+  const model = RewardModel.load(join(FIXTURES, "models", name), { kernels, threads });
+  afterAll(() => model.close());
 
   it("tokenizes every golden text to HF's ids, truncated from the left", () => {
     for (const s of golden.singles) {

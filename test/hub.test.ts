@@ -4,6 +4,8 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { inspectHubModel, isHubRepoId, resolveHubModel, type HubOptions } from "../src/hub.js";
 import { Gpt2RewardError } from "../src/errors.js";
+import { loadCheckpoint } from "../src/formats/checkpoint.js";
+import { readSafetensorsHeader } from "../src/formats/safetensors.js";
 import { filesFromFolder, gitBlobSha1, makeSafetensors, sha256Hex, startFakeHub, type FakeHub, type FakeRepo } from "./helpers/fake-hub.js";
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -38,6 +40,13 @@ function opts(h: FakeHub, extra: HubOptions = {}): HubOptions {
   return { cacheDir: cache, endpoint: h.url, fetch: h.fetch, ...extra };
 }
 
+/** Byte-for-byte; Buffer.equals, because a deep toEqual over megabytes takes minutes. */
+function expectFileBytes(path: string, bytes: Uint8Array): void {
+  const got = readFileSync(path);
+  expect(got.length).toBe(bytes.length);
+  expect(got.equals(bytes)).toBe(true);
+}
+
 const repoDir = (repo = REPO) => join(cache, `models--${repo.replace("/", "--")}`);
 
 describe("resolveHubModel: downloading into the Hugging Face cache", () => {
@@ -55,8 +64,8 @@ describe("resolveHubModel: downloading into the Hugging Face cache", () => {
     expect(readlinkSync(join(model.dir, "config.json"))).toBe(`../../blobs/${gitBlobSha1(CONFIG)}`);
     expect(readlinkSync(join(model.dir, "model.safetensors"))).toBe(`../../blobs/${sha256Hex(WEIGHTS)}`);
     expect(lstatSync(join(model.dir, "model.safetensors")).isSymbolicLink()).toBe(true);
-    expect(new Uint8Array(readFileSync(join(model.dir, "config.json")))).toEqual(CONFIG);
-    expect(new Uint8Array(readFileSync(join(model.dir, "model.safetensors")))).toEqual(WEIGHTS);
+    expectFileBytes(join(model.dir, "config.json"), CONFIG);
+    expectFileBytes(join(model.dir, "model.safetensors"), WEIGHTS);
     expect(seen.at(-1)).toEqual(["model.safetensors", WEIGHTS.length, WEIGHTS.length]);
     // The token-less CDN GET is the only download of the weights.
     expect(h.count("GET", "/lfs-cdn/")).toBe(1);
@@ -88,7 +97,7 @@ describe("resolveHubModel: downloading into the Hugging Face cache", () => {
     expect(model.commit).toBe(second);
     expect(model.dir).not.toBe(first.dir);
     expect(readFileSync(join(repoDir(), "refs", "main"), "utf8")).toBe(second);
-    expect(new Uint8Array(readFileSync(join(model.dir, "config.json")))).toEqual(config2);
+    expectFileBytes(join(model.dir, "config.json"), config2);
     expect(h.count("GET", "/lfs-cdn/")).toBe(1); // the weights blob was already cached
   });
 
@@ -121,12 +130,17 @@ describe("resolveHubModel: downloading into the Hugging Face cache", () => {
         "score.weight": "model-00002-of-00002.safetensors",
       },
     }));
-    const files = { "config.json": CONFIG, "model.safetensors.index.json": index, "model-00001-of-00002.safetensors": shard1, "model-00002-of-00002.safetensors": shard2 };
+    const files = {
+      "config.json": CONFIG,
+      "model.safetensors.index.json": index,
+      "model-00001-of-00002.safetensors": shard1,
+      "model-00002-of-00002.safetensors": shard2,
+    };
     const h = await start({ [REPO]: { files } });
 
     const model = await resolveHubModel(REPO, opts(h));
     expect(model.files).toEqual(["config.json", "model.safetensors.index.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]);
-    for (const f of model.files) expect(new Uint8Array(readFileSync(join(model.dir, f)))).toEqual(files[f as keyof typeof files]);
+    for (const f of model.files) expectFileBytes(join(model.dir, f), files[f as keyof typeof files]);
     // model.safetensors is absent: remembered like Python does, so a pinned re-run asks nothing.
     expect(existsSync(join(repoDir(), ".no_exist", h.head(REPO), "model.safetensors"))).toBe(true);
     const before = h.requests.length;
@@ -139,7 +153,7 @@ describe("resolveHubModel: downloading into the Hugging Face cache", () => {
     const h = await start({ [REPO]: { files: { "config.json": CONFIG, "pytorch_model.bin": bin } } });
     const model = await resolveHubModel(REPO, opts(h));
     expect(model.files).toEqual(["config.json", "pytorch_model.bin"]);
-    expect(new Uint8Array(readFileSync(join(model.dir, "pytorch_model.bin")))).toEqual(bin);
+    expectFileBytes(join(model.dir, "pytorch_model.bin"), bin);
     const before = h.requests.length;
     await resolveHubModel(`${REPO}@${model.commit}`, opts(h));
     expect(h.requests.length).toBe(before);
@@ -148,7 +162,7 @@ describe("resolveHubModel: downloading into the Hugging Face cache", () => {
   it("follows the Hub's relative redirect for a renamed repo", async () => {
     const h = await start({ [REPO]: { files: { "config.json": CONFIG, "model.safetensors": WEIGHTS } } }, { "acme/old-name": REPO });
     const model = await resolveHubModel("acme/old-name", opts(h));
-    expect(new Uint8Array(readFileSync(join(model.dir, "model.safetensors")))).toEqual(WEIGHTS);
+    expectFileBytes(join(model.dir, "model.safetensors"), WEIGHTS);
     expect(model.dir).toContain("models--acme--old-name");
   });
 });
@@ -164,7 +178,7 @@ describe("resolveHubModel: interrupted downloads", () => {
     expect(existsSync(join(repoDir(), "snapshots", h.head(REPO), "model.safetensors"))).toBe(false);
 
     const model = await resolveHubModel(REPO, opts(h));
-    expect(new Uint8Array(readFileSync(join(model.dir, "model.safetensors")))).toEqual(WEIGHTS);
+    expectFileBytes(join(model.dir, "model.safetensors"), WEIGHTS);
     expect(h.count("GET", "/lfs-cdn/")).toBe(2);
   });
 });
@@ -203,7 +217,9 @@ describe("resolveHubModel: offline and unreachable", () => {
     expect(await resolveHubModel(REPO, offlineOpts)).toEqual(first);
     const err = await resolveHubModel("acme/other", offlineOpts).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(Gpt2RewardError);
-    expect((err as Error).message).toMatch(/^cannot reach http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\) and acme\/other@main is not in the cache \(looked for .*refs\/main\)$/);
+    expect((err as Error).message).toMatch(
+      /^cannot reach http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\) and acme\/other@main is not in the cache \(looked for .*refs\/main\)$/,
+    );
   });
 });
 
@@ -217,7 +233,7 @@ describe("resolveHubModel: access and missing things", () => {
 
     vi.stubEnv("HF_TOKEN", "hf_secret");
     const model = await resolveHubModel(REPO, opts(h));
-    expect(new Uint8Array(readFileSync(join(model.dir, "model.safetensors")))).toEqual(WEIGHTS);
+    expectFileBytes(join(model.dir, "model.safetensors"), WEIGHTS);
     const cdn = h.requests.filter((r) => r.path.startsWith("/lfs-cdn/"));
     expect(cdn.length).toBe(1);
     expect(cdn[0].authorized).toBe(false);
@@ -230,7 +246,11 @@ describe("resolveHubModel: access and missing things", () => {
   });
 
   it("names the missing repo, revision, config.json or weights", async () => {
-    const h = await start({ [REPO]: { files: { "config.json": CONFIG, "model.safetensors": WEIGHTS } }, "acme/empty": { files: { "README.md": enc("hi") } }, "acme/noweights": { files: { "config.json": CONFIG } } });
+    const h = await start({
+      [REPO]: { files: { "config.json": CONFIG, "model.safetensors": WEIGHTS } },
+      "acme/empty": { files: { "README.md": enc("hi") } },
+      "acme/noweights": { files: { "config.json": CONFIG } },
+    });
     await expect(resolveHubModel("acme/nope", opts(h))).rejects.toThrow(`acme/nope: repository not found on ${h.url}`);
     await expect(resolveHubModel(`${REPO}@v9`, opts(h))).rejects.toThrow(`${REPO}: revision "v9" not found on ${h.url}`);
     await expect(resolveHubModel("acme/empty", opts(h))).rejects.toThrow(`config.json not found in acme/empty@main on ${h.url}`);
@@ -323,11 +343,37 @@ describe("isHubRepoId", () => {
   });
 });
 
-describe.skipIf(!existsSync("fixtures/models/demo/model.safetensors"))("with the project's fixture models", () => {
-  it("serves fixtures/models/demo and gets it back byte-identical", async () => {
-    const files = filesFromFolder("fixtures/models/demo");
-    const h = await start({ "fixtures/demo": { files } });
-    const model = await resolveHubModel("fixtures/demo", opts(h));
-    for (const f of model.files) expect(new Uint8Array(readFileSync(join(model.dir, f)))).toEqual(files[f]);
+// The project's fixture models, served by the fake Hub: each comes back byte-identical, in the
+// weights format the folder holds, and the snapshot loads like the local folder does.
+const FIXTURES: Array<[string, string[]]> = [
+  ["demo", ["model.safetensors"]],
+  ["f16-8head-bin", ["pytorch_model.bin"]],
+  ["sharded-st", ["model.safetensors.index.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]],
+  ["sharded-bin", ["pytorch_model.bin.index.json", "pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin"]],
+];
+
+describe("with the project's fixture models", () => {
+  for (const [name, weights] of FIXTURES) {
+    const folder = join("fixtures", "models", name);
+    it.skipIf(!existsSync(join(folder, "config.json")))(`${name}: downloads ${weights[0]} and loads from the snapshot`, async () => {
+      const files = filesFromFolder(folder);
+      const h = await start({ [`fixtures/${name}`]: { files } });
+      const model = await resolveHubModel(`fixtures/${name}`, opts(h));
+      expect(model.files).toEqual(["config.json", ...weights]);
+      for (const f of model.files) expectFileBytes(join(model.dir, f), files[f]);
+      const fromHub = loadCheckpoint(model.dir);
+      const local = loadCheckpoint(folder);
+      expect([...fromHub.tensors.keys()]).toEqual([...local.tensors.keys()]);
+    });
+  }
+
+  it.skipIf(!existsSync("fixtures/models/demo/model.safetensors"))("demo: inspect reads the header and nothing more", async () => {
+    const h = await start({ "fixtures/demo": { files: filesFromFolder("fixtures/models/demo") } });
+    const info = await inspectHubModel("fixtures/demo", opts(h));
+    const local = readSafetensorsHeader("fixtures/models/demo/model.safetensors");
+    expect(Object.keys(info.tensors)).toEqual([...local.entries.keys()]);
+    for (const [name, e] of local.entries) expect(info.tensors[name]).toEqual({ dtype: e.dtype, shape: e.shape });
+    expect(h.bytesServed()).toBeLessThan(local.dataStart + 100);
+    expect(h.bytesServed() * 100).toBeLessThan(local.fileSize);
   });
 });

@@ -28,9 +28,12 @@ export interface KernelModuleOptions {
 /**
  * 4 rows × 8 columns: 8 f32x4 sums + 2 weight vectors + 1 broadcast input = 11 of the 16 xmm
  * registers V8 allocates on x64, so nothing spills; each weight vector loaded is used 4 times,
- * each input loaded 8 times. Measured against 6×8, 2×16, 3×16, 4×12, 8×4 by kernels/wasm/measure.ts.
+ * each input loaded 8 times. kernels/wasm/measure.ts on a 2-core Xeon (AVX-512 host), Node 20,
+ * 256×768·768×2304: 4×8 31 GFLOPS, 2×16 30, 3×8 30, 4×12 26, 5×8 25, 3×16 24, 6×8 22, 8×4 22.
+ * Unrolling the inner loop made it slower (4×8: ×2 24, ×4 22), so it is off. The same tile with
+ * relaxed-SIMD FMA: 38.
  */
-export const DEFAULT_OPTIONS: KernelModuleOptions = { tileRows: 4, tileCols: 8, unroll: 2, fma: false };
+export const DEFAULT_OPTIONS: KernelModuleOptions = { tileRows: 4, tileCols: 8, unroll: 1, fma: false };
 
 const v4 = f32x4Const;
 const ZERO = v4(0);
@@ -314,7 +317,7 @@ function defineAttention(m: ModuleBuilder, exp4: Func): void {
   const inv = L("f32", "inv");
   const e = L("v128", "e");
   const vsum = L("v128", "vsum");
-  const acc = [0, 1, 2, 3].map((a) => L("v128", `acc${a}`));
+  const acc = [0, 1, 2, 3, 4, 5, 6, 7].map((a) => L("v128", `acc${a}`));
   const tail = [0, 1, 2, 3].map((a) => L("f32", `tail${a}`));
   const keys = [kp, L("i32", "kp1"), L("i32", "kp2"), L("i32", "kp3")]; // → k of keys j..j+3
   const at = (base: Expr, idx: Expr) => i32.add(base, i32.shl(idx, i32.const(2)));
@@ -414,8 +417,9 @@ function defineAttention(m: ModuleBuilder, exp4: Func): void {
         ]),
         set(inv, f32.div(f32.const(1), total)),
 
-        // out = inv · Σ_j e_j·v_j: 16 dims at a time, then 4, then single dims
-        forUp(d, i32.const(0), i32.sub(D, i32.const(15)), 16, weighted(4)),
+        // out = inv · Σ_j e_j·v_j: 32 dims at a time (8 sums, one broadcast, one load: 10 registers),
+        // then 4, then single dims. 8 sums rather than 4 halve the passes over the value rows.
+        forUp(d, i32.const(0), i32.sub(D, i32.const(31)), 32, weighted(8)),
         forUp(d, d, i32.sub(D, i32.const(3)), 4, weighted(1)),
         forUp(d, d, D, 1, [
           set(tail[0], f32.const(0)),

@@ -10,9 +10,9 @@
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { FormatError } from "../errors.js";
-import type { RawTensor } from "../tensor.js";
+import { mapSource, type RawTensor, type TensorSource } from "../tensor.js";
 import { readPytorchCheckpoint } from "./pytorch.js";
-import { readSafetensors } from "./safetensors.js";
+import { readSafetensors, safetensorsSource } from "./safetensors.js";
 
 export type CheckpointFormat = "safetensors" | "pytorch";
 
@@ -32,8 +32,11 @@ const CANDIDATES: [string, CheckpointFormat, boolean][] = [
   ["pytorch_model.bin.index.json", "pytorch", true],
 ];
 
-/** Loads the checkpoint in a model folder, or the single checkpoint or index file `path` names. */
-export function loadCheckpoint(path: string): Checkpoint {
+/** The weight files a model folder may hold, in the order they are preferred. */
+export const WEIGHT_FILES = CANDIDATES.map((c) => c[0]);
+
+/** Which file of a folder (or which file `path` is) holds the weights, and how. */
+function resolveCheckpoint(path: string): { file: string; format: CheckpointFormat; index: boolean } {
   let isDir: boolean;
   try {
     isDir = statSync(path).isDirectory();
@@ -43,12 +46,71 @@ export function loadCheckpoint(path: string): Checkpoint {
   if (isDir) {
     for (const [name, format, index] of CANDIDATES) {
       const file = join(path, name);
-      if (existsSync(file)) return index ? loadIndexed(file, format) : loadFile(file, format);
+      if (existsSync(file)) return { file, format, index };
     }
-    throw new FormatError(path, `no checkpoint found: looked for ${CANDIDATES.map((c) => c[0]).join(", ")}`);
+    throw new FormatError(path, `no checkpoint found: looked for ${WEIGHT_FILES.join(", ")}`);
   }
-  const format = guessFormat(path);
-  return path.endsWith(".index.json") ? loadIndexed(path, format) : loadFile(path, format);
+  return { file: path, format: guessFormat(path), index: path.endsWith(".index.json") };
+}
+
+/** Loads the checkpoint in a model folder, or the single checkpoint or index file `path` names. */
+export function loadCheckpoint(path: string): Checkpoint {
+  const { file, format, index } = resolveCheckpoint(path);
+  return index ? loadIndexed(file, format) : loadFile(file, format);
+}
+
+export interface OpenCheckpoint {
+  format: CheckpointFormat;
+  files: string[];
+  source: TensorSource;
+  close(): void;
+}
+
+/**
+ * Opens a checkpoint for the loader, which reads it tensor by tensor. safetensors files (one or
+ * shards) are read with positional reads straight into the model's memory, never whole; a
+ * PyTorch file has to be read whole (its tensors are found through the pickle), then viewed.
+ */
+export function openCheckpoint(path: string): OpenCheckpoint {
+  const { file, format, index } = resolveCheckpoint(path);
+  if (format === "pytorch") {
+    const ckpt = index ? loadIndexed(file, format) : loadFile(file, format);
+    return { format, files: ckpt.files, source: mapSource(file, ckpt.tensors), close: () => {} };
+  }
+  if (!index) {
+    const src = safetensorsSource(file);
+    return { format, files: [file], source: src, close: () => src.close() };
+  }
+  const { shards, folder } = readIndex(file);
+  const sources = [...shards.keys()].map((shard) => safetensorsSource(join(folder, shard)));
+  const owner = new Map<string, (typeof sources)[number]>();
+  try {
+    sources.forEach((src, i) => {
+      const shard = [...shards.keys()][i];
+      const names = new Set(src.names());
+      for (const name of shards.get(shard)!) {
+        if (!names.has(name)) throw new FormatError(file, `weight_map puts tensor ${name} in ${shard}, which does not contain it`);
+      }
+      for (const name of names) {
+        if (owner.has(name)) throw new FormatError(src.file, `tensor ${name} is also in shard ${basename(owner.get(name)!.file)}`);
+        owner.set(name, src);
+      }
+    });
+  } catch (e) {
+    for (const s of sources) s.close();
+    throw e;
+  }
+  return {
+    format,
+    files: [file, ...sources.map((s) => s.file)],
+    source: {
+      file,
+      names: () => [...owner.keys()],
+      info: (name) => owner.get(name)!.info(name),
+      read: (name, dst) => owner.get(name)!.read(name, dst),
+    },
+    close: () => sources.forEach((s) => s.close()),
+  };
 }
 
 /** By name first (`.safetensors`, `.bin`, `.pt`, `.pth`), else by the first bytes. */
@@ -77,7 +139,7 @@ function loadFile(file: string, format: CheckpointFormat): Checkpoint {
   return metadata ? { format, files: [file], tensors, metadata } : { format, files: [file], tensors };
 }
 
-/** Validates an index file's weight_map; returns shard file name → tensor names, in first-seen order. */
+/** Validates an index file's weight_map; returns shard file name → tensor names, shards sorted by name. */
 export function parseIndex(indexFile: string, text: string): Map<string, string[]> {
   let json: unknown;
   try {
@@ -100,14 +162,15 @@ export function parseIndex(indexFile: string, text: string): Map<string, string[
     else shards.set(shard, [tensor]);
   }
   if (shards.size === 0) throw new FormatError(indexFile, "weight_map is empty");
-  return shards;
+  return new Map([...shards].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
 function isPlainFileName(name: string): boolean {
   return name.length > 0 && name !== "." && name !== ".." && !/[/\\\0]/.test(name) && !/^[A-Za-z]:/.test(name);
 }
 
-function loadIndexed(indexFile: string, format: CheckpointFormat): Checkpoint {
+/** Reads and validates an index file; every shard it names exists. */
+function readIndex(indexFile: string): { shards: Map<string, string[]>; folder: string } {
   let text: string;
   try {
     text = readFileSync(indexFile, "utf8");
@@ -119,6 +182,11 @@ function loadIndexed(indexFile: string, format: CheckpointFormat): Checkpoint {
   for (const shard of shards.keys()) {
     if (!existsSync(join(folder, shard))) throw new FormatError(indexFile, `weight_map names shard ${shard}, which does not exist in ${folder}`);
   }
+  return { shards, folder };
+}
+
+function loadIndexed(indexFile: string, format: CheckpointFormat): Checkpoint {
+  const { shards, folder } = readIndex(indexFile);
 
   const files = [indexFile];
   const tensors = new Map<string, RawTensor>();

@@ -35,8 +35,12 @@ const TORCH_DTYPES: Record<string, DType> = {
   uint8: "U8", bool: "BOOL",
 };
 
-/** Materialized (strided) tensors larger than this are refused: a zero stride can make a small storage look huge. */
-const MAX_MATERIALIZED_BYTES = 2 ** 32;
+/**
+ * Copying strided tensors out may use at most the file's size plus this many bytes: a zero or
+ * overlapping stride can make a tiny storage look like a huge tensor, and a real checkpoint's
+ * strided views never hold more elements than their storages.
+ */
+const COPY_ALLOWANCE_BYTES = 256 * 2 ** 20;
 
 const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
 
@@ -161,7 +165,7 @@ function rebuildTensor(file: string, fn: string, args: readonly unknown[]): Tens
 }
 
 /** Checks a tensor against its storage and returns its bytes: a view when contiguous, a C-order copy when strided. */
-function materialize(file: string, name: string, t: TensorRef): RawTensor {
+function materialize(file: string, name: string, t: TensorRef, budget: { bytes: number }): RawTensor {
   const { storage, offset, size, stride } = t;
   const dtype = storage.dtype;
   const item = DTYPE_BYTES[dtype];
@@ -178,9 +182,10 @@ function materialize(file: string, name: string, t: TensorRef): RawTensor {
   if (contiguous) {
     return { dtype, shape: size, bytes: storage.bytes.subarray(offset * item, (offset + numel) * item) };
   }
-  if (!Number.isSafeInteger(numel * item) || numel * item > MAX_MATERIALIZED_BYTES) {
-    throw new FormatError(file, `${where} would need ${numel * item} bytes when copied out of its storage; refusing`);
+  if (!Number.isSafeInteger(numel * item) || numel * item > budget.bytes) {
+    throw new FormatError(file, `${where} would need ${numel * item} bytes when copied out of its storage, more than a checkpoint of this size can hold; refusing`);
   }
+  budget.bytes -= numel * item;
   return { dtype, shape: size, bytes: gather(storage.bytes, item, offset, size, stride, numel) };
 }
 
@@ -254,17 +259,18 @@ function persistentId(file: string, pid: unknown, legacy: boolean): { key: strin
   const [, type, key, , numel] = pid;
   if (!(type instanceof StorageType)) throw new FormatError(file, `persistent id names storage type ${describe(type)}`);
   if (typeof key !== "string") throw new FormatError(file, `persistent id has storage key ${describe(key)}, expected a string`);
-  if (legacy && pid[5] !== null) throw new FormatError(file, `storage ${key} is a storage view, which legacy checkpoints from very old torch versions use; re-save the file with a current torch`);
+  if (legacy && pid[5] !== null) throw new FormatError(file, `storage ${key} is a storage view, which legacy checkpoints from very old torch versions use and this reader does not support; re-save it with a current torch: torch.save(torch.load(old_path), new_path)`);
   return { key, type, numel: index(file, numel, `element count of storage ${key}`) };
 }
 
-function resolve(file: string, refs: Map<string, TensorRef>): Map<string, RawTensor> {
+function resolve(file: string, refs: Map<string, TensorRef>, fileBytes: number): Map<string, RawTensor> {
+  const budget = { bytes: fileBytes + COPY_ALLOWANCE_BYTES };
   const out = new Map<string, RawTensor>();
   const done = new Map<TensorRef, RawTensor>(); // tied weights: one TensorRef under two names
   for (const [name, ref] of refs) {
     let t = done.get(ref);
     if (!t) {
-      t = materialize(file, name, ref);
+      t = materialize(file, name, ref, budget);
       done.set(ref, t);
     }
     out.set(name, t);
@@ -309,7 +315,7 @@ function readZipCheckpoint(file: string, bytes: Uint8Array): Map<string, RawTens
   };
   const pkl = zip.read(pkls[0]);
   const { value } = loadPickle(file, pkl, { findGlobal: (m, n) => findGlobal(file, m, n), persistentLoad });
-  return resolve(file, stateDict(file, value));
+  return resolve(file, stateDict(file, value), bytes.length);
 }
 
 /** Legacy files start with a pickled magic number: PROTO 2, LONG1 of 10 bytes. */
@@ -325,7 +331,7 @@ function readLegacyCheckpoint(file: string, bytes: Uint8Array): Map<string, RawT
   if (version.value !== 1001) throw new FormatError(file, `legacy PyTorch checkpoint has protocol version ${String(version.value)}, expected 1001`);
   const sysInfo = loadPickle(file, bytes, plain, version.end);
   if (!(sysInfo.value instanceof Map) || sysInfo.value.get("little_endian") !== true) {
-    throw new FormatError(file, "legacy PyTorch checkpoint was written on a big-endian machine (or has no system info); re-save it with a current torch on a little-endian machine");
+    throw new FormatError(file, "legacy PyTorch checkpoint was written on a big-endian machine (or has no system info); re-save it on a little-endian machine with a current torch: torch.save(torch.load(old_path), new_path)");
   }
 
   const storages = new Map<string, Storage>();
@@ -357,7 +363,7 @@ function readLegacyCheckpoint(file: string, bytes: Uint8Array): Map<string, RawT
     s.bytes = bytes.subarray(pos, pos + n);
     pos += n;
   }
-  return resolve(file, refs);
+  return resolve(file, refs, bytes.length);
 }
 
 /**

@@ -1,0 +1,73 @@
+/**
+ * A pool thread: waits for the generation counter to move, computes its range of the published
+ * kernel call on views of the shared memory, reports, and waits again. See src/pool.ts.
+ */
+import { workerData } from "node:worker_threads";
+import { Arena } from "../kernels/arena.js";
+import type { Kernels } from "../kernels/backend.js";
+import { createTsKernels } from "../kernels/ts-backend.js";
+import { createWasmKernels } from "../kernels/wasm/backend.js";
+import { CTRL, Op, RANGES, type WorkerInit } from "./pool-protocol.js";
+
+const init = workerData as WorkerInit;
+const ctrl = new Int32Array(init.ctrl);
+const eps = new Float64Array(init.eps);
+// This thread never allocates: the arena only gives the kernels the memory to address.
+const arena = new Arena(init.memory);
+const kernels: Kernels = init.backend === "wasm" ? createWasmKernels(arena) : createTsKernels(arena);
+
+// The memory may have grown since the last call (a longer batch): views are made per call.
+const f32 = (offset: number, n: number) => new Float32Array(init.memory.buffer, offset, n);
+const i32 = (offset: number, n: number) => new Int32Array(init.memory.buffer, offset, n);
+
+// Generation 0 is the pool's starting value: a worker that starts late sees the first call's
+// generation already bumped and runs it at once instead of missing it.
+let gen = 0;
+for (;;) {
+  Atomics.wait(ctrl, CTRL.GEN, gen);
+  gen = Atomics.load(ctrl, CTRL.GEN);
+  const a = (i: number) => ctrl[CTRL.ARGS + i];
+  const start = ctrl[RANGES + 2 * init.thread];
+  const end = ctrl[RANGES + 2 * init.thread + 1];
+  if (start < end) {
+    try {
+      runOp(start, end, a);
+    } catch (e) {
+      // The main thread is blocked waiting for us and cannot receive an 'error' event: flag it.
+      process.stderr.write(`gpt2-reward: pool thread ${init.thread}: ${(e as Error)?.stack ?? e}\n`);
+      Atomics.store(ctrl, CTRL.FAILED, 1);
+    }
+  }
+  Atomics.add(ctrl, CTRL.DONE, 1);
+  Atomics.notify(ctrl, CTRL.DONE);
+}
+
+function runOp(start: number, end: number, a: (i: number) => number): void {
+  {
+    switch (ctrl[CTRL.OP] as Op) {
+      case Op.Linear: {
+        const [rows, inDim, outDim] = [a(5), a(6), a(7)];
+        const w = { inDim, outDim, packed: f32(a(2), a(3)), bias: f32(a(4), outDim) };
+        kernels.linear(f32(a(0), rows * outDim), f32(a(1), rows * inDim), w, rows, a(8) === 1, start, end);
+        break;
+      }
+      case Op.LayerNorm: {
+        const [rows, C] = [a(4), a(5)];
+        kernels.layernorm(f32(a(0), rows * C), f32(a(1), rows * C), f32(a(2), C), f32(a(3), C), C, eps[0], start, end);
+        break;
+      }
+      case Op.Attention: {
+        const [S, nHead, C, maxLen] = [a(3), a(4), a(5), a(7)];
+        const seqStarts = i32(a(2), S + 1);
+        const N = seqStarts[S];
+        kernels.attention(f32(a(0), N * C), f32(a(1), N * 3 * C), seqStarts, nHead, C, f32(a(6) + 4 * maxLen * init.thread, maxLen), start, end);
+        break;
+      }
+      case Op.Residual: {
+        const n = a(3);
+        kernels.residual(f32(a(0), n), f32(a(1), n), f32(a(2), n), start, end);
+        break;
+      }
+    }
+  }
+}
