@@ -11,7 +11,10 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { Gpt2RewardError } from "./errors.js";
 import { runScoreJob, type OutputRecord } from "./job.js";
 import { readLines, type Line } from "./lines.js";
-import { DEFAULT_MAX_LENGTH, RewardModel } from "./model.js";
+import { DEFAULT_MAX_LENGTH, RewardModel, type LoadOptions } from "./model.js";
+import { convertModel, parseDType } from "./convert.js";
+import { formatInspection, inspectModel } from "./inspect.js";
+import { isHubRepoId, resolveHubModel, type HubOptions } from "./hub.js";
 import { parsePoolingRule } from "./pooling.js";
 import { encodeTruncated } from "./tokenizer.js";
 import { parseInputLine } from "./jsonl.js";
@@ -19,11 +22,18 @@ import { runDemo } from "./demo.js";
 import { runVerify } from "./verify.js";
 
 const USAGE = `usage:
-  gpt2-reward score --model <folder|file> [--input <file.jsonl>|-] [--batch-size N] [--max-length N]
-                    [--pooling last-non-pad|before-first-pad|non-pad-count] [TEXT...]
+  gpt2-reward score --model <model> [--input <file.jsonl>|-] [--batch-size N] [--max-length N]
+                    [--pooling last-non-pad|before-first-pad|non-pad-count]
+                    [--threads N] [--kernels auto|wasm|ts] [TEXT...]
   gpt2-reward tokenize [--input <file.jsonl>|-] [--max-length N] [TEXT...]
-  gpt2-reward demo [--model <folder|file>]
-  gpt2-reward verify --model <folder|file> --golden <golden.json> [--tolerance X]
+  gpt2-reward inspect <model> [--json]
+  gpt2-reward convert <model> <out.safetensors> [--dtype f32|f16|bf16]
+  gpt2-reward demo [--model <model>]
+  gpt2-reward verify --model <model> --golden <golden.json> [--tolerance X]
+
+<model> is a folder (config.json + model.safetensors, shards, or pytorch_model.bin), a weights
+file with config.json beside it, or a Hugging Face repo owner/name[@revision] (HF_TOKEN,
+HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE and HF_ENDPOINT are honoured).
 
 Input lines are {"text": "..."} or {"ids": [...]}; without --input and TEXT, standard input is read.
 Output: one JSON line per input, in input order.`;
@@ -76,6 +86,26 @@ function progress(): ((done: number) => void) | undefined {
   return (done) => process.stderr.write(`\r${done} lines, ${((done * 1000) / Math.max(1, Date.now() - t0)).toFixed(1)} lines/s `);
 }
 
+/** Download progress for Hub models, on a terminal only. */
+function hubOptions(): HubOptions {
+  if (!process.stderr.isTTY) return {};
+  return {
+    progress: (file, done, total) =>
+      process.stderr.write(`\rdownloading ${file}: ${(done / 1e6).toFixed(1)}${total ? ` / ${(total / 1e6).toFixed(1)}` : ""} MB ` + (done === total ? "\n" : "")),
+  };
+}
+
+function loadOptions(values: { threads?: string; kernels?: string }): LoadOptions {
+  const kernels = values.kernels ?? "auto";
+  if (kernels !== "auto" && kernels !== "wasm" && kernels !== "ts") throw new UsageError(`--kernels must be auto, wasm or ts, got "${kernels}"`);
+  return {
+    threads: values.threads === undefined ? undefined : positiveInt("threads", values.threads, 1),
+    kernels,
+    onWarning: (m) => process.stderr.write(`gpt2-reward: warning: ${m}\n`),
+    hub: hubOptions(),
+  };
+}
+
 async function score(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {
     model: { type: "string" },
@@ -83,6 +113,8 @@ async function score(args: string[]): Promise<number> {
     "batch-size": { type: "string" },
     "max-length": { type: "string" },
     pooling: { type: "string" },
+    threads: { type: "string" },
+    kernels: { type: "string" },
   });
   if (!values.model) throw new UsageError("score needs --model <folder|file>");
   const pooling = parsePoolingRule(values.pooling ?? "last-non-pad");
@@ -90,7 +122,7 @@ async function score(args: string[]): Promise<number> {
   const batchSize = positiveInt("batch-size", values["batch-size"], 8);
   const maxLength = positiveInt("max-length", values["max-length"], DEFAULT_MAX_LENGTH);
   const lines = inputLines(positionals, values.input);
-  const model = RewardModel.load(values.model, { onWarning: (m) => process.stderr.write(`gpt2-reward: warning: ${m}\n`) });
+  const model = await RewardModel.fromPretrained(values.model, loadOptions(values));
   try {
     const onProgress = progress();
     const { failed } = await runScoreJob(model, lines, (r: OutputRecord) => writeLine(JSON.stringify(r)), { batchSize, maxLength, pooling, onProgress });
@@ -140,7 +172,31 @@ async function verify(args: string[]): Promise<number> {
   return runVerify(resolve(values.model), resolve(values.golden), tolerance);
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { score, tokenize, demo, verify };
+async function inspect(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, { json: { type: "boolean" } });
+  if (positionals.length !== 1) throw new UsageError("inspect takes one <model>");
+  const r = await inspectModel(positionals[0], hubOptions());
+  process.stdout.write((values.json ? JSON.stringify(r) : formatInspection(r)) + "\n");
+  return 0;
+}
+
+async function convert(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, { dtype: { type: "string" } });
+  if (positionals.length !== 2) throw new UsageError("convert takes <model> <out.safetensors>");
+  const dtype = values.dtype === undefined ? null : parseDType(values.dtype);
+  if (values.dtype !== undefined && !dtype) throw new UsageError(`--dtype must be f32, f16 or bf16, got "${values.dtype}"`);
+  let [model, out] = positionals;
+  if (!existsSync(model) && isHubRepoId(model)) model = (await resolveHubModel(model, hubOptions())).dir;
+  const r = convertModel(model, out, dtype);
+  process.stderr.write(
+    `wrote ${out}: ${r.tensors} tensors${dtype ? ` as ${dtype}` : ""}` +
+      (r.dropped.length ? `, dropped ${r.dropped.length} attention mask buffer(s)` : "") +
+      (r.configWritten ? `; copied config.json to ${r.configWritten}` : "") + "\n",
+  );
+  return 0;
+}
+
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { score, tokenize, inspect, convert, demo, verify };
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

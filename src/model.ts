@@ -10,6 +10,7 @@ import type { Kernels } from "../kernels/backend.js";
 import { createTsKernels } from "../kernels/ts-backend.js";
 import { createWasmKernels, wasmSimdSupported } from "../kernels/wasm/backend.js";
 import { GPT2_EOS, readConfig, type GPT2Config } from "./config.js";
+import { isHubRepoId, resolveHubModel, type HubOptions } from "./hub.js";
 import { Gpt2RewardError, InputError } from "./errors.js";
 import { openCheckpoint } from "./formats/checkpoint.js";
 import { forward, type ForwardOptions } from "./gpt2.js";
@@ -28,6 +29,8 @@ export interface LoadOptions {
   threads?: number;
   /** "wasm" (WebAssembly SIMD, emitted by kernels/wasm), "ts" (pure TypeScript) or "auto" (wasm where the engine has SIMD). */
   kernels?: KernelChoice;
+  /** Where and how to fetch a Hub model (fromPretrained only). */
+  hub?: HubOptions;
 }
 
 export interface ScoreOptions {
@@ -77,6 +80,18 @@ export class RewardModel {
   /** The id used for padding, and by the pooling rules: config pad_token_id, else 50256 (EOS). */
   get padId(): number {
     return this.config.pad_token_id ?? GPT2_EOS;
+  }
+
+  /**
+   * Loads a model named like on the command line: a local folder or weights file, else a Hub
+   * repo `owner/name[@revision]`, downloaded into (or found in) the Hugging Face cache.
+   */
+  static async fromPretrained(spec: string, opts: LoadOptions = {}): Promise<RewardModel> {
+    if (!existsSync(spec) && isHubRepoId(spec)) {
+      const { dir } = await resolveHubModel(spec, opts.hub);
+      return RewardModel.load(dir, opts);
+    }
+    return RewardModel.load(spec, opts);
   }
 
   /**
@@ -193,7 +208,7 @@ function chooseKernels(choice: KernelChoice): "ts" | "wasm" {
 }
 
 /** A folder holds config.json and the weights; a weights file has config.json beside it. */
-function locate(path: string): { configFile: string; weightsPath: string } {
+export function locate(path: string): { configFile: string; weightsPath: string } {
   if (!existsSync(path)) throw new Gpt2RewardError(`${path}: no such file or folder`);
   if (statSync(path).isDirectory()) {
     const configFile = join(path, "config.json");

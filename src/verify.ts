@@ -46,6 +46,18 @@ export function compareGolden(model: RewardModel, golden: GoldenFile, texts: str
       s.logits[rule].forEach((v, k) => (maxDiff = Math.max(maxDiff, Math.abs(v - ours[i].logits[k]))));
     });
   }
+  // HF's padded batches, under the current rule (per-text scores are what we compute for a batch).
+  for (const b of golden.batches) {
+    const items = b.input_ids.map((row, r) => {
+      const n = b.attention_mask[r].reduce((a, m) => a + m, 0);
+      return { ids: row.slice(0, n), truncated: false };
+    });
+    const ours = model.scoreTokenized(items, { pooling: "last-non-pad", batchSize: items.length });
+    b.logits["last-non-pad"].forEach((row, r) => {
+      cases++;
+      row.forEach((v, k) => (maxDiff = Math.max(maxDiff, Math.abs(v - ours[r].logits[k]))));
+    });
+  }
   if (texts) {
     for (const s of golden.singles) {
       const t = truncateLeft(encode(texts[s.text_index]), golden.max_length);
@@ -61,7 +73,7 @@ export function runVerify(modelPath: string, goldenPath: string, tolerance: numb
   const { maxDiff, idsMismatch, cases } = compareGolden(model, golden, golden.texts);
   const ok = maxDiff <= tolerance && idsMismatch === 0;
   process.stdout.write(
-    `${ok ? "OK" : "FAIL"}: ${cases} golden cases (${golden.singles.length} texts × ${POOLING_RULES.length} pooling rules), ` +
+    `${ok ? "OK" : "FAIL"}: ${cases} golden cases (${golden.singles.length} texts × ${POOLING_RULES.length} pooling rules, and ${golden.batches.length} padded batches), ` +
       `max |logit − HF| = ${maxDiff.toExponential(2)} (tolerance ${tolerance})` +
       (golden.texts ? `, token ids differing from HF: ${idsMismatch}` : "") + "\n",
   );

@@ -37,7 +37,7 @@ export interface LoadReport {
 }
 
 /** Buffers that old GPT-2 checkpoints save but that carry no weights (the causal mask and its fill value). */
-const IGNORED = /^(transformer\.)?h\.\d+\.attn\.(bias|masked_bias)$/;
+export const IGNORED_BUFFERS = /^(transformer\.)?h\.\d+\.attn\.(bias|masked_bias)$/;
 
 export function loadWeights(src: TensorSource, config: GPT2Config, kernels: Kernels): { weights: GPT2Weights; report: LoadReport } {
   const { n_embd: C, n_inner, n_layer, vocab_size, n_positions, num_labels } = config;
@@ -104,6 +104,6 @@ export function loadWeights(src: TensorSource, config: GPT2Config, kernels: Kern
   const ln_f = layerNorm("ln_f");
   const score = readF32("score.weight", [num_labels, C], kernels.alloc(num_labels * C));
 
-  const unused = [...present].filter((k) => !used.has(k) && !IGNORED.test(k));
+  const unused = [...present].filter((k) => !used.has(k) && !IGNORED_BUFFERS.test(k));
   return { weights: { wte, wpe, h, ln_f, score }, report: { unused, nonFinite } };
 }

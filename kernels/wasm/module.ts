@@ -31,7 +31,7 @@ export interface KernelModuleOptions {
  * each input loaded 8 times. kernels/wasm/measure.ts on a 2-core Xeon (AVX-512 host), Node 20,
  * 256×768·768×2304: 4×8 31 GFLOPS, 2×16 30, 3×8 30, 4×12 26, 5×8 25, 3×16 24, 6×8 22, 8×4 22.
  * Unrolling the inner loop made it slower (4×8: ×2 24, ×4 22), so it is off. The same tile with
- * relaxed-SIMD FMA: 38.
+ * relaxed-SIMD FMA (--experimental-wasm-relaxed-simd): 40–42.
  */
 export const DEFAULT_OPTIONS: KernelModuleOptions = { tileRows: 4, tileCols: 8, unroll: 1, fma: false };
 
@@ -184,7 +184,7 @@ function defineLinearTile(m: ModuleBuilder, mr: number, o: KernelModuleOptions, 
       ...Array.from({ length: o.unroll }, (_, t) => step(t)).flat(),
       ...advance(o.unroll),
     ]),
-    forUp(k, k, inDim, 1, [...step(0), ...advance(1)]),
+    o.unroll > 1 ? forUp(k, k, inDim, 1, [...step(0), ...advance(1)]) : [],
     set(full, i32.and(i32.eqz(lo), i32.eq(hi, i32.const(o.tileCols)))),
     ...stores,
   );

@@ -38,19 +38,28 @@ export function writeSafetensors(
   prefix.writeBigUInt64LE(BigInt(json.length));
 
   const tmp = `${file}.tmp`;
-  const fd = openSync(tmp, "w");
+  let fd: number;
+  try {
+    fd = openSync(tmp, "w");
+  } catch (e) {
+    throw new Gpt2RewardError(`${file}: cannot write: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
   try {
     writeAll(fd, prefix);
     writeAll(fd, json);
     for (const [, t] of list) writeAll(fd, t.bytes);
     fsyncSync(fd);
     closeSync(fd);
+    renameSync(tmp, file);
   } catch (e) {
-    closeSync(fd);
+    try {
+      closeSync(fd);
+    } catch {
+      // already closed
+    }
     rmSync(tmp, { force: true });
-    throw e;
+    throw new Gpt2RewardError(`${file}: cannot write: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  renameSync(tmp, file);
 }
 
 function writeAll(fd: number, bytes: Uint8Array): void {
