@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { Gpt2RewardError } from "./errors.js";
 import { runScoreJob, type OutputRecord } from "./job.js";
+import { fileSink, stdoutSink } from "./output.js";
 import { readLines, type Line } from "./lines.js";
 import { DEFAULT_MAX_LENGTH, RewardModel, type LoadOptions } from "./model.js";
 import { convertModel, parseDType } from "./convert.js";
@@ -24,7 +25,7 @@ import { runVerify } from "./verify.js";
 const USAGE = `usage:
   gpt2-reward score --model <model> [--input <file.jsonl>|-] [--batch-size N] [--max-length N]
                     [--pooling last-non-pad|before-first-pad|non-pad-count]
-                    [--threads N] [--kernels auto|wasm|ts] [TEXT...]
+                    [--threads N] [--kernels auto|wasm|ts] [--output <file> [--resume]] [TEXT...]
   gpt2-reward tokenize [--input <file.jsonl>|-] [--max-length N] [TEXT...]
   gpt2-reward inspect <model> [--json]
   gpt2-reward convert <model> <out.safetensors> [--dtype f32|f16|bf16]
@@ -63,16 +64,16 @@ function positiveInt(name: string, value: string | undefined, fallback: number):
 }
 
 /** Lines from TEXT arguments (each one text), an --input file, or standard input. */
-function inputLines(texts: string[], input: string | undefined): AsyncIterable<Line> {
+function inputLines(texts: string[], input: string | undefined, signal?: AbortSignal): AsyncIterable<Line> {
   if (texts.length > 0) {
     if (input !== undefined) throw new UsageError("give either --input or TEXT arguments, not both");
     return (async function* () {
       for (const text of texts) yield { text: JSON.stringify({ text }) };
     })();
   }
-  if (input === undefined || input === "-") return readLines(process.stdin);
+  if (input === undefined || input === "-") return readLines(process.stdin, signal);
   if (!existsSync(input)) throw new Gpt2RewardError(`${input}: no such file`);
-  return readLines(createReadStream(input));
+  return readLines(createReadStream(input), signal);
 }
 
 /** Writes one line to stdout, waiting when the pipe is full so memory stays flat on long jobs. */
@@ -115,20 +116,37 @@ async function score(args: string[]): Promise<number> {
     pooling: { type: "string" },
     threads: { type: "string" },
     kernels: { type: "string" },
+    output: { type: "string" },
+    resume: { type: "boolean" },
   });
   if (!values.model) throw new UsageError("score needs --model <folder|file>");
+  if (values.resume && !values.output) throw new UsageError("--resume needs --output <file>");
   const pooling = parsePoolingRule(values.pooling ?? "last-non-pad");
   if (!pooling) throw new UsageError(`--pooling must be last-non-pad, before-first-pad or non-pad-count, got "${values.pooling}"`);
   const batchSize = positiveInt("batch-size", values["batch-size"], 8);
   const maxLength = positiveInt("max-length", values["max-length"], DEFAULT_MAX_LENGTH);
-  const lines = inputLines(positionals, values.input);
+  // Ctrl-C: stop reading, score and write the lines already read, exit 130. A second Ctrl-C quits at once.
+  const interrupt = new AbortController();
+  const onSigint = () => {
+    if (interrupt.signal.aborted) process.exit(130);
+    process.stderr.write("gpt2-reward: interrupted, finishing the lines in progress (Ctrl-C again to quit now)\n");
+    interrupt.abort();
+  };
+  process.on("SIGINT", onSigint);
+  const lines = inputLines(positionals, values.input, interrupt.signal);
   const model = await RewardModel.fromPretrained(values.model, loadOptions(values));
+  const { sink, startIndex } = values.output ? fileSink(values.output, values.resume ?? false) : { sink: stdoutSink(), startIndex: 0 };
   try {
     const onProgress = progress();
-    const { failed } = await runScoreJob(model, lines, (r: OutputRecord) => writeLine(JSON.stringify(r)), { batchSize, maxLength, pooling, onProgress });
+    const job = await runScoreJob(model, lines, (r: OutputRecord) => sink.write(JSON.stringify(r)), {
+      batchSize, maxLength, pooling, onProgress, startIndex, signal: interrupt.signal,
+    });
     if (onProgress) process.stderr.write("\n");
-    return failed > 0 ? 1 : 0;
+    if (job.interrupted) return 130;
+    return job.failed > 0 ? 1 : 0;
   } finally {
+    sink.close();
+    process.off("SIGINT", onSigint);
     await model.close();
   }
 }

@@ -4,7 +4,9 @@
  * plausible but wrong scores.
  */
 import { readFileSync } from "node:fs";
-import { ConfigError } from "./errors.js";
+// Values are quoted with `quote`, not JSON.stringify: a config value nested 10,000 deep would
+// overflow the stack while we describe it.
+import { ConfigError, quote } from "./errors.js";
 
 export interface GPT2Config {
   n_layer: number;
@@ -55,12 +57,12 @@ export function parseConfig(json: unknown, file = "config.json"): GPT2Config {
     const v = c[key] ?? fallback;
     if (v === undefined) return fail(`missing "${key}"`);
     if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
-      return fail(`"${key}" is ${JSON.stringify(v)}, expected an integer from ${min} to ${max}`);
+      return fail(`"${key}" is ${quote(v)}, expected an integer from ${min} to ${max}`);
     }
     return v;
   };
 
-  if (c.model_type !== undefined && c.model_type !== "gpt2") fail(`model_type is ${JSON.stringify(c.model_type)}, only "gpt2" is supported`);
+  if (c.model_type !== undefined && c.model_type !== "gpt2") fail(`model_type is ${quote(c.model_type)}, only "gpt2" is supported`);
   const n_layer = int("n_layer", 12, 1, 1000);
   const n_embd = int("n_embd", 768, 1, 65536);
   const n_head = int("n_head", 12, 1, 4096);
@@ -70,11 +72,11 @@ export function parseConfig(json: unknown, file = "config.json"): GPT2Config {
   const vocab_size = int("vocab_size", 50257, 1, 1 << 24);
 
   const eps = c.layer_norm_epsilon ?? 1e-5;
-  if (typeof eps !== "number" || !(eps > 0) || !Number.isFinite(eps)) fail(`"layer_norm_epsilon" is ${JSON.stringify(eps)}, expected a positive number`);
+  if (typeof eps !== "number" || !(eps > 0) || !Number.isFinite(eps)) fail(`"layer_norm_epsilon" is ${quote(eps)}, expected a positive number`);
 
   const act = c.activation_function ?? "gelu_new";
   if (typeof act !== "string" || !TANH_GELUS.has(act)) {
-    fail(`activation_function ${JSON.stringify(act)} is not supported (GPT-2 uses "gelu_new", the tanh approximation)`);
+    fail(`activation_function ${quote(act)} is not supported (GPT-2 uses "gelu_new", the tanh approximation)`);
   }
   const unsupported: [string, unknown, unknown][] = [
     ["scale_attn_weights", c.scale_attn_weights, true],
@@ -83,7 +85,7 @@ export function parseConfig(json: unknown, file = "config.json"): GPT2Config {
     ["add_cross_attention", c.add_cross_attention, false],
   ];
   for (const [key, value, ours] of unsupported) {
-    if (value !== undefined && value !== ours) fail(`"${key}": ${JSON.stringify(value)} is not supported (we compute ${key} = ${ours})`);
+    if (value !== undefined && value !== ours) fail(`"${key}": ${quote(value)} is not supported (we compute ${key} = ${ours})`);
   }
 
   // HF: id2label wins; else num_labels; else PretrainedConfig's default of 2 labels.
@@ -94,10 +96,10 @@ export function parseConfig(json: unknown, file = "config.json"): GPT2Config {
     labels = new Array<string>(entries.length);
     for (const [k, v] of entries) {
       const i = Number(k);
-      if (!Number.isInteger(i) || i < 0 || i >= entries.length || typeof v !== "string") fail(`"id2label" must map 0..${entries.length - 1} to names, found ${JSON.stringify(k)}: ${JSON.stringify(v)}`);
+      if (!Number.isInteger(i) || i < 0 || i >= entries.length || typeof v !== "string") fail(`"id2label" must map 0..${entries.length - 1} to names, found ${quote(k)}: ${quote(v)}`);
       labels[i] = v as string;
     }
-    if (c.num_labels !== undefined && c.num_labels !== labels.length) fail(`"num_labels" is ${c.num_labels} but "id2label" has ${labels.length} labels`);
+    if (c.num_labels !== undefined && c.num_labels !== labels.length) fail(`"num_labels" is ${quote(c.num_labels)} but "id2label" has ${labels.length} labels`);
   } else {
     const n = int("num_labels", 2, 1, 1 << 16);
     labels = Array.from({ length: n }, (_, i) => `LABEL_${i}`);

@@ -5,6 +5,39 @@
  */
 export class Gpt2RewardError extends Error {
   override name = "Gpt2RewardError";
+  constructor(message: string) {
+    super(oneLine(message));
+  }
+}
+
+/** Messages longer than this keep their start (the file) and end (the problem), joined by "…". */
+const MAX_MESSAGE = 2000;
+
+/**
+ * Messages quote names read from untrusted files (tensor names, zip record names, pickle
+ * globals), which may hold newlines or terminal escape sequences, or be megabytes long. The CLI
+ * promises one line per error, so control characters are escaped as in JSON and a very long
+ * message is cut in the middle.
+ */
+function oneLine(message: string): string {
+  const s = message.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) =>
+    c === "\n" ? "\\n" : c === "\r" ? "\\r" : c === "\t" ? "\\t" : `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return s.length <= MAX_MESSAGE ? s : `${s.slice(0, MAX_MESSAGE - 500)} … ${s.slice(s.length - 480)}`;
+}
+
+/**
+ * A value read from an untrusted file (JSON or pickle), quoted for an error message: short, one
+ * line, and never recursive. JSON.stringify and String() recurse into arrays, so a value nested
+ * 10,000 deep overflows the stack (a RangeError instead of our error), and a pickle's shared
+ * sub-lists ([a, a] nested 60 times) would take 2^60 steps to print.
+ */
+export function quote(v: unknown): string {
+  if (typeof v === "string") return JSON.stringify(v.length > 100 ? `${v.slice(0, 100)}…` : v);
+  if (typeof v === "number" || typeof v === "bigint" || typeof v === "boolean") return String(v);
+  if (v === null) return "null";
+  if (v === undefined) return "nothing";
+  if (Array.isArray(v)) return `an array of ${v.length}`;
+  return "an object";
 }
 
 /** A file we were asked to read is malformed; the message always starts with the file name. */

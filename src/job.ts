@@ -19,6 +19,8 @@ export interface JobOptions extends ScoreOptions {
   startIndex?: number;
   /** Called after each window with the number of lines done, for progress. */
   onProgress?: (done: number) => void;
+  /** When it fires, the job scores the lines it has already read, emits them and stops. */
+  signal?: AbortSignal;
 }
 
 export type OutputRecord =
@@ -28,7 +30,7 @@ export type OutputRecord =
 /** Runs the job; `emit` receives records in input order. Returns how many lines failed. */
 export async function runScoreJob(
   model: RewardModel, lines: AsyncIterable<Line>, emit: (r: OutputRecord) => void | Promise<void>, opts: JobOptions = {},
-): Promise<{ lines: number; failed: number }> {
+): Promise<{ lines: number; failed: number; interrupted: boolean }> {
   const maxLength = opts.maxLength ?? 256;
   model.checkMaxLength(maxLength);
   const batchSize = opts.batchSize ?? 8;
@@ -61,9 +63,10 @@ export async function runScoreJob(
     if (i < (opts.startIndex ?? 0)) continue;
     pending.push({ index: i, ...prepare(model, line, maxLength) });
     if (pending.length >= window) await flush();
+    if (opts.signal?.aborted) break;
   }
   if (pending.length > 0) await flush();
-  return { lines: index, failed };
+  return { lines: index, failed, interrupted: opts.signal?.aborted ?? false };
 }
 
 function prepare(model: RewardModel, line: Line, maxLength: number): { ids?: number[]; truncated?: boolean; error?: string } {

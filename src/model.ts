@@ -11,7 +11,7 @@ import { createTsKernels } from "../kernels/ts-backend.js";
 import { createWasmKernels, wasmSimdSupported } from "../kernels/wasm/backend.js";
 import { GPT2_EOS, readConfig, type GPT2Config } from "./config.js";
 import { isHubRepoId, resolveHubModel, type HubOptions } from "./hub.js";
-import { Gpt2RewardError, InputError } from "./errors.js";
+import { Gpt2RewardError, InputError, quote } from "./errors.js";
 import { openCheckpoint } from "./formats/checkpoint.js";
 import { forward, type ForwardOptions } from "./gpt2.js";
 import { scoredPosition, type PoolingRule } from "./pooling.js";
@@ -162,7 +162,8 @@ export class RewardModel {
     if (ids.length === 0) return "empty list of ids: nothing to score";
     for (const id of ids) {
       if (typeof id !== "number" || !Number.isInteger(id) || id < 0 || id >= this.config.vocab_size) {
-        return `id ${JSON.stringify(id)} is outside the vocabulary (0 to ${this.config.vocab_size - 1})`;
+        // quote, not JSON.stringify: an "id" nested 10,000 deep would overflow the stack.
+        return `id ${quote(id)} is outside the vocabulary (0 to ${this.config.vocab_size - 1})`;
       }
     }
     return null;

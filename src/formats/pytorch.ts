@@ -16,7 +16,7 @@
  * of the file's bytes, strided ones are copied out in C order.
  */
 import { readFileSync } from "node:fs";
-import { FormatError, UnsafeFileError } from "../errors.js";
+import { FormatError, UnsafeFileError, quote } from "../errors.js";
 import { DTYPE_BYTES, elementCount, type DType, type RawTensor } from "../tensor.js";
 import { describe, isPickleCallable, isTuple, loadPickle, type PickleCallable } from "./pickle.js";
 import { isZip, readZip } from "./zip.js";
@@ -328,7 +328,8 @@ function readLegacyCheckpoint(file: string, bytes: Uint8Array): Map<string, RawT
   const magic = loadPickle(file, bytes, plain, 0);
   if (magic.value !== LEGACY_MAGIC) throw new FormatError(file, "not a PyTorch checkpoint: pickle stream without the legacy magic number");
   const version = loadPickle(file, bytes, plain, magic.end);
-  if (version.value !== 1001) throw new FormatError(file, `legacy PyTorch checkpoint has protocol version ${String(version.value)}, expected 1001`);
+  // quote, not String(): String() of a pickled list recurses (a stack overflow, or 2^n steps on shared sub-lists).
+  if (version.value !== 1001) throw new FormatError(file, `legacy PyTorch checkpoint has protocol version ${quote(version.value)}, expected 1001`);
   const sysInfo = loadPickle(file, bytes, plain, version.end);
   if (!(sysInfo.value instanceof Map) || sysInfo.value.get("little_endian") !== true) {
     throw new FormatError(file, "legacy PyTorch checkpoint was written on a big-endian machine (or has no system info); re-save it on a little-endian machine with a current torch: torch.save(torch.load(old_path), new_path)");
@@ -353,7 +354,7 @@ function readLegacyCheckpoint(file: string, bytes: Uint8Array): Map<string, RawT
   let pos = keys.end;
   for (const key of keys.value) {
     const s = typeof key === "string" ? storages.get(key) : undefined;
-    if (!s) throw new FormatError(file, `legacy checkpoint lists storage ${String(key)}, which the state dict never uses`);
+    if (!s) throw new FormatError(file, `legacy checkpoint lists storage ${quote(key)}, which the state dict never uses`);
     if (pos + 8 > bytes.length) throw new FormatError(file, `legacy checkpoint is truncated before storage ${key}`);
     const count = view.getBigInt64(pos, true);
     if (count !== BigInt(s.numel)) throw new FormatError(file, `storage ${key} holds ${count} elements, its persistent id says ${s.numel}`);

@@ -10,7 +10,7 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { validateTensorEntry, type TensorInfo } from "@huggingface/hub";
-import { FormatError } from "../errors.js";
+import { FormatError, quote } from "../errors.js";
 import { DTYPE_BYTES, elementCount, isDType, type DType, type RawTensor, type TensorSource } from "../tensor.js";
 
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -87,7 +87,15 @@ export function parseSafetensorsHeader(file: string, head: Uint8Array, fileSize:
 function checkEntry(file: string, name: string, info: unknown, dataSize: number): SafetensorsEntry {
   if (typeof info !== "object" || info === null || Array.isArray(info)) throw new FormatError(file, `tensor ${name}: header entry is not an object`);
   const { dtype, shape, data_offsets } = info as Record<string, unknown>;
-  if (!isDType(dtype)) throw new FormatError(file, `tensor ${name} has unknown or unsupported dtype ${JSON.stringify(dtype)}`);
+  if (!isDType(dtype)) throw new FormatError(file, `tensor ${name} has unknown or unsupported dtype ${quote(dtype)}`);
+  // Types first, with our messages: the library's messages print the values, and printing one
+  // nested 10,000 deep overflows the stack.
+  if (!Array.isArray(shape) || !shape.every((d) => typeof d === "number")) {
+    throw new FormatError(file, `tensor ${name}: shape must be an array of non-negative integers, found ${quote(shape)}`);
+  }
+  if (!Array.isArray(data_offsets) || data_offsets.length !== 2 || !data_offsets.every((o) => typeof o === "number")) {
+    throw new FormatError(file, `tensor ${name}: data_offsets must be two integers [begin, end], found ${quote(data_offsets)}`);
+  }
   try {
     // @huggingface/hub's checks: integer dims, sane offsets, span inside the file.
     validateTensorEntry(file, name, info as TensorInfo, dataSize);

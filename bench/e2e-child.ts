@@ -1,0 +1,70 @@
+/**
+ * One end-to-end configuration in a process of its own, so its peak RSS is its own:
+ *   node dist/bench/e2e-child.js --model DIR --kernels ts|wasm --threads N
+ *        [--batch S --len T --reps R --warmup full|small|none]
+ * Loads the model (timed), scores R batches of S random texts of T tokens after a warm-up, and
+ * prints one JSON line (E2eChildResult). --batch 0 only loads: the load-time benchmark.
+ */
+import { RewardModel } from "../src/model.js";
+import { randomIds, rng } from "./random.js";
+
+export interface E2eChildResult {
+  kernels: string;
+  threads: number;
+  batch: number;
+  len: number;
+  loadMs: number;
+  /** Wall time of each timed batch, ms. */
+  batchMs: number[];
+  /** Logit of the first text of the last batch: equal across thread counts if the split is exact. */
+  firstLogit: number | null;
+  /** process.memoryUsage().rss right after loading, bytes. */
+  rssAfterLoad: number;
+  /** Peak resident set of the whole process (all threads), bytes. */
+  maxRss: number;
+}
+
+function arg(name: string, fallback?: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i >= 0 && i + 1 < process.argv.length) return process.argv[i + 1];
+  if (fallback === undefined) throw new Error(`e2e-child: missing --${name}`);
+  return fallback;
+}
+
+const kernels = arg("kernels") as "ts" | "wasm";
+const threads = Number(arg("threads"));
+const batch = Number(arg("batch", "0"));
+const len = Number(arg("len", "0"));
+const reps = Number(arg("reps", "1"));
+const warmup = arg("warmup", "full");
+
+const t0 = performance.now();
+const model = RewardModel.load(arg("model"), { kernels, threads });
+const loadMs = performance.now() - t0;
+const rssAfterLoad = process.memoryUsage().rss;
+
+const batchMs: number[] = [];
+let firstLogit: number | null = null;
+if (batch > 0) {
+  const next = rng(7);
+  const texts = Array.from({ length: batch }, () => randomIds(next, len));
+  const score = (ids: number[][]) => model.scoreIds(ids, { batchSize: ids.length, maxLength: len });
+  // "small": one short text, enough for V8 to optimize every kernel (and the pool's threads to
+  // start) when a full batch of the pure-TS kernels would take a minute.
+  if (warmup === "full") score(texts);
+  else if (warmup === "small") score([texts[0].slice(0, 32)]);
+  for (let r = 0; r < reps; r++) {
+    const t = performance.now();
+    const results = score(texts);
+    batchMs.push(performance.now() - t);
+    firstLogit = results[0].logits[0];
+    if (!results.every((x) => x.logits.every(Number.isFinite))) throw new Error("e2e-child: non-finite logits");
+  }
+}
+await model.close();
+
+const result: E2eChildResult = {
+  kernels, threads, batch, len, loadMs, batchMs, firstLogit, rssAfterLoad,
+  maxRss: process.resourceUsage().maxRSS * 1024, // maxRSS is in KiB
+};
+process.stdout.write(JSON.stringify(result) + "\n");

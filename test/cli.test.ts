@@ -1,0 +1,187 @@
+/** The gpt2-reward command as a user runs it: output format, exit codes, errors, long jobs. */
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { RewardModel } from "../src/model.js";
+import { FIXTURES, jsonLines, runCli, startCli } from "./helpers/cli.js";
+
+const DEMO = join(FIXTURES, "models", "demo");
+const SMALL = join(FIXTURES, "models", "f16-8head");
+const BIN = join(FIXTURES, "models", "f16-8head-bin");
+const texts: string[] = JSON.parse(readFileSync(join(FIXTURES, "golden", "texts.json"), "utf8"));
+const tmp = () => mkdtempSync(join(tmpdir(), "gpt2-reward-cli-"));
+
+describe("score", () => {
+  it("prints one JSON line per TEXT argument with logits, token count and truncation", () => {
+    const r = runCli(["score", "--model", SMALL, "User: hi\nBot: hello", texts[60]]);
+    expect(r.status).toBe(0);
+    const out = jsonLines(r.stdout);
+    expect(out.map((o) => o.index)).toEqual([0, 1]);
+    expect(out[0]).toMatchObject({ tokens: 7, truncated: false });
+    expect(out[1]).toMatchObject({ tokens: 256, truncated: true });
+    expect((out[0].logits as number[]).length).toBe(1);
+  });
+
+  it("gives the same logits as the API", () => {
+    const model = RewardModel.load(SMALL, { threads: 1 });
+    const api = model.score(texts.slice(0, 5));
+    const cli = jsonLines(runCli(["score", "--model", SMALL, ...texts.slice(0, 5)]).stdout);
+    expect(cli.map((o) => o.logits)).toEqual(api.map((r) => r.logits));
+  });
+
+  it("reads JSON lines from stdin, reports bad lines in place and exits 1", () => {
+    const input = [
+      JSON.stringify({ text: "hello" }),
+      "{not json",
+      JSON.stringify({ ids: [464, 3290] }),
+      JSON.stringify({ text: "" }),
+      JSON.stringify({ ids: [1, 50257] }),
+      JSON.stringify({ foo: 1 }),
+      JSON.stringify({ text: "bye" }),
+    ].join("\n");
+    const r = runCli(["score", "--model", SMALL, "--batch-size", "2"], input);
+    expect(r.status).toBe(1);
+    const out = jsonLines(r.stdout);
+    expect(out.map((o) => o.index)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(out.map((o) => ("error" in o ? "error" : "ok"))).toEqual(["ok", "error", "ok", "error", "error", "error", "ok"]);
+    expect(out[3].error).toMatch(/empty text/);
+    expect(out[4].error).toMatch(/50257 is outside the vocabulary/);
+    expect(r.stderr).toBe(""); // nothing but JSON on stdout, no progress when stderr is not a terminal
+  });
+
+  it("truncates ids from the left like texts", () => {
+    const ids = Array.from({ length: 300 }, (_, i) => (i * 7919) % 50000);
+    const a = jsonLines(runCli(["score", "--model", SMALL, "--max-length", "16"], JSON.stringify({ ids }) + "\n").stdout)[0];
+    const b = jsonLines(runCli(["score", "--model", SMALL], JSON.stringify({ ids: ids.slice(-16) }) + "\n").stdout)[0];
+    expect(a).toMatchObject({ tokens: 16, truncated: true });
+    expect(a.logits).toEqual(b.logits);
+  });
+
+  it("offers the older pooling rules, which differ on a literal <|endoftext|>", () => {
+    const text = "hi<|endoftext|>there";
+    const rules = ["last-non-pad", "before-first-pad", "non-pad-count"].map((p) => jsonLines(runCli(["score", "--model", SMALL, "--pooling", p, text]).stdout)[0].logits);
+    expect(new Set(rules.map(String)).size).toBe(3);
+  });
+
+  it("scores a pytorch_model.bin folder exactly like its safetensors twin, with any thread count and kernels", () => {
+    const runs = [
+      ["--model", SMALL, "--threads", "1", "--kernels", "ts"],
+      ["--model", BIN, "--threads", "2", "--kernels", "ts"],
+      ["--model", BIN, "--threads", "1", "--kernels", "wasm"],
+    ].map((a) => runCli(["score", ...a, ...texts.slice(0, 6)]));
+    for (const r of runs) expect(r.status, r.stderr).toBe(0);
+    expect(jsonLines(runs[1].stdout)).toEqual(jsonLines(runs[0].stdout));
+    const wasm = jsonLines(runs[2].stdout).map((o) => o.logits as number[]);
+    jsonLines(runs[0].stdout).forEach((o, i) => expect(Math.abs((o.logits as number[])[0] - wasm[i][0])).toBeLessThan(2e-5));
+  });
+
+  it("reports a user mistake in one line, without a stack trace, and a non-zero exit", () => {
+    const cases = [
+      ["score", "--model", "/nonexistent/model", "hi"],
+      ["score", "hi"],
+      ["score", "--model", SMALL, "--pooling", "first", "hi"],
+      ["score", "--model", SMALL, "--batch-size", "0", "hi"],
+      ["score", "--model", SMALL, "--max-length", "400", "hi"], // n_positions is 320
+      ["score", "--model", SMALL, "--input", "/nonexistent.jsonl"],
+      ["frobnicate"],
+    ];
+    for (const args of cases) {
+      const r = runCli(args);
+      expect(r.status, args.join(" ")).not.toBe(0);
+      expect(r.stdout, args.join(" ")).toBe("");
+      const lines = r.stderr.trim().split("\n");
+      expect(lines[0], args.join(" ")).toMatch(/^gpt2-reward: /);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+      if (args[0] !== "frobnicate") expect(lines, args.join(" ")).toHaveLength(1);
+    }
+  });
+});
+
+describe("long jobs", () => {
+  const makeInput = (dir: string, n: number) => {
+    const lines = Array.from({ length: n }, (_, i) => (i % 997 === 5 ? "{broken" : JSON.stringify({ text: `${texts[i % texts.length].slice(0, 120)} #${i}` })));
+    const file = join(dir, "in.jsonl");
+    writeFileSync(file, lines.join("\n") + "\n");
+    return file;
+  };
+
+  it("killed with SIGKILL mid-way and resumed, ends with one complete line per input and the logits of an uninterrupted run", async () => {
+    const dir = tmp();
+    const input = makeInput(dir, 20_000);
+    const full = join(dir, "full.jsonl");
+    const resumed = join(dir, "resumed.jsonl");
+    expect(runCli(["score", "--model", SMALL, "--input", input, "--output", full]).status).toBe(1); // the broken lines
+
+    const { child, done } = startCli(["score", "--model", SMALL, "--input", input, "--output", resumed]);
+    // Kill once some output exists but well before the end.
+    for (let i = 0; i < 600 && !(existsSync(resumed) && statSync(resumed).size > 20_000); i++) await new Promise((r) => setTimeout(r, 25));
+    child.kill("SIGKILL");
+    const killed = await done;
+    expect(killed.signal).toBe("SIGKILL");
+    const partial = readFileSync(resumed, "utf8");
+    expect(partial.endsWith("\n")).toBe(true);
+    const before = partial.split("\n").length - 1;
+    expect(before).toBeGreaterThan(0);
+    expect(before).toBeLessThan(20_000);
+
+    // Without --resume the finished work is protected.
+    const refused = runCli(["score", "--model", SMALL, "--input", input, "--output", resumed]);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/already holds results; use --resume/);
+
+    expect(runCli(["score", "--model", SMALL, "--input", input, "--output", resumed, "--resume"]).status).toBe(1);
+    expect(readFileSync(resumed, "utf8")).toBe(readFileSync(full, "utf8"));
+  });
+
+  it("on Ctrl-C (SIGINT) writes the lines it has read and exits 130", async () => {
+    const dir = tmp();
+    const out = join(dir, "out.jsonl");
+    const { child, done } = startCli(["score", "--model", SMALL, "--output", out, "--batch-size", "4"]);
+    for (let i = 0; i < 10; i++) child.stdin.write(JSON.stringify({ text: `line ${i}` }) + "\n");
+    await new Promise((r) => setTimeout(r, 1500)); // stdin stays open: the job is waiting for more input
+    child.kill("SIGINT");
+    const r = await done;
+    expect(r.code).toBe(130);
+    expect(r.stderr).toMatch(/interrupted/);
+    expect(jsonLines(readFileSync(out, "utf8")).map((o) => o.index)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  });
+});
+
+describe("tokenize, inspect, convert, demo", () => {
+  it("tokenize prints HF's ids, with <|endoftext|> as 50256", () => {
+    const r = runCli(["tokenize", "hi<|endoftext|>there"]);
+    expect(r.status).toBe(0);
+    expect(jsonLines(r.stdout)).toEqual([{ index: 0, ids: [5303, 50256, 8117], truncated: false }]);
+  });
+
+  it("inspect lists format, config and every tensor with dtype and shape", () => {
+    const r = runCli(["inspect", BIN]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/pytorch, 33 tensors/);
+    expect(r.stdout).toMatch(/transformer\.h\.1\.attn\.c_attn\.weight\s+F16\s+\[32, 96\]/);
+    expect(r.stdout).toMatch(/2 layers, n_embd 32, 8 heads, n_inner 48/);
+  });
+
+  it("convert turns a pytorch_model.bin into a safetensors file that scores identically, in f32 and bf16", () => {
+    const dir = tmp();
+    const out = join(dir, "model.safetensors");
+    const r = runCli(["convert", BIN, out, "--dtype", "f32"]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(existsSync(join(dir, "config.json"))).toBe(true);
+    const a = runCli(["score", "--model", BIN, ...texts.slice(0, 4)]).stdout;
+    const b = runCli(["score", "--model", dir, ...texts.slice(0, 4)]).stdout;
+    expect(b).toBe(a); // F16 → F32 is exact, so the scores are the same bits
+    const bf = join(tmp(), "m.safetensors");
+    expect(runCli(["convert", dir, bf, "--dtype", "bf16"]).status).toBe(0);
+    expect(runCli(["inspect", bf]).stdout).toMatch(/wte\.weight\s+BF16/);
+  });
+
+  it("demo ranks the sample conversations and says the demo weights are random", () => {
+    const r = runCli(["demo"]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/RANDOM weights/);
+    expect(r.stdout).toMatch(/--model/);
+    expect(r.stdout.match(/^\s+\d+\s+-?\d+\.\d{6}/gm)).toHaveLength(8);
+  });
+});
