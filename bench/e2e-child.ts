@@ -6,6 +6,7 @@
  * prints one JSON line (E2eChildResult). --batch 0 only loads: the load-time benchmark.
  */
 import { RewardModel } from "../src/model.js";
+import { cpuMark, cpuUse, type CpuUse } from "./cpu.js";
 import { randomIds, rng } from "./random.js";
 
 export interface E2eChildResult {
@@ -16,6 +17,8 @@ export interface E2eChildResult {
   loadMs: number;
   /** Wall time of each timed batch, ms. */
   batchMs: number[];
+  /** CPU use over the timed batches (ours, and other processes'), null without batches. */
+  cpu: CpuUse | null;
   /** Logit of the first text of the last batch: equal across thread counts if the split is exact. */
   firstLogit: number | null;
   /** process.memoryUsage().rss right after loading, bytes. */
@@ -45,6 +48,7 @@ const rssAfterLoad = process.memoryUsage().rss;
 
 const batchMs: number[] = [];
 let firstLogit: number | null = null;
+let cpu: CpuUse | null = null;
 if (batch > 0) {
   const next = rng(7);
   const texts = Array.from({ length: batch }, () => randomIds(next, len));
@@ -53,6 +57,7 @@ if (batch > 0) {
   // start) when a full batch of the pure-TS kernels would take a minute.
   if (warmup === "full") score(texts);
   else if (warmup === "small") score([texts[0].slice(0, 32)]);
+  const before = cpuMark();
   for (let r = 0; r < reps; r++) {
     const t = performance.now();
     const results = score(texts);
@@ -60,11 +65,12 @@ if (batch > 0) {
     firstLogit = results[0].logits[0];
     if (!results.every((x) => x.logits.every(Number.isFinite))) throw new Error("e2e-child: non-finite logits");
   }
+  cpu = cpuUse(before, cpuMark());
 }
 await model.close();
 
 const result: E2eChildResult = {
-  kernels, threads, batch, len, loadMs, batchMs, firstLogit, rssAfterLoad,
+  kernels, threads, batch, len, loadMs, batchMs, cpu, firstLogit, rssAfterLoad,
   maxRss: process.resourceUsage().maxRSS * 1024, // maxRSS is in KiB
 };
 process.stdout.write(JSON.stringify(result) + "\n");

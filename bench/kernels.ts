@@ -44,6 +44,8 @@ export interface KernelResult {
 export interface KernelBenchOptions {
   /** benchmark.js maxTime per variant, seconds. */
   maxTime: number;
+  /** benchmark.js minSamples for the fast variants (slow references take 2 whatever this is). */
+  minSamples: number;
   log: (msg: string) => void;
 }
 
@@ -108,7 +110,7 @@ export function benchKernels(opts: KernelBenchOptions): KernelResult[] {
       // The reference is ~100× slower: timed at T = 64, and at the qkv target shape (256 × c_attn).
       if (T === 64 || (T === 256 && layer === "attn.c_attn")) {
         const outRef = new Float32Array(T * outDim);
-        variants.unshift({ kernel: "reference", out: outRef, timed: true, minSamples: T === 64 ? 3 : 2, run: () => {
+        variants.unshift({ kernel: "reference", out: outRef, timed: true, minSamples: 2, run: () => {
           matmulReference(outRef, inp, weight, bias, T, inDim, outDim);
           if (gelu) geluReference(outRef, outRef, T * outDim);
         } });
@@ -149,7 +151,7 @@ export function benchKernels(opts: KernelBenchOptions): KernelResult[] {
     const outRef = new Float32Array(N * C), outFast = arena.alloc(N * C), outWasm = arena.alloc(N * C);
     run({ group: "attention", shape: `${S}×${T}, ${nHead} heads`, rows: N, unit: "GFLOPS", work: S * nHead * 2 * T * T * D, ...fullDiff(ref), variants: [
       // 1×1024 takes the reference seconds per call: it is only the yardstick there.
-      { kernel: "reference", out: outRef, timed: T <= 128, minSamples: 3, run: () => attentionReference(outRef, qkv, seqStarts, nHead, C) },
+      { kernel: "reference", out: outRef, timed: T <= 128, minSamples: 2, run: () => attentionReference(outRef, qkv, seqStarts, nHead, C) },
       { kernel: "ts fast", out: outFast, timed: true, run: () => attention(outFast, qkv, seqStarts, nHead, C, scratch, 0, S * nHead) },
       { kernel: "wasm", out: outWasm, timed: true, run: () => wasm.attention(outWasm, qkv, seqStarts, nHead, C, scratch, 0, S * nHead) },
     ] });
@@ -236,7 +238,7 @@ function runCase(c: Case, opts: KernelBenchOptions): KernelResult[] {
     const ok = maxAbsDiff === null || maxAbsDiff <= tolerance;
     results.set(v.kernel, { group: c.group, shape: c.shape, rows: c.rows, kernel: v.kernel, maxAbsDiff, tolerance,
       status: !ok ? "aborted" : v.timed ? "timed" : "checked only", hz: null, rmePct: null, samples: 0, rate: null, unit: c.unit });
-    if (ok && v.timed) suite.add(v.kernel, v.run, { maxTime: opts.maxTime, minSamples: v.minSamples ?? 5 });
+    if (ok && v.timed) suite.add(v.kernel, v.run, { maxTime: opts.maxTime, minSamples: Math.min(v.minSamples ?? opts.minSamples, opts.minSamples) });
   }
   suite.on("cycle", (e: Benchmark.Event) => {
     const b = e.target as unknown as Benchmark & { name: string };

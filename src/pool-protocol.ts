@@ -6,7 +6,7 @@ export enum Op {
   Residual = 4,
 }
 
-export const CTRL = { GEN: 0, DONE: 1, FAILED: 2, OP: 3, ARGS: 4 } as const;
+export const CTRL = { GEN: 0, DONE: 1, FAILED: 2, READY: 3, OP: 4, ARGS: 5 } as const;
 const MAX_ARGS = 16;
 /** Thread t's range is [ctrl[RANGES + 2t], ctrl[RANGES + 2t + 1]). */
 export const RANGES = CTRL.ARGS + MAX_ARGS;

@@ -23,6 +23,8 @@ const i32 = (offset: number, n: number) => new Int32Array(init.memory.buffer, of
 // Generation 0 is the pool's starting value: a worker that starts late sees the first call's
 // generation already bumped and runs it at once instead of missing it.
 let gen = 0;
+Atomics.add(ctrl, CTRL.READY, 1);
+Atomics.notify(ctrl, CTRL.READY);
 for (;;) {
   Atomics.wait(ctrl, CTRL.GEN, gen);
   gen = Atomics.load(ctrl, CTRL.GEN);
@@ -43,31 +45,29 @@ for (;;) {
 }
 
 function runOp(start: number, end: number, a: (i: number) => number): void {
-  {
-    switch (ctrl[CTRL.OP] as Op) {
-      case Op.Linear: {
-        const [rows, inDim, outDim] = [a(5), a(6), a(7)];
-        const w = { inDim, outDim, packed: f32(a(2), a(3)), bias: f32(a(4), outDim) };
-        kernels.linear(f32(a(0), rows * outDim), f32(a(1), rows * inDim), w, rows, a(8) === 1, start, end);
-        break;
-      }
-      case Op.LayerNorm: {
-        const [rows, C] = [a(4), a(5)];
-        kernels.layernorm(f32(a(0), rows * C), f32(a(1), rows * C), f32(a(2), C), f32(a(3), C), C, eps[0], start, end);
-        break;
-      }
-      case Op.Attention: {
-        const [S, nHead, C, maxLen] = [a(3), a(4), a(5), a(7)];
-        const seqStarts = i32(a(2), S + 1);
-        const N = seqStarts[S];
-        kernels.attention(f32(a(0), N * C), f32(a(1), N * 3 * C), seqStarts, nHead, C, f32(a(6) + 4 * maxLen * init.thread, maxLen), start, end);
-        break;
-      }
-      case Op.Residual: {
-        const n = a(3);
-        kernels.residual(f32(a(0), n), f32(a(1), n), f32(a(2), n), start, end);
-        break;
-      }
+  switch (ctrl[CTRL.OP] as Op) {
+    case Op.Linear: {
+      const [rows, inDim, outDim] = [a(5), a(6), a(7)];
+      const w = { inDim, outDim, packed: f32(a(2), a(3)), bias: f32(a(4), outDim) };
+      kernels.linear(f32(a(0), rows * outDim), f32(a(1), rows * inDim), w, rows, a(8) === 1, start, end);
+      break;
+    }
+    case Op.LayerNorm: {
+      const [rows, C] = [a(4), a(5)];
+      kernels.layernorm(f32(a(0), rows * C), f32(a(1), rows * C), f32(a(2), C), f32(a(3), C), C, eps[0], start, end);
+      break;
+    }
+    case Op.Attention: {
+      const [S, nHead, C, maxLen] = [a(3), a(4), a(5), a(7)];
+      const seqStarts = i32(a(2), S + 1);
+      const N = seqStarts[S];
+      kernels.attention(f32(a(0), N * C), f32(a(1), N * 3 * C), seqStarts, nHead, C, f32(a(6) + 4 * maxLen * init.thread, maxLen), start, end);
+      break;
+    }
+    case Op.Residual: {
+      const n = a(3);
+      kernels.residual(f32(a(0), n), f32(a(1), n), f32(a(2), n), start, end);
+      break;
     }
   }
 }

@@ -31,6 +31,22 @@ function workerScript(): URL {
   throw new Error("worker script not found: run `npm run build` first");
 }
 
+/**
+ * Workers inherit node's flags, which matters: every thread must compile the same wasm (a
+ * relaxed-SIMD flag changes the arithmetic). But `node -e <script>` would make each worker run
+ * the script again instead of the worker file, so the eval/print options are dropped.
+ */
+function workerExecArgv(): string[] {
+  const out: string[] = [];
+  const argv = process.execArgv;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "-e" || a === "--eval" || a === "-p" || a === "--print") i++;
+    else if (!a.startsWith("--input-type") && !a.startsWith("--eval=") && !a.startsWith("--print=")) out.push(a);
+  }
+  return out;
+}
+
 export function defaultThreads(): number {
   return availableParallelism();
 }
@@ -51,7 +67,7 @@ export function createPool(kernels: Kernels, backend: "ts" | "wasm", threads: nu
   const workerFile = workerScript();
   for (let t = 1; t < threads; t++) {
     const init: WorkerInit = { memory: kernels.memory, ctrl: ctrlBuf, eps: eps.buffer as SharedArrayBuffer, thread: t, backend };
-    const w = new Worker(workerFile, { workerData: init });
+    const w = new Worker(workerFile, { workerData: init, execArgv: workerExecArgv() });
     w.unref(); // a pool must never keep the process alive on its own
     workers.push(w);
   }
@@ -60,9 +76,23 @@ export function createPool(kernels: Kernels, backend: "ts" | "wasm", threads: nu
 
   const off = (a: Float32Array | Int32Array) => a.byteOffset;
 
+  /** Before the first call: every thread must be up (a blocked main thread would otherwise wait forever). */
+  let started = false;
+  const awaitStart = () => {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const ready = Atomics.load(ctrl, CTRL.READY);
+      if (ready >= threads - 1) break;
+      if (Date.now() > deadline) throw new Error(`only ${ready} of ${threads - 1} pool threads started within 60 s`);
+      Atomics.wait(ctrl, CTRL.READY, ready, 1000);
+    }
+    started = true;
+  };
+
   /** Publishes the call, runs range 0 here, waits for the others. */
   const run = (op: Op, args: number[], cuts: number[], self: () => void) => {
     if (failure) throw failure;
+    if (!started) awaitStart();
     for (let i = 0; i < args.length; i++) ctrl[CTRL.ARGS + i] = args[i];
     for (let t = 0; t < threads; t++) {
       ctrl[RANGES + 2 * t] = cuts[t];

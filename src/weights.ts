@@ -51,8 +51,13 @@ export function loadWeights(src: TensorSource, config: GPT2Config, kernels: Kern
   const prefix = present.has("transformer.wte.weight") ? "transformer." : "";
   const key = (name: string) => (name === "score.weight" ? name : prefix + name);
 
-  /** Reads tensor `name` as F32 into `dst`, after checking its shape. */
-  const readF32 = (name: string, shape: number[], dst: Float32Array): Float32Array => {
+  /**
+   * Reads tensor `name` as F32 into the buffer `alloc(n)` returns. `alloc` runs only after the
+   * file's tensor has the expected shape, so every allocation is backed by a tensor the file
+   * really declares: a config asking for vocab_size 8,000,000 must be refuted by the 3 MB file
+   * before 3 GB are allocated, not after.
+   */
+  const readF32 = (name: string, shape: number[], alloc: (n: number) => Float32Array): Float32Array => {
     const k = key(name);
     if (!present.has(k)) {
       const hint = name === "score.weight" ? " (is this a GPT2ForSequenceClassification checkpoint? a language model has no score head)" : "";
@@ -64,6 +69,7 @@ export function loadWeights(src: TensorSource, config: GPT2Config, kernels: Kern
     }
     used.add(k);
     const n = elementCount(shape);
+    const dst = alloc(n);
     const bytes = n * DTYPE_BYTES[info.dtype];
     let bad: number;
     if (info.dtype === "F32") {
@@ -79,19 +85,32 @@ export function loadWeights(src: TensorSource, config: GPT2Config, kernels: Kern
     if (bad > 0) nonFinite.push({ name: k, count: bad });
     return dst;
   };
-  const vector = (name: string, n: number) => readF32(name, [n], kernels.alloc(n));
+  // The arena's "out of model memory" RangeError (past wasm32's 4 GiB) is a limit a user meets
+  // with a big model, not a bug: it gets a one-line error naming the file.
+  const fits = <T>(f: () => T): T => {
+    try {
+      return f();
+    } catch (e) {
+      if (e instanceof RangeError && e.message.startsWith("out of model memory")) throw new FormatError(src.file, `the weights do not fit: ${e.message}`);
+      throw e;
+    }
+  };
+  const modelMemory = (n: number): Float32Array => fits(() => kernels.alloc(n));
+  const vector = (name: string, n: number) => readF32(name, [n], modelMemory);
   const layerNorm = (name: string): LayerNormWeights => ({ weight: vector(`${name}.weight`, C), bias: vector(`${name}.bias`, C) });
   let staging = new Float32Array(0);
   const linear = (name: string, inDim: number, outDim: number): PackedLinear => {
     // Conv1D weights are read into a reusable staging buffer and packed into kernel memory.
-    if (staging.length < inDim * outDim) staging = new Float32Array(inDim * outDim);
-    const w = readF32(`${name}.weight`, [inDim, outDim], staging.subarray(0, inDim * outDim));
-    const b = readF32(`${name}.bias`, [outDim], new Float32Array(outDim));
-    return kernels.packLinear(w, b, inDim, outDim);
+    const w = readF32(`${name}.weight`, [inDim, outDim], (n) => {
+      if (staging.length < n) staging = new Float32Array(n);
+      return staging.subarray(0, n);
+    });
+    const b = readF32(`${name}.bias`, [outDim], (n) => new Float32Array(n));
+    return fits(() => kernels.packLinear(w, b, inDim, outDim));
   };
 
-  const wte = readF32("wte.weight", [vocab_size, C], kernels.alloc(vocab_size * C));
-  const wpe = readF32("wpe.weight", [n_positions, C], kernels.alloc(n_positions * C));
+  const wte = readF32("wte.weight", [vocab_size, C], modelMemory);
+  const wpe = readF32("wpe.weight", [n_positions, C], modelMemory);
   const h: BlockWeights[] = [];
   for (let l = 0; l < n_layer; l++) {
     h.push({
@@ -102,7 +121,7 @@ export function loadWeights(src: TensorSource, config: GPT2Config, kernels: Kern
     });
   }
   const ln_f = layerNorm("ln_f");
-  const score = readF32("score.weight", [num_labels, C], kernels.alloc(num_labels * C));
+  const score = readF32("score.weight", [num_labels, C], modelMemory);
 
   const unused = [...present].filter((k) => !used.has(k) && !IGNORED_BUFFERS.test(k));
   return { weights: { wte, wpe, h, ln_f, score }, report: { unused, nonFinite } };

@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { RewardModel } from "../src/model.js";
-import { FIXTURES, jsonLines, runCli, startCli } from "./helpers/cli.js";
+import { spawnSync } from "node:child_process";
+import { CLI, FIXTURES, jsonLines, runCli, startCli } from "./helpers/cli.js";
 
 const DEMO = join(FIXTURES, "models", "demo");
 const SMALL = join(FIXTURES, "models", "f16-8head");
@@ -183,5 +184,26 @@ describe("tokenize, inspect, convert, demo", () => {
     expect(r.stdout).toMatch(/RANDOM weights/);
     expect(r.stdout).toMatch(/--model/);
     expect(r.stdout.match(/^\s+\d+\s+-?\d+\.\d{6}/gm)).toHaveLength(8);
+  });
+});
+
+describe("memory on long inputs", () => {
+  /** Peak RSS (KB) of a score job over n small lines, measured inside the process that runs it. */
+  const peakRss = (n: number): number => {
+    const dir = tmp();
+    const file = join(dir, "in.jsonl");
+    writeFileSync(file, Array.from({ length: n }, (_, i) => JSON.stringify({ ids: [1 + (i % 50000), 2, 3] })).join("\n") + "\n");
+    const script = `import(${JSON.stringify(CLI)}).then(async (m) => {
+      const code = await m.main(["score", "--model", ${JSON.stringify(SMALL)}, "--input", ${JSON.stringify(file)}, "--batch-size", "64", "--output", ${JSON.stringify(join(dir, "out.jsonl"))}]);
+      process.stderr.write("maxRSS " + process.resourceUsage().maxRSS + "\\n"); process.exitCode = code; })`;
+    const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    return Number(/maxRSS (\d+)/.exec(r.stderr)![1]);
+  };
+
+  it("stays flat from 1k to 100k input lines (input is streamed, output written as it goes)", () => {
+    const small = peakRss(1_000);
+    const large = peakRss(100_000);
+    expect(large - small).toBeLessThan(32 * 1024);
   });
 });

@@ -265,6 +265,11 @@ function persistentId(file: string, pid: unknown, legacy: boolean): { key: strin
 
 function resolve(file: string, refs: Map<string, TensorRef>, fileBytes: number): Map<string, RawTensor> {
   const budget = { bytes: fileBytes + COPY_ALLOWANCE_BYTES };
+  // Views are free here, but the loader copies every named tensor into model memory: one small
+  // storage named by a thousand tensors (or one memoized tensor under a thousand names) would make
+  // a small file fill gigabytes. A real state dict names each storage byte once, plus tied weights
+  // (state_dict() detaches lm_head and wte into two tensors over one storage) once more.
+  let named = 2 * fileBytes + COPY_ALLOWANCE_BYTES;
   const out = new Map<string, RawTensor>();
   const done = new Map<TensorRef, RawTensor>(); // tied weights: one TensorRef under two names
   for (const [name, ref] of refs) {
@@ -272,6 +277,10 @@ function resolve(file: string, refs: Map<string, TensorRef>, fileBytes: number):
     if (!t) {
       t = materialize(file, name, ref, budget);
       done.set(ref, t);
+    }
+    named -= t.bytes.length;
+    if (named < 0) {
+      throw new FormatError(file, `tensor ${name}: the state dict's tensors add up to more than twice the file's ${fileBytes} bytes (the same storage named again and again?); refusing`);
     }
     out.set(name, t);
   }

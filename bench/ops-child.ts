@@ -1,0 +1,75 @@
+/**
+ * Where one forward pass spends its time, op by op, in a process of its own:
+ *   node dist/bench/ops-child.js --model DIR --kernels ts|wasm --threads N --batch S --len T
+ * Runs src/gpt2.ts's forward through a Runner that times each call it forwards to the model's
+ * own runner (serial or pool), after one untimed warm-up batch. Prints one JSON line
+ * (OpsChildResult): ms per op summed over the 12 layers, and the whole forward.
+ */
+import type { PackedLinear } from "../kernels/backend.js";
+import { forward } from "../src/gpt2.js";
+import { RewardModel } from "../src/model.js";
+import type { Runner } from "../src/runner.js";
+import { cpuMark, cpuUse, type CpuUse } from "./cpu.js";
+import { randomIds, rng } from "./random.js";
+
+export interface OpsChildResult {
+  kernels: string;
+  threads: number;
+  batch: number;
+  len: number;
+  /** ms per op, summed over layers; "other" is the forward's time outside runner calls. */
+  ops: Record<string, number>;
+  /** Runner calls per op in one forward. */
+  calls: Record<string, number>;
+  forwardMs: number;
+  cpu: CpuUse;
+}
+
+function arg(name: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0 || i + 1 >= process.argv.length) throw new Error(`ops-child: missing --${name}`);
+  return process.argv[i + 1];
+}
+
+const kernels = arg("kernels") as "ts" | "wasm";
+const threads = Number(arg("threads"));
+const batch = Number(arg("batch"));
+const len = Number(arg("len"));
+const model = RewardModel.load(arg("model"), { kernels, threads });
+const inner = model.runner;
+
+const ops: Record<string, number> = {};
+const calls: Record<string, number> = {};
+const time = (op: string, f: () => void) => {
+  const t = performance.now();
+  f();
+  ops[op] = (ops[op] ?? 0) + performance.now() - t;
+  calls[op] = (calls[op] ?? 0) + 1;
+};
+/** GPT-2's four linear layers, told apart by shape (C→3C, C→C, C→4C + GELU, 4C→C). */
+const linearName = (w: PackedLinear, gelu: boolean) =>
+  gelu ? "mlp.c_fc+gelu" : w.outDim === 3 * w.inDim ? "attn.c_attn" : w.inDim > w.outDim ? "mlp.c_proj" : "attn.c_proj";
+
+const timed: Runner = {
+  kernels: inner.kernels,
+  threads: inner.threads,
+  linear: (out, inp, w, rows, gelu) => time(linearName(w, gelu), () => inner.linear(out, inp, w, rows, gelu)),
+  layernorm: (out, inp, weight, bias, rows, C, eps) => time("layernorm", () => inner.layernorm(out, inp, weight, bias, rows, C, eps)),
+  attention: (out, qkv, seqStarts, nHead, C, scratch, maxLen) => time("attention", () => inner.attention(out, qkv, seqStarts, nHead, C, scratch, maxLen)),
+  residual: (out, a, b, n) => time("residual", () => inner.residual(out, a, b, n)),
+  close: () => inner.close(),
+};
+
+const next = rng(7);
+const seqs = Array.from({ length: batch }, () => randomIds(next, len));
+const scored = seqs.map((s) => s.length - 1);
+forward(model, inner, seqs, scored); // warm-up: JIT / wasm tier-up, pool threads started
+const before = cpuMark();
+const t0 = performance.now();
+forward(model, timed, seqs, scored);
+const forwardMs = performance.now() - t0;
+const cpu = cpuUse(before, cpuMark());
+ops.other = forwardMs - Object.values(ops).reduce((a, b) => a + b, 0);
+await model.close();
+const result: OpsChildResult = { kernels, threads, batch, len, ops, calls, forwardMs, cpu };
+process.stdout.write(JSON.stringify(result) + "\n");

@@ -1,0 +1,114 @@
+/** The benchmark's results as terminal tables, and the issue's targets checked against them. */
+import type { E2eResult, LoadResult } from "./e2e.js";
+import type { KernelResult } from "./kernels.js";
+import type { PeerResult } from "./peers.js";
+import { fixed, formatTable, sci } from "./table.js";
+
+export interface Target {
+  target: string;
+  measured: string;
+  required: string;
+  met: boolean | null;
+}
+
+const MiB = 2 ** 20;
+const mib = (bytes: number | null) => (bytes === null ? "—" : (bytes / MiB).toFixed(0));
+
+export function kernelTables(results: KernelResult[]): string {
+  const out: string[] = [];
+  const row = (r: KernelResult, first: string[]) => [
+    ...first, r.kernel, sci(r.maxAbsDiff), sci(r.tolerance), r.status === "timed" ? fixed(1000 / r.hz!, 3) : r.status,
+    fixed(r.rate, 2), r.rmePct === null ? "—" : `±${r.rmePct.toFixed(1)}%`, String(r.samples),
+  ];
+  const tail = ["kernel", "max|Δ|", "tol", "ms/call"];
+  const matmul = results.filter((r) => r.group === "matmul");
+  if (matmul.length) {
+    out.push(formatTable("matmul, single thread: out[T, out] = inp[T, in] · W + b; GFLOPS = 2·T·in·out / time",
+      ["layer", "in→out", "T", ...tail, "GFLOPS", "rme", "runs"],
+      matmul.map((r) => row(r, [r.shape.split(" ")[0], r.shape.split(" ")[1], String(r.rows)])),
+      ["reference = matmulReference (+ geluReference for c_fc): timed only at T=64 and at the qkv shape, it is ~100× slower.",
+        "max|Δ| against the reference on all rows (T=64) or the first and last 32 rows (T=256, 1024); tol = 1e-3·max|reference|."]));
+    const qkv = matmul.filter((r) => r.rows === 256 && r.shape.startsWith("attn.c_attn") && r.rate !== null);
+    const ref = qkv.find((r) => r.kernel === "reference")?.rate ?? null;
+    out.push(formatTable("single-thread GFLOPS at the qkv shape 256×768·768×2304", ["kernel", "GFLOPS", "rme", "× reference"],
+      qkv.map((r) => [r.kernel, fixed(r.rate, 2), `±${r.rmePct!.toFixed(1)}%`, ref ? fixed(r.rate! / ref, 1) : "—"])));
+  }
+  for (const [group, unit, title] of [
+    ["layernorm", "GB/s", "layernorm, single thread; GB/s = (x read + out written) / time"],
+    ["attention", "GFLOPS", "causal attention, single thread; GFLOPS = 2·T²·D per (text, head) / time"],
+    ["gelu", "GB/s", "gelu_new, single thread; GB/s = 8 bytes per element / time; ts scalar = geluScalar, the path fused into the TS matmul"],
+  ] as const) {
+    const rs = results.filter((r) => r.group === group);
+    if (rs.length) out.push(formatTable(title, ["shape", ...tail, unit, "rme", "runs"], rs.map((r) => row(r, [r.shape]))));
+  }
+  return out.join("\n");
+}
+
+export function e2eTable(results: E2eResult[]): string {
+  const one = (r: E2eResult) => results.find((x) => x.kernels === r.kernels && x.batch === r.batch && x.len === r.len && x.threads === 1);
+  return formatTable("end to end: GPT-2 base (random F32 weights), one child process per row; ms per batch = median after warm-up",
+    ["kernels", "threads", "batch", "ms/batch", "min–max", "runs", "tokens/s", "1→2 speed-up", "peak RSS MiB", "RSS after load", "logit[0]"],
+    results.map((r) => {
+      const base = one(r);
+      return [r.kernels, String(r.threads), `${r.batch}×${r.len}`, fixed(r.medianMs, 0),
+        `${fixed(Math.min(...r.batchMs), 0)}–${fixed(Math.max(...r.batchMs), 0)}`, String(r.batchMs.length), fixed(r.tokensPerSec, 0),
+        r.threads > 1 && base ? `${(base.medianMs / r.medianMs).toFixed(2)}×` : "", mib(r.maxRss), mib(r.rssAfterLoad),
+        r.firstLogit === null ? "—" : r.firstLogit.toPrecision(8)];
+    }),
+    ["warm-up: wasm one full batch; ts one 32-token text (a full pure-TS batch takes tens of seconds).",
+      "peak RSS = process.resourceUsage().maxRSS of the child (load + warm-up + all batches); logit[0] should not depend on threads."]);
+}
+
+export function loadTable(results: LoadResult[], fileBytes: number): string {
+  return formatTable(`load time: ${(fileBytes / 1e6).toFixed(0)} MB F32 safetensors, warm page cache, one child process per load`,
+    ["kernels", "ms (median)", "runs (ms)", "MB/s", "RSS after load MiB", "peak RSS MiB"],
+    results.map((r) => [r.kernels, fixed(r.medianMs, 0), r.loadMs.map((x) => x.toFixed(0)).join(", "), fixed(r.mbPerSec, 0), mib(r.rssAfterLoad), mib(r.maxRss)]),
+    ["load = RewardModel.load (config, read + check + pack every tensor, 1 thread); a first unmeasured load warms the page cache."]);
+}
+
+export function peerTable(results: PeerResult[], notes: string[]): string {
+  return formatTable("peers: GPT-2 base, 8×128", ["peer", "threads", "ms/batch", "source", "peak RSS MiB"],
+    results.map((r) => [r.peer, String(r.threads), fixed(r.medianMs, 0), r.source === "issue" ? "issue (not measured here)" : "measured", mib(r.maxRss)]),
+    notes);
+}
+
+/** The issue's targets, each with what was measured; absent inputs (e.g. --only kernels) are skipped. */
+export function targets(kernels: KernelResult[], e2e: E2eResult[], peers: PeerResult[]): Target[] {
+  const t: Target[] = [];
+  const qkv = kernels.find((r) => r.kernel === "ts packed" && r.rows === 256 && r.shape.startsWith("attn.c_attn"));
+  if (qkv?.rate != null) {
+    t.push({ target: "pure-TS matmul at 256×768·768×2304, GFLOPS per thread", measured: `${qkv.rate.toFixed(2)} (${(qkv.rate / 2).toFixed(2)}× target)`, required: "≥ 2.0", met: qkv.rate >= 2 });
+  }
+  const at = (k: string, threads: number, batch = 8, len = 128) => e2e.find((r) => r.kernels === k && r.threads === threads && r.batch === batch && r.len === len);
+  for (const r of e2e.filter((x) => x.threads === 2)) {
+    const base = at(r.kernels, 1, r.batch, r.len);
+    if (!base) continue;
+    const s = base.medianMs / r.medianMs;
+    t.push({ target: `1→2 threads end to end, ${r.kernels} ${r.batch}×${r.len}`, measured: `${s.toFixed(2)}× (${(s / 1.85).toFixed(2)} of target)`, required: "≥ 1.85×", met: s >= 1.85 });
+  }
+  const peer = (name: string, threads: number) => peers.find((p) => p.peer === name && p.threads === threads);
+  const vs = (label: string, k: string, threads: number, name: string, factor: number) => {
+    const ours = at(k, threads), p = peer(name, threads);
+    if (!ours || !p) return;
+    const ratio = ours.medianMs / p.medianMs;
+    const src = p.source === "issue" ? ", issue's number" : "";
+    t.push({ target: `${label}, ${threads} thread${threads > 1 ? "s" : ""}`,
+      measured: `${(ours.medianMs / 1000).toFixed(2)} s = ${ratio.toFixed(2)}× ${name} (${(p.medianMs / 1000).toFixed(2)} s${src})`,
+      required: factor === 1 ? `< 1× (< ${(p.medianMs / 1000).toFixed(2)} s)` : `≤ ${factor}× (≤ ${((p.medianMs * factor) / 1000).toFixed(2)} s)`,
+      met: factor === 1 ? ratio < 1 : ratio <= factor });
+  };
+  for (const threads of [1, 2]) vs("wasm 8×128 faster than onnxruntime-web", "wasm", threads, "onnxruntime-web", 1);
+  for (const threads of [1, 2]) vs("wasm 8×128 within 4× of onnxruntime-node", "wasm", threads, "onnxruntime-node", 4);
+  for (const threads of [1, 2]) vs("pure TS 8×128 within 35× of onnxruntime-node", "ts", threads, "onnxruntime-node", 35);
+  for (const r of e2e.filter((x) => x.batch === 8 && x.len === 128)) {
+    const m = r.maxRss / MiB;
+    t.push({ target: `peak RSS, load + score 8×128, ${r.kernels} ${r.threads} thread${r.threads > 1 ? "s" : ""}`, measured: `${m.toFixed(0)} MiB (${(m / 650).toFixed(2)} of limit)`, required: "≤ 650 MiB", met: m <= 650 });
+  }
+  return t;
+}
+
+export function targetTable(t: Target[]): string {
+  const met = t.filter((x) => x.met).length;
+  return formatTable(`targets (issue 4): ${met} of ${t.length} met`, ["target", "measured", "required", "met"],
+    t.map((x) => [x.target, x.measured, x.required, x.met === null ? "—" : x.met ? "yes" : "NO"]));
+}

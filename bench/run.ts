@@ -1,0 +1,105 @@
+/**
+ * The benchmark of issue 4: kernels, end-to-end scoring, load time, and the issue's targets.
+ *   npm run bench            (= npm run build && node dist/bench/run.js)
+ *   node dist/bench/run.js [--quick] [--only kernels|e2e|load|peers[,...]] [--json out.json] [--onnx model.onnx]
+ * Prints tables as each section finishes and writes everything, with the machine, to
+ * bench/results/latest.json (or --json). Exits 1 if a kernel disagrees with its reference.
+ * The machine is assumed noisy: compare ratios within one run, not numbers across runs.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { availableParallelism, loadavg } from "node:os";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { benchE2e, benchLoad, type E2eResult, type KernelName, type LoadResult } from "./e2e.js";
+import { ensureRandomGpt2Base, type Fixture } from "./fixture.js";
+import { benchKernels, type KernelResult } from "./kernels.js";
+import { machine, machineLine } from "./machine.js";
+import { benchPeers, type PeerResult } from "./peers.js";
+import { e2eTable, kernelTables, loadTable, peerTable, targetTable, targets } from "./report.js";
+
+const SECTIONS = ["kernels", "e2e", "load", "peers"] as const;
+type Section = (typeof SECTIONS)[number];
+
+function parseArgs(argv: string[]): { quick: boolean; only: Set<Section>; json: string; onnx?: string } {
+  const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+  let quick = false, json = resolve(repoRoot, "bench/results/latest.json"), onnx: string | undefined;
+  let only = new Set<Section>(SECTIONS);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = () => {
+      if (i + 1 >= argv.length) usage(`${a} needs a value`);
+      return argv[++i];
+    };
+    if (a === "--quick") quick = true;
+    else if (a === "--json") json = resolve(value());
+    else if (a === "--onnx") onnx = resolve(value());
+    else if (a === "--only") {
+      const names = value().split(",");
+      for (const n of names) if (!(SECTIONS as readonly string[]).includes(n)) usage(`--only: unknown section "${n}"`);
+      only = new Set(names as Section[]);
+    } else usage(`unknown argument ${a}`);
+  }
+  return { quick, only, json, onnx };
+}
+
+function usage(problem: string): never {
+  process.stderr.write(`bench: ${problem}\nusage: node dist/bench/run.js [--quick] [--only ${SECTIONS.join("|")}[,...]] [--json out.json] [--onnx model.onnx]\n`);
+  process.exit(2);
+}
+
+const started = performance.now();
+const log = (msg: string) => process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s] ${msg}\n`);
+
+const args = parseArgs(process.argv.slice(2));
+const m = machine();
+const loadAvgStart = loadavg();
+console.log(`machine: ${machineLine(m)}; load average ${loadAvgStart.map((x) => x.toFixed(2)).join(" ")}\n`);
+
+const kernelNames: KernelName[] = ["wasm", "ts"];
+// 1 and all cores (2 on the reference machine).
+const threads = [...new Set([1, 2, availableParallelism()])].filter((t) => t <= Math.max(2, availableParallelism()));
+const e2eOpts = { quick: args.quick, kernels: kernelNames, threads, log };
+
+let kernels: KernelResult[] = [];
+let e2e: E2eResult[] = [];
+let load: LoadResult[] = [];
+let peers: PeerResult[] = [];
+let peerNotes: string[] = [];
+let fixture: Fixture | null = null;
+const getFixture = () => (fixture ??= ensureRandomGpt2Base(log));
+
+const save = () => {
+  mkdirSync(dirname(args.json), { recursive: true });
+  const t = targets(kernels, e2e, peers);
+  writeFileSync(args.json, JSON.stringify({ machine: { ...m, loadAvgStart, loadAvgEnd: loadavg() }, quick: args.quick,
+    seconds: (performance.now() - started) / 1000, fixture, kernels, e2e, load, peers, peerNotes, targets: t }, null, 2) + "\n");
+};
+
+if (args.only.has("kernels")) {
+  kernels = benchKernels({ maxTime: args.quick ? 0.3 : 1.5, minSamples: args.quick ? 2 : 5, log });
+  console.log(kernelTables(kernels));
+  save();
+}
+if (args.only.has("e2e")) {
+  e2e = benchE2e(getFixture().dir, e2eOpts);
+  console.log(e2eTable(e2e));
+  save();
+}
+if (args.only.has("peers") || args.only.has("e2e")) {
+  ({ results: peers, notes: peerNotes } = await benchPeers(args.onnx, threads, args.quick, log));
+  console.log(peerTable(peers, peerNotes));
+}
+if (args.only.has("load")) {
+  const f = getFixture();
+  load = benchLoad(f.dir, f.bytes, e2eOpts);
+  console.log(loadTable(load, f.bytes));
+}
+console.log(targetTable(targets(kernels, e2e, peers)));
+save();
+const seconds = (performance.now() - started) / 1000;
+console.log(`results: ${args.json}; ${seconds.toFixed(0)} s; load average at the end ${loadavg().map((x) => x.toFixed(2)).join(" ")}`);
+const bad = kernels.filter((r) => r.status === "aborted");
+if (bad.length) {
+  console.error(`bench: ${bad.length} kernel variant(s) disagree with the reference: ${bad.map((r) => `${r.group} ${r.shape} T=${r.rows} ${r.kernel} (${r.error ?? `max|Δ| ${r.maxAbsDiff}`})`).join("; ")}`);
+  process.exitCode = 1;
+}
