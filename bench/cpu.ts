@@ -39,3 +39,19 @@ export function cpuUse(a: CpuMark, b: CpuMark): CpuUse {
   const other = a.allMs === null || b.allMs === null ? null : Math.max(0, b.allMs - a.allMs - own);
   return { ownCores: own / wall, otherCores: other === null ? null : other / wall };
 }
+
+/**
+ * Waits (up to maxWaitMs) until other processes use less than `threshold` cores over one
+ * second, so that a child starts on a quiet machine. Returns the others' load last seen.
+ * Meant for the parent between children, when it is itself idle.
+ */
+export function waitForQuiet(maxWaitMs: number, threshold = 0.1): number | null {
+  const sleep = new Int32Array(new SharedArrayBuffer(4));
+  const t0 = performance.now();
+  for (;;) {
+    const a = cpuMark();
+    Atomics.wait(sleep, 0, 0, 1000);
+    const other = cpuUse(a, cpuMark()).otherCores;
+    if (other === null || other < threshold || performance.now() - t0 > maxWaitMs) return other;
+  }
+}
