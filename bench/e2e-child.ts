@@ -17,8 +17,8 @@ export interface E2eChildResult {
   loadMs: number;
   /** Wall time of each timed batch, ms. */
   batchMs: number[];
-  /** CPU use over the timed batches (ours, and other processes'), null without batches. */
-  cpu: CpuUse | null;
+  /** CPU use during each timed batch: ours, and other processes' (contention). */
+  batchCpu: CpuUse[];
   /** Logit of the first text of the last batch: equal across thread counts if the split is exact. */
   firstLogit: number | null;
   /** process.memoryUsage().rss right after loading, bytes. */
@@ -48,7 +48,7 @@ const rssAfterLoad = process.memoryUsage().rss;
 
 const batchMs: number[] = [];
 let firstLogit: number | null = null;
-let cpu: CpuUse | null = null;
+const batchCpu: CpuUse[] = [];
 if (batch > 0) {
   const next = rng(7);
   const texts = Array.from({ length: batch }, () => randomIds(next, len));
@@ -57,20 +57,20 @@ if (batch > 0) {
   // start) when a full batch of the pure-TS kernels would take a minute.
   if (warmup === "full") score(texts);
   else if (warmup === "small") score([texts[0].slice(0, 32)]);
-  const before = cpuMark();
   for (let r = 0; r < reps; r++) {
-    const t = performance.now();
+    const before = cpuMark();
     const results = score(texts);
-    batchMs.push(performance.now() - t);
+    const after = cpuMark();
+    batchMs.push(after.wallMs - before.wallMs);
+    batchCpu.push(cpuUse(before, after));
     firstLogit = results[0].logits[0];
     if (!results.every((x) => x.logits.every(Number.isFinite))) throw new Error("e2e-child: non-finite logits");
   }
-  cpu = cpuUse(before, cpuMark());
 }
 await model.close();
 
 const result: E2eChildResult = {
-  kernels, threads, batch, len, loadMs, batchMs, cpu, firstLogit, rssAfterLoad,
+  kernels, threads, batch, len, loadMs, batchMs, batchCpu, firstLogit, rssAfterLoad,
   maxRss: process.resourceUsage().maxRSS * 1024, // maxRSS is in KiB
 };
 process.stdout.write(JSON.stringify(result) + "\n");

@@ -5,16 +5,26 @@
  */
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { waitForQuiet } from "./cpu.js";
 import type { E2eChildResult } from "./e2e-child.js";
+import type { OpsChildResult } from "./ops-child.js";
 
 export type KernelName = "ts" | "wasm";
 
 /** Batch shapes (texts × tokens): one long text, the default batch of 8, many short texts. */
 export const E2E_SHAPES: [number, number][] = [[1, 256], [8, 128], [16, 64]];
 
+/** A batch during which other processes used more than this many cores counts as contended. */
+export const CONTENDED = 0.25;
+
 export interface E2eResult extends E2eChildResult {
-  /** Median of batchMs. */
+  /** Median of the uncontended batches' times (of all of them if every batch was contended). */
   medianMs: number;
+  minMs: number;
+  /** How many of the timed batches were contended. */
+  contended: number;
+  /** Mean CPU other processes used during the timed batches, in cores. */
+  otherCores: number | null;
   tokensPerSec: number;
   warmup: string;
 }
@@ -38,6 +48,10 @@ export interface E2eOptions {
 }
 
 const CHILD = fileURLToPath(new URL("./e2e-child.js", import.meta.url));
+const OPS_CHILD = fileURLToPath(new URL("./ops-child.js", import.meta.url));
+
+/** Before each child: wait up to this long for other processes to calm down (see bench/cpu.ts). */
+const quietWait = (quick: boolean) => waitForQuiet(quick ? 10_000 : 60_000);
 
 export function runChild(script: string, args: string[]): unknown {
   const r = spawnSync(process.execPath, [script, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 24 });
@@ -63,10 +77,15 @@ export function benchE2e(modelDir: string, opts: E2eOptions): E2eResult[] {
     for (const [batch, len] of E2E_SHAPES) {
       for (const threads of opts.threads) {
         opts.log(`e2e: ${kernels}, ${threads} thread(s), ${batch}×${len}, ${reps} rep(s) after a ${warmup} warm-up`);
+        quietWait(opts.quick);
         const r = runChild(CHILD, ["--model", modelDir, "--kernels", kernels, "--threads", String(threads),
           "--batch", String(batch), "--len", String(len), "--reps", String(reps), "--warmup", warmup]) as E2eChildResult;
-        const medianMs = median(r.batchMs);
-        results.push({ ...r, medianMs, tokensPerSec: (batch * len * 1000) / medianMs, warmup });
+        const quiet = r.batchMs.filter((_, i) => !((r.batchCpu[i].otherCores ?? 0) > CONTENDED));
+        const medianMs = median(quiet.length ? quiet : r.batchMs);
+        const others = r.batchCpu.map((c) => c.otherCores).filter((x): x is number => x !== null);
+        results.push({ ...r, medianMs, minMs: Math.min(...r.batchMs), contended: r.batchMs.length - quiet.length,
+          otherCores: others.length ? others.reduce((a, b) => a + b, 0) / others.length : null,
+          tokensPerSec: (batch * len * 1000) / medianMs, warmup });
       }
     }
   }
@@ -80,13 +99,29 @@ export function benchLoad(modelDir: string, fileBytes: number, opts: E2eOptions)
     opts.log(`load: ${kernels}, 1 warm-up + ${n} timed load(s), one process each`);
     const load = () => runChild(CHILD, ["--model", modelDir, "--kernels", kernels, "--threads", "1", "--batch", "0"]) as E2eChildResult;
     load();
-    const runs = Array.from({ length: n }, load);
+    const runs = Array.from({ length: n }, () => {
+      quietWait(opts.quick);
+      return load();
+    });
     const loadMs = runs.map((r) => r.loadMs);
     const medianMs = median(loadMs);
     results.push({ kernels, loadMs, medianMs, mbPerSec: fileBytes / 1e3 / medianMs,
       rssAfterLoad: Math.max(...runs.map((r) => r.rssAfterLoad)), maxRss: Math.max(...runs.map((r) => r.maxRss)) });
   }
   return results;
+}
+
+/**
+ * One forward pass timed op by op (bench/ops-child.ts) at each thread count: which ops scale
+ * and which do not. wasm only: the pure-TS forward at 8×128 takes a minute per thread count.
+ */
+export function benchOps(modelDir: string, opts: E2eOptions, batch = 8, len = 128): OpsChildResult[] {
+  return opts.threads.map((threads) => {
+    opts.log(`ops: wasm, ${threads} thread(s), ${batch}×${len}`);
+    quietWait(opts.quick);
+    return runChild(OPS_CHILD, ["--model", modelDir, "--kernels", "wasm", "--threads", String(threads),
+      "--batch", String(batch), "--len", String(len)]) as OpsChildResult;
+  });
 }
 
 export function median(xs: number[]): number {

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { RewardModel } from "../src/model.js";
 import { spawnSync } from "node:child_process";
 import { CLI, FIXTURES, jsonLines, runCli, startCli } from "./helpers/cli.js";
+import { filesFromFolder, startFakeHub } from "./helpers/fake-hub.js";
 
 const DEMO = join(FIXTURES, "models", "demo");
 const SMALL = join(FIXTURES, "models", "f16-8head");
@@ -205,5 +206,34 @@ describe("memory on long inputs", () => {
     const small = peakRss(1_000);
     const large = peakRss(100_000);
     expect(large - small).toBeLessThan(32 * 1024);
+  });
+});
+
+describe("a Hub model on the command line", () => {
+  it("downloads owner/name into the HF cache, scores it, then scores it offline from the cache", async () => {
+    const hub = await startFakeHub({ repos: { "ChaiML/tiny-reward": { files: filesFromFolder(BIN) } } });
+    try {
+      const cache = tmp();
+      const env = { HF_ENDPOINT: hub.url, HF_HUB_CACHE: cache, HF_TOKEN: "", HF_HUB_OFFLINE: "" };
+      const online = startCli(["score", "--model", "ChaiML/tiny-reward", ...texts.slice(0, 3)], env);
+      const r1 = await online.done;
+      expect(r1.code, r1.stderr).toBe(0);
+      expect(existsSync(join(cache, "models--ChaiML--tiny-reward", "refs", "main"))).toBe(true);
+      const local = runCli(["score", "--model", BIN, ...texts.slice(0, 3)]);
+      expect(r1.stdout).toBe(local.stdout);
+
+      const before = hub.requests.length;
+      const offline = await startCli(["score", "--model", "ChaiML/tiny-reward", ...texts.slice(0, 3)], { ...env, HF_HUB_OFFLINE: "1" }).done;
+      expect(offline.code, offline.stderr).toBe(0);
+      expect(offline.stdout).toBe(local.stdout);
+      expect(hub.requests.length).toBe(before);
+
+      const missing = await startCli(["score", "--model", "ChaiML/other", "hi"], { ...env, HF_HUB_OFFLINE: "1" }).done;
+      expect(missing.code).toBe(1);
+      expect(missing.stderr.trim().split("\n")).toHaveLength(1);
+      expect(missing.stderr).toMatch(/ChaiML\/other/);
+    } finally {
+      await hub.close();
+    }
   });
 });

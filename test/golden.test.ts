@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { forward } from "../src/gpt2.js";
 import { RewardModel } from "../src/model.js";
 import { POOLING_RULES, scoredPosition } from "../src/pooling.js";
-import { encode, truncateLeft } from "../src/tokenizer.js";
+import { encode, encodeTruncated, truncateLeft } from "../src/tokenizer.js";
 import type { GoldenFile } from "../src/verify.js";
 import { maxAbsDiff, sameBits } from "./helpers/random.js";
 
@@ -100,4 +100,28 @@ describe.each(cases)("model $name, $kernels kernels, $threads thread(s)", ({ nam
       });
     });
   }
+});
+
+describe("tokenizer against HF's GPT2Tokenizer (fixtures/golden/tokenizer.json)", () => {
+  const golden = JSON.parse(readFileSync(join(FIXTURES, "golden", "tokenizer.json"), "utf8")) as {
+    cases: { text_index: number; ids: number[]; ids_256: number[]; ids_8: number[] }[];
+    empty_string_ids: number[];
+  };
+
+  it("covers every golden text", () => {
+    expect(golden.cases.map((c) => c.text_index).sort((a, b) => a - b)).toEqual(texts.map((_, i) => i));
+  });
+
+  it.each(golden.cases.map((c) => [c.text_index, JSON.stringify(texts[c.text_index].slice(0, 40)), c] as const))(
+    "text %i %s: full ids, and the last 256 and last 8 after left truncation",
+    (i, _, c) => {
+      expect(encode(texts[i])).toEqual(c.ids);
+      expect(encodeTruncated(texts[i], 256).ids).toEqual(c.ids_256);
+      expect(encodeTruncated(texts[i], 8).ids).toEqual(c.ids_8);
+    },
+  );
+
+  it("gives no ids for an empty string, as HF does", () => {
+    expect(encode("")).toEqual(golden.empty_string_ids);
+  });
 });

@@ -18,8 +18,8 @@ export function runCli(args: string[], input?: string | Buffer, env: NodeJS.Proc
 }
 
 /** Starts the CLI in the background; resolves with its exit code and signal. */
-export function startCli(args: string[]) {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+export function startCli(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, ...env } });
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (d) => (stdout += d));
