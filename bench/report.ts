@@ -1,6 +1,7 @@
 /** The benchmark's results as terminal tables, and the issue's targets checked against them. */
-import type { E2eResult, LoadResult } from "./e2e.js";
+import { CONTENDED, type E2eResult, type LoadResult } from "./e2e.js";
 import type { KernelResult } from "./kernels.js";
+import type { OpsChildResult } from "./ops-child.js";
 import type { PeerResult } from "./peers.js";
 import { fixed, formatTable, sci } from "./table.js";
 
@@ -47,16 +48,33 @@ export function kernelTables(results: KernelResult[]): string {
 export function e2eTable(results: E2eResult[]): string {
   const one = (r: E2eResult) => results.find((x) => x.kernels === r.kernels && x.batch === r.batch && x.len === r.len && x.threads === 1);
   return formatTable("end to end: GPT-2 base (random F32 weights), one child process per row; ms per batch = median after warm-up",
-    ["kernels", "threads", "batch", "ms/batch", "min–max", "runs", "tokens/s", "1→2 speed-up", "peak RSS MiB", "RSS after load", "logit[0]"],
+    ["kernels", "threads", "batch", "ms/batch", "min", "runs", "tokens/s", "1→2 (median)", "1→2 (min)", "others' CPU", "peak RSS MiB", "RSS after load", "logit[0]"],
     results.map((r) => {
       const base = one(r);
-      return [r.kernels, String(r.threads), `${r.batch}×${r.len}`, fixed(r.medianMs, 0),
-        `${fixed(Math.min(...r.batchMs), 0)}–${fixed(Math.max(...r.batchMs), 0)}`, String(r.batchMs.length), fixed(r.tokensPerSec, 0),
-        r.threads > 1 && base ? `${(base.medianMs / r.medianMs).toFixed(2)}×` : "", mib(r.maxRss), mib(r.rssAfterLoad),
-        r.firstLogit === null ? "—" : r.firstLogit.toPrecision(8)];
+      const up = (a: number, b: number) => (r.threads > 1 && base ? `${(a / b).toFixed(2)}×` : "");
+      return [r.kernels, String(r.threads), `${r.batch}×${r.len}`, fixed(r.medianMs, 0) + (r.contended ? "*" : ""), fixed(r.minMs, 0),
+        String(r.batchMs.length), fixed(r.tokensPerSec, 0), up(base?.medianMs ?? 0, r.medianMs), up(base?.minMs ?? 0, r.minMs),
+        fixed(r.otherCores, 2), mib(r.maxRss), mib(r.rssAfterLoad), r.firstLogit === null ? "—" : r.firstLogit.toPrecision(8)];
     }),
     ["warm-up: wasm one full batch; ts one 32-token text (a full pure-TS batch takes tens of seconds).",
+      `others' CPU: cores other processes used during the timed batches (/proc/stat); batches with more than ${CONTENDED} are left out`,
+      "  of the median unless all were (then marked *). The machine is shared: read the 1→2 speed-ups with that column.",
       "peak RSS = process.resourceUsage().maxRSS of the child (load + warm-up + all batches); logit[0] should not depend on threads."]);
+}
+
+/** Per-op time of one wasm forward at each thread count, and each op's speed-up. */
+export function opsTable(results: OpsChildResult[]): string {
+  if (results.length === 0) return "";
+  const base = results[0];
+  const names = Object.keys(base.ops);
+  const rows = [...names, "forward"].map((op) => {
+    const ms = (r: OpsChildResult) => (op === "forward" ? r.forwardMs : r.ops[op] ?? 0);
+    return [op, String(base.calls[op] ?? 1), ...results.flatMap((r) => [fixed(ms(r), 0), r === base ? `${((100 * ms(r)) / base.forwardMs).toFixed(1)}%` : `${(ms(base) / ms(r)).toFixed(2)}×`])];
+  });
+  rows.push(["others' CPU (cores)", "", ...results.flatMap((r) => [fixed(r.cpu.otherCores, 2), ""])]);
+  return formatTable(`one forward pass op by op: ${base.kernels} ${base.batch}×${base.len}, summed over layers`,
+    ["op", "calls", ...results.flatMap((r) => [`ms ${r.threads}t`, r === base ? "share" : `speed-up`])], rows,
+    ["other = the forward's time outside kernel calls (embedding, buffer allocation, the score head)."]);
 }
 
 export function loadTable(results: LoadResult[], fileBytes: number): string {

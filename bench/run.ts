@@ -10,12 +10,13 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism, loadavg } from "node:os";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { benchE2e, benchLoad, type E2eResult, type KernelName, type LoadResult } from "./e2e.js";
+import { benchE2e, benchLoad, benchOps, type E2eResult, type KernelName, type LoadResult } from "./e2e.js";
 import { ensureRandomGpt2Base, type Fixture } from "./fixture.js";
 import { benchKernels, type KernelResult } from "./kernels.js";
 import { machine, machineLine } from "./machine.js";
 import { benchPeers, type PeerResult } from "./peers.js";
-import { e2eTable, kernelTables, loadTable, peerTable, targetTable, targets } from "./report.js";
+import type { OpsChildResult } from "./ops-child.js";
+import { e2eTable, kernelTables, loadTable, opsTable, peerTable, targetTable, targets } from "./report.js";
 
 const SECTIONS = ["kernels", "e2e", "load", "peers"] as const;
 type Section = (typeof SECTIONS)[number];
@@ -62,6 +63,7 @@ const e2eOpts = { quick: args.quick, kernels: kernelNames, threads, log };
 
 let kernels: KernelResult[] = [];
 let e2e: E2eResult[] = [];
+let ops: OpsChildResult[] = [];
 let load: LoadResult[] = [];
 let peers: PeerResult[] = [];
 let peerNotes: string[] = [];
@@ -72,7 +74,7 @@ const save = () => {
   mkdirSync(dirname(args.json), { recursive: true });
   const t = targets(kernels, e2e, peers);
   writeFileSync(args.json, JSON.stringify({ machine: { ...m, loadAvgStart, loadAvgEnd: loadavg() }, quick: args.quick,
-    seconds: (performance.now() - started) / 1000, fixture, kernels, e2e, load, peers, peerNotes, targets: t }, null, 2) + "\n");
+    seconds: (performance.now() - started) / 1000, fixture, kernels, e2e, ops, load, peers, peerNotes, targets: t }, null, 2) + "\n");
 };
 
 if (args.only.has("kernels")) {
@@ -83,6 +85,8 @@ if (args.only.has("kernels")) {
 if (args.only.has("e2e")) {
   e2e = benchE2e(getFixture().dir, e2eOpts);
   console.log(e2eTable(e2e));
+  ops = benchOps(getFixture().dir, e2eOpts);
+  console.log(opsTable(ops));
   save();
 }
 if (args.only.has("peers") || args.only.has("e2e")) {

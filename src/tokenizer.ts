@@ -23,9 +23,32 @@ export function encode(text: string): number[] {
   const pieces = text.split(ENDOFTEXT);
   for (let i = 0; i < pieces.length; i++) {
     if (i > 0) ids.push(ENDOFTEXT_ID);
-    if (pieces[i].length > 0) for (const id of bpe(pieces[i])) ids.push(id);
+    if (pieces[i].length > 0) {
+      checkWords(pieces[i]);
+      for (const id of bpe(pieces[i])) ids.push(id);
+    }
   }
   return ids;
+}
+
+/**
+ * Byte-pair encoding costs time quadratic in the length of one pre-tokenizer piece (a run of
+ * letters, of digits, or of other symbols, plus one leading space), and gpt-tokenizer overflows
+ * the stack past ~100,000 tokens in one piece: a 160,000-letter "word" took 26 s, a 160,000-character
+ * CJK run minutes and then a RangeError. No text a reward model judges has such a word, so a
+ * text with one is refused (an error for that text only). 10,000 characters cost under a second.
+ */
+export const MAX_WORD_LENGTH = 10_000;
+/** Maximal runs of one GPT-2 piece class; every piece lies inside one run (plus a leading space). */
+const RUNS = /\p{L}+|\p{N}+|[^\s\p{L}\p{N}]+/gu;
+
+function checkWords(text: string): void {
+  if (text.length <= MAX_WORD_LENGTH) return;
+  for (const m of text.matchAll(RUNS)) {
+    if (m[0].length > MAX_WORD_LENGTH) {
+      throw new InputError(`text has a ${m[0].length}-character word (no space, no change between letters, digits and symbols): longer than ${MAX_WORD_LENGTH}, too costly to tokenize`);
+    }
+  }
 }
 
 export interface Truncated {

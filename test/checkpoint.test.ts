@@ -7,15 +7,8 @@ import { loadCheckpoint } from "../src/formats/checkpoint.js";
 import { writeSafetensors } from "../src/formats/write-safetensors.js";
 import type { RawTensor } from "../src/tensor.js";
 import { f32Bytes, stateDictPickle, torchZip } from "./zip-writer.js";
+import { thrown } from "./helpers/thrown.js";
 
-function thrown(f: () => unknown): Error {
-  try {
-    f();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error("expected an error, none was thrown");
-}
 
 const root = mkdtempSync(join(tmpdir(), "gpt2-reward-ckpt-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

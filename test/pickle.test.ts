@@ -2,15 +2,8 @@ import { describe, expect, it } from "vitest";
 import { FormatError, UnsafeFileError } from "../src/errors.js";
 import { isTuple, loadPickle, type PickleCallable } from "../src/formats/pickle.js";
 import { PickleWriter } from "./zip-writer.js";
+import { thrown } from "./helpers/thrown.js";
 
-function thrown(f: () => unknown): Error {
-  try {
-    f();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error("expected an error, none was thrown");
-}
 
 const nothingAllowed = { findGlobal: () => undefined };
 const load = (bytes: Uint8Array, opts: Parameters<typeof loadPickle>[2] = nothingAllowed): unknown =>

@@ -3,15 +3,8 @@ import { FormatError, UnsafeFileError } from "../src/errors.js";
 import { readPytorchCheckpoint } from "../src/formats/pytorch.js";
 import { toFloat32, type RawTensor } from "../src/tensor.js";
 import { f32Bytes, legacyCheckpoint, makeZip, PickleWriter, stateDictPickle, torchZip, type FakeTensor } from "./zip-writer.js";
+import { thrown } from "./helpers/thrown.js";
 
-function thrown(f: () => unknown): Error {
-  try {
-    f();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error("expected an error, none was thrown");
-}
 
 const floats = (t: RawTensor | undefined): number[] => Array.from(toFloat32(t!, "test", "t"));
 

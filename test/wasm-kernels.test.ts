@@ -12,17 +12,12 @@ import { layernormReference } from "../kernels/layernorm.js";
 import { matmulReference } from "../kernels/matmul.js";
 import { residualReference } from "../kernels/residual.js";
 import { createWasmKernels, wasmRelaxedSimdSupported } from "../kernels/wasm/backend.js";
+import { rng as uniform } from "./helpers/random.js";
 
-/** Deterministic uniform [−1, 1) numbers (mulberry32), so a failure can be rerun. */
+/** Deterministic uniform [−1, 1) numbers, so a failure can be rerun. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
+  const u = uniform(seed);
+  return () => u() * 2 - 1;
 }
 
 function fill(a: Float32Array, rand: () => number, scale = 1, offset = 0): Float32Array {

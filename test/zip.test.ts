@@ -2,19 +2,12 @@ import { describe, expect, it } from "vitest";
 import { FormatError, UnsafeFileError } from "../src/errors.js";
 import { isZip, readZip } from "../src/formats/zip.js";
 import { makeZip } from "./zip-writer.js";
+import { thrown } from "./helpers/thrown.js";
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const text = (b: Uint8Array): string => new TextDecoder().decode(b);
 
 /** Runs `f` and returns what it threw (failing the test if it did not throw). */
-function thrown(f: () => unknown): Error {
-  try {
-    f();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error("expected an error, none was thrown");
-}
 
 describe("zip reader", () => {
   const records = [

@@ -1,0 +1,35 @@
+/**
+ * One copy of a compute-bound kernel loop, for bench/capacity.ts:
+ *   node dist/bench/capacity-child.js --kernels ts|wasm --seconds S
+ * Runs the qkv matmul (256×768·768×2304) single-threaded for S seconds after a warm-up and
+ * prints one JSON line: { gflops }.
+ */
+import { Arena } from "../kernels/arena.js";
+import { createTsKernels } from "../kernels/ts-backend.js";
+import { createWasmKernels } from "../kernels/wasm/backend.js";
+import { fillUniform, rng } from "./random.js";
+
+function arg(name: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0 || i + 1 >= process.argv.length) throw new Error(`capacity-child: missing --${name}`);
+  return process.argv[i + 1];
+}
+
+const kernels = arg("kernels") === "ts" ? createTsKernels(new Arena()) : createWasmKernels(new Arena());
+const seconds = Number(arg("seconds"));
+const [T, inDim, outDim] = [256, 768, 2304];
+const next = rng(1);
+const w = kernels.packLinear(fillUniform(new Float32Array(inDim * outDim), next, 0.02), new Float32Array(outDim), inDim, outDim);
+const inp = fillUniform(kernels.alloc(T * inDim), next, 1);
+const out = kernels.alloc(T * outDim);
+const call = () => kernels.linear(out, inp, w, T, false, 0, outDim);
+
+for (const t = performance.now(); performance.now() - t < 500;) call();
+let calls = 0;
+const t0 = performance.now();
+while (performance.now() - t0 < seconds * 1000) {
+  call();
+  calls++;
+}
+const elapsed = (performance.now() - t0) / 1000;
+process.stdout.write(JSON.stringify({ gflops: (calls * 2 * T * inDim * outDim) / elapsed / 1e9 }) + "\n");
