@@ -2,7 +2,7 @@
  * One copy of a compute-bound kernel loop, for bench/capacity.ts:
  *   node dist/bench/capacity-child.js --kernels ts|wasm --seconds S
  * Runs the qkv matmul (256×768·768×2304) single-threaded for S seconds after a warm-up and
- * prints one JSON line: { gflops }.
+ * prints one JSON line: { gflops, cpuMs } (cpuMs: the whole process's CPU time).
  */
 import { Arena } from "../kernels/arena.js";
 import { createTsKernels } from "../kernels/ts-backend.js";
@@ -32,4 +32,5 @@ while (performance.now() - t0 < seconds * 1000) {
   calls++;
 }
 const elapsed = (performance.now() - t0) / 1000;
-process.stdout.write(JSON.stringify({ gflops: (calls * 2 * T * inDim * outDim) / elapsed / 1e9 }) + "\n");
+const cpu = process.cpuUsage();
+process.stdout.write(JSON.stringify({ gflops: (calls * 2 * T * inDim * outDim) / elapsed / 1e9, cpuMs: (cpu.user + cpu.system) / 1000 }) + "\n");

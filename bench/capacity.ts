@@ -22,12 +22,14 @@ export interface CapacityResult {
   otherCores: number | null;
 }
 
-function runCopies(kernels: string, copies: number, seconds: number): Promise<number[]> {
-  return Promise.all(Array.from({ length: copies }, () => new Promise<number>((resolvePromise, reject) => {
+interface Copy { gflops: number; cpuMs: number }
+
+function runCopies(kernels: string, copies: number, seconds: number): Promise<Copy[]> {
+  return Promise.all(Array.from({ length: copies }, () => new Promise<Copy>((resolvePromise, reject) => {
     const child = spawn(process.execPath, [CHILD, "--kernels", kernels, "--seconds", String(seconds)], { stdio: ["ignore", "pipe", "inherit"] });
     let stdout = "";
     child.stdout.on("data", (d) => (stdout += d));
-    child.on("close", (code) => (code === 0 ? resolvePromise(JSON.parse(stdout).gflops) : reject(new Error(`capacity-child exited with ${code}`))));
+    child.on("close", (code) => (code === 0 ? resolvePromise(JSON.parse(stdout) as Copy) : reject(new Error(`capacity-child exited with ${code}`))));
   })));
 }
 
@@ -41,10 +43,12 @@ export async function benchCapacity(quick: boolean, log: (msg: string) => void):
     waitForQuiet(quick ? 10_000 : 60_000);
     const before = cpuMark();
     const together = await runCopies(kernels, 2, seconds);
-    const use = cpuUse(before, cpuMark());
-    // The children are not this process: their CPU shows up as "other"; take out the two cores they used at most.
-    const otherCores = use.otherCores === null ? null : Math.max(0, use.otherCores - 2 * (seconds + 0.7) / ((seconds + 0.7) + 0.3));
-    results.push({ kernels, alone, together, speedup: (together[0] + together[1]) / alone, otherCores });
+    const after = cpuMark();
+    // The children's CPU counts as "other" to cpuUse (they are not this process): take it out.
+    const { otherCores } = cpuUse(before, after);
+    const childCores = (together[0].cpuMs + together[1].cpuMs) / (after.wallMs - before.wallMs);
+    results.push({ kernels, alone: alone.gflops, together: together.map((c) => c.gflops), speedup: (together[0].gflops + together[1].gflops) / alone.gflops,
+      otherCores: otherCores === null ? null : Math.max(0, otherCores - childCores) });
   }
   return results;
 }

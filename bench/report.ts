@@ -1,4 +1,5 @@
 /** The benchmark's results as terminal tables, and the issue's targets checked against them. */
+import type { CapacityResult } from "./capacity.js";
 import { CONTENDED, type E2eResult, type LoadResult } from "./e2e.js";
 import type { KernelResult } from "./kernels.js";
 import type { OpsChildResult } from "./ops-child.js";
@@ -75,6 +76,13 @@ export function opsTable(results: OpsChildResult[]): string {
   return formatTable(`one forward pass op by op: ${base.kernels} ${base.batch}×${base.len}, summed over layers`,
     ["op", "calls", ...results.flatMap((r) => [`ms ${r.threads}t`, r === base ? "share" : `speed-up`])], rows,
     ["other = the forward's time outside kernel calls (embedding, buffer allocation, the score head)."]);
+}
+
+export function capacityTable(results: CapacityResult[]): string {
+  return formatTable("parallel capacity of this machine: qkv matmul loop, 1 process alone vs 2 processes at once (no threads, no sharing)",
+    ["kernels", "GFLOPS alone", "GFLOPS each, 2 at once", "aggregate speed-up", "others' CPU"],
+    results.map((r) => [r.kernels, fixed(r.alone, 2), r.together.map((g) => g.toFixed(2)).join(" + "), `${r.speedup.toFixed(2)}×`, fixed(r.otherCores, 2)]),
+    ["the ceiling for any 1→2-thread speed-up here: below ~1.9× the two vCPUs share a core (SMT) or a memory path."]);
 }
 
 export function loadTable(results: LoadResult[], fileBytes: number): string {

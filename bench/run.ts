@@ -1,7 +1,7 @@
 /**
  * The benchmark of issue 4: kernels, end-to-end scoring, load time, and the issue's targets.
  *   npm run bench            (= npm run build && node dist/bench/run.js)
- *   node dist/bench/run.js [--quick] [--only kernels|e2e|load|peers[,...]] [--json out.json] [--onnx model.onnx]
+ *   node dist/bench/run.js [--quick] [--only kernels|capacity|e2e|load|peers[,...]] [--json out.json] [--onnx model.onnx]
  * Prints tables as each section finishes and writes everything, with the machine, to
  * bench/results/latest.json (or --json). Exits 1 if a kernel disagrees with its reference.
  * The machine is assumed noisy: compare ratios within one run, not numbers across runs.
@@ -10,15 +10,16 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism, loadavg } from "node:os";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { benchCapacity, type CapacityResult } from "./capacity.js";
 import { benchE2e, benchLoad, benchOps, type E2eResult, type KernelName, type LoadResult } from "./e2e.js";
 import { ensureRandomGpt2Base, type Fixture } from "./fixture.js";
 import { benchKernels, type KernelResult } from "./kernels.js";
 import { machine, machineLine } from "./machine.js";
 import { benchPeers, type PeerResult } from "./peers.js";
 import type { OpsChildResult } from "./ops-child.js";
-import { e2eTable, kernelTables, loadTable, opsTable, peerTable, targetTable, targets } from "./report.js";
+import { capacityTable, e2eTable, kernelTables, loadTable, opsTable, peerTable, targetTable, targets } from "./report.js";
 
-const SECTIONS = ["kernels", "e2e", "load", "peers"] as const;
+const SECTIONS = ["kernels", "capacity", "e2e", "load", "peers"] as const;
 type Section = (typeof SECTIONS)[number];
 
 function parseArgs(argv: string[]): { quick: boolean; only: Set<Section>; json: string; onnx?: string } {
@@ -63,6 +64,7 @@ const e2eOpts = { quick: args.quick, kernels: kernelNames, threads, log };
 
 let kernels: KernelResult[] = [];
 let e2e: E2eResult[] = [];
+let capacity: CapacityResult[] = [];
 let ops: OpsChildResult[] = [];
 let load: LoadResult[] = [];
 let peers: PeerResult[] = [];
@@ -74,12 +76,17 @@ const save = () => {
   mkdirSync(dirname(args.json), { recursive: true });
   const t = targets(kernels, e2e, peers);
   writeFileSync(args.json, JSON.stringify({ machine: { ...m, loadAvgStart, loadAvgEnd: loadavg() }, quick: args.quick,
-    seconds: (performance.now() - started) / 1000, fixture, kernels, e2e, ops, load, peers, peerNotes, targets: t }, null, 2) + "\n");
+    seconds: (performance.now() - started) / 1000, fixture, kernels, capacity, e2e, ops, load, peers, peerNotes, targets: t }, null, 2) + "\n");
 };
 
 if (args.only.has("kernels")) {
   kernels = benchKernels({ maxTime: args.quick ? 0.3 : 1.5, minSamples: args.quick ? 2 : 5, log });
   console.log(kernelTables(kernels));
+  save();
+}
+if (args.only.has("capacity")) {
+  capacity = await benchCapacity(args.quick, log);
+  console.log(capacityTable(capacity));
   save();
 }
 if (args.only.has("e2e")) {
