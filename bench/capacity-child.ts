@@ -1,7 +1,8 @@
 /**
  * One copy of a compute-bound kernel loop, for bench/capacity.ts:
- *   node dist/bench/capacity-child.js --kernels ts|wasm --seconds S
- * Runs the qkv matmul (256×768·768×2304) single-threaded for S seconds after a warm-up and
+ *   node dist/bench/capacity-child.js --kernels ts|wasm --seconds S --start EPOCH_MS
+ * Runs the qkv matmul (256×768·768×2304) single-threaded for S seconds from wall-clock time
+ * EPOCH_MS (so that copies started together overlap exactly), after a warm-up, and
  * prints one JSON line: { gflops, cpuMs } (cpuMs: the whole process's CPU time).
  */
 import { Arena } from "../kernels/arena.js";
@@ -25,6 +26,8 @@ const out = kernels.alloc(T * outDim);
 const call = () => kernels.linear(out, inp, w, T, false, 0, outDim);
 
 for (const t = performance.now(); performance.now() - t < 500;) call();
+const start = Number(arg("start"));
+if (Date.now() < start) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, start - Date.now());
 let calls = 0;
 const t0 = performance.now();
 while (performance.now() - t0 < seconds * 1000) {

@@ -18,19 +18,32 @@ export interface CapacityResult {
   together: number[];
   /** Sum of `together` / `alone`. */
   speedup: number;
-  /** Other processes' CPU during the two-process run, in cores (0 to 2 would mean they took our cores). */
-  otherCores: number | null;
+  /** Other processes' CPU during the one- and the two-process run, in cores. */
+  otherCores: [number | null, number | null];
 }
 
 interface Copy { gflops: number; cpuMs: number }
 
 function runCopies(kernels: string, copies: number, seconds: number): Promise<Copy[]> {
+  const start = String(Date.now() + 2000); // after every copy has started and warmed up
   return Promise.all(Array.from({ length: copies }, () => new Promise<Copy>((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [CHILD, "--kernels", kernels, "--seconds", String(seconds)], { stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(process.execPath, [CHILD, "--kernels", kernels, "--seconds", String(seconds), "--start", start], { stdio: ["ignore", "pipe", "inherit"] });
     let stdout = "";
     child.stdout.on("data", (d) => (stdout += d));
     child.on("close", (code) => (code === 0 ? resolvePromise(JSON.parse(stdout) as Copy) : reject(new Error(`capacity-child exited with ${code}`))));
   })));
+}
+
+/** Runs `copies` children at once on a quiet machine; also returns the other processes' CPU meanwhile. */
+async function measured(kernels: string, copies: number, seconds: number, quick: boolean): Promise<[Copy[], number | null]> {
+  waitForQuiet(quick ? 10_000 : 30_000);
+  const before = cpuMark();
+  const runs = await runCopies(kernels, copies, seconds);
+  const after = cpuMark();
+  // The children's CPU counts as "other" to cpuUse (they are not this process): take it out.
+  const { otherCores } = cpuUse(before, after);
+  const childCores = runs.reduce((a, c) => a + c.cpuMs, 0) / (after.wallMs - before.wallMs);
+  return [runs, otherCores === null ? null : Math.max(0, otherCores - childCores)];
 }
 
 export async function benchCapacity(quick: boolean, log: (msg: string) => void): Promise<CapacityResult[]> {
@@ -38,17 +51,10 @@ export async function benchCapacity(quick: boolean, log: (msg: string) => void):
   const results: CapacityResult[] = [];
   for (const kernels of ["wasm", "ts"]) {
     log(`capacity: ${kernels} qkv matmul, 1 process, then 2 at once, ${seconds} s each`);
-    waitForQuiet(quick ? 10_000 : 60_000);
-    const [alone] = await runCopies(kernels, 1, seconds);
-    waitForQuiet(quick ? 10_000 : 60_000);
-    const before = cpuMark();
-    const together = await runCopies(kernels, 2, seconds);
-    const after = cpuMark();
-    // The children's CPU counts as "other" to cpuUse (they are not this process): take it out.
-    const { otherCores } = cpuUse(before, after);
-    const childCores = (together[0].cpuMs + together[1].cpuMs) / (after.wallMs - before.wallMs);
-    results.push({ kernels, alone: alone.gflops, together: together.map((c) => c.gflops), speedup: (together[0].gflops + together[1].gflops) / alone.gflops,
-      otherCores: otherCores === null ? null : Math.max(0, otherCores - childCores) });
+    const [alone, aloneOther] = await measured(kernels, 1, seconds, quick);
+    const [together, togetherOther] = await measured(kernels, 2, seconds, quick);
+    results.push({ kernels, alone: alone[0].gflops, together: together.map((c) => c.gflops),
+      speedup: (together[0].gflops + together[1].gflops) / alone[0].gflops, otherCores: [aloneOther, togetherOther] });
   }
   return results;
 }

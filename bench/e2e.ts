@@ -51,7 +51,7 @@ const CHILD = fileURLToPath(new URL("./e2e-child.js", import.meta.url));
 const OPS_CHILD = fileURLToPath(new URL("./ops-child.js", import.meta.url));
 
 /** Before each child: wait up to this long for other processes to calm down (see bench/cpu.ts). */
-const quietWait = (quick: boolean) => waitForQuiet(quick ? 10_000 : 60_000);
+const quietWait = (quick: boolean) => waitForQuiet(quick ? 10_000 : 30_000);
 
 export function runChild(script: string, args: string[]): unknown {
   const r = spawnSync(process.execPath, [script, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 24 });

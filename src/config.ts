@@ -93,10 +93,12 @@ export function parseConfig(json: unknown, file = "config.json"): GPT2Config {
   if (c.id2label !== undefined) {
     if (typeof c.id2label !== "object" || c.id2label === null || Array.isArray(c.id2label)) fail(`"id2label" is not an object`);
     const entries = Object.entries(c.id2label as Record<string, unknown>);
+    if (entries.length === 0) fail(`"id2label" is empty: a reward model has at least one label`);
     labels = new Array<string>(entries.length);
     for (const [k, v] of entries) {
       const i = Number(k);
-      if (!Number.isInteger(i) || i < 0 || i >= entries.length || typeof v !== "string") fail(`"id2label" must map 0..${entries.length - 1} to names, found ${quote(k)}: ${quote(v)}`);
+      // labels[i] already set: two keys for one index ("0" and "00"), which would leave a hole.
+      if (!Number.isInteger(i) || i < 0 || i >= entries.length || typeof v !== "string" || labels[i] !== undefined) fail(`"id2label" must map 0..${entries.length - 1} to names, found ${quote(k)}: ${quote(v)}`);
       labels[i] = v as string;
     }
     if (c.num_labels !== undefined && c.num_labels !== labels.length) fail(`"num_labels" is ${quote(c.num_labels)} but "id2label" has ${labels.length} labels`);

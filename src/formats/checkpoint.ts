@@ -10,8 +10,8 @@
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { FormatError } from "../errors.js";
-import { mapSource, type RawTensor, type TensorSource } from "../tensor.js";
-import { readPytorchCheckpoint } from "./pytorch.js";
+import type { RawTensor, TensorSource } from "../tensor.js";
+import { pytorchSource, readPytorchCheckpoint } from "./pytorch.js";
 import { readSafetensors, safetensorsSource } from "./safetensors.js";
 
 export type CheckpointFormat = "safetensors" | "pytorch";
@@ -67,24 +67,23 @@ export interface OpenCheckpoint {
 }
 
 /**
- * Opens a checkpoint for the loader, which reads it tensor by tensor. safetensors files (one or
- * shards) are read with positional reads straight into the model's memory, never whole; a
- * PyTorch file has to be read whole (its tensors are found through the pickle), then viewed.
+ * Opens a checkpoint for the loader, which reads it tensor by tensor. Every file (one or shards,
+ * safetensors or a PyTorch zip) is read with positional reads straight into the model's memory,
+ * never whole: a safetensors header or a PyTorch zip's directory and pickle say where each
+ * tensor lies. (Only a legacy pre-1.6 PyTorch file is read whole.)
  */
 export function openCheckpoint(path: string): OpenCheckpoint {
   const { file, format, index } = resolveCheckpoint(path);
-  if (format === "pytorch") {
-    const ckpt = index ? loadIndexed(file, format) : loadFile(file, format);
-    return { format, files: ckpt.files, source: mapSource(file, ckpt.tensors), close: () => {} };
-  }
+  const open = format === "pytorch" ? pytorchSource : safetensorsSource;
   if (!index) {
-    const src = safetensorsSource(file);
+    const src = open(file);
     return { format, files: [file], source: src, close: () => src.close() };
   }
   const { shards, folder } = readIndex(file);
-  const sources = [...shards.keys()].map((shard) => safetensorsSource(join(folder, shard)));
+  const sources: ReturnType<typeof open>[] = [];
   const owner = new Map<string, (typeof sources)[number]>();
   try {
+    for (const shard of shards.keys()) sources.push(open(join(folder, shard)));
     sources.forEach((src, i) => {
       const shard = [...shards.keys()][i];
       const names = new Set(src.names());

@@ -12,14 +12,19 @@
  * count followed by its bytes.
  *
  * The pickle runs on `pickle.ts`'s machine with the allowlist below; every other global is refused.
- * Tensors are checked against their storage (offset + extent ≤ numel); contiguous ones are views
- * of the file's bytes, strided ones are copied out in C order.
+ * Tensors are checked against their storage (offset + extent ≤ numel) before any storage byte is
+ * read. Two ways out:
+ *   - `pytorchSource` (what the model loader uses) reads a zip checkpoint's end records, central
+ *     directory, local headers and data.pkl, then each tensor with one positional read straight
+ *     into the caller's buffer (strided ones: the span they cover, gathered in C order), so the
+ *     file never lives in memory beside the weights;
+ *   - `readPytorchCheckpoint` holds the whole file and returns views of it (copies for strided tensors).
  */
 import { readFileSync } from "node:fs";
 import { FormatError, UnsafeFileError, quote } from "../errors.js";
-import { DTYPE_BYTES, elementCount, type DType, type RawTensor } from "../tensor.js";
+import { DTYPE_BYTES, elementCount, mapSource, type DType, type RawTensor, type TensorSource } from "../tensor.js";
 import { describe, isPickleCallable, isTuple, loadPickle, type PickleCallable } from "./pickle.js";
-import { isZip, readZip } from "./zip.js";
+import { bufferSource, fileSource, isZip, readZip, type ByteSource } from "./zip.js";
 
 /** torch.<Name>Storage → dtype. */
 const STORAGE_DTYPES: Record<string, DType> = {
@@ -61,9 +66,12 @@ class TensorType {
   constructor(readonly qualname: string) {}
 }
 
-/** One storage: its bytes are known at once in the zip format, after the pickle in the legacy one. */
+/**
+ * One storage. Where its bytes are is known at once in the zip format (its record, not yet read),
+ * after the pickle in the legacy one.
+ */
 class Storage {
-  bytes: Uint8Array | undefined;
+  data: ByteSource | undefined;
   constructor(readonly key: string, readonly dtype: DType, readonly numel: number) {}
 }
 
@@ -164,29 +172,64 @@ function rebuildTensor(file: string, fn: string, args: readonly unknown[]): Tens
   return new TensorRef(storage, index(file, offset, `${fn} storage offset`), shape, strides);
 }
 
-/** Checks a tensor against its storage and returns its bytes: a view when contiguous, a C-order copy when strided. */
-function materialize(file: string, name: string, t: TensorRef, budget: { bytes: number }): RawTensor {
+/** The storage element holding the tensor's last element (strides are non-negative, so the first is at `offset`). */
+function lastElement(t: TensorRef): number {
+  let last = t.offset;
+  for (let d = 0; d < t.size.length; d++) last += (t.size[d] - 1) * t.stride[d];
+  return last;
+}
+
+/**
+ * Checks a tensor against its storage, touching no byte: it must lie inside the storage, and a
+ * strided one (copied out in C order when read) must fit what is left of the copy budget.
+ * Returns the bytes it takes once read.
+ */
+function checkTensor(file: string, name: string, t: TensorRef, budget: { bytes: number }): number {
   const { storage, offset, size, stride } = t;
-  const dtype = storage.dtype;
-  const item = DTYPE_BYTES[dtype];
+  const item = DTYPE_BYTES[storage.dtype];
   const where = `tensor ${name} (shape [${size.join(", ")}], stride [${stride.join(", ")}], storage offset ${offset})`;
-  if (!storage.bytes) throw new FormatError(file, `${where}: storage ${storage.key} has no data`);
+  if (!storage.data) throw new FormatError(file, `${where}: storage ${storage.key} has no data`);
   const numel = elementCount(size);
-  if (numel === 0) return { dtype, shape: size, bytes: storage.bytes.subarray(0, 0) };
-  let last = offset;
-  for (let d = 0; d < size.length; d++) last += (size[d] - 1) * stride[d];
+  if (numel === 0) return 0;
+  const last = lastElement(t);
   if (last >= storage.numel) {
     throw new FormatError(file, `${where} reaches element ${last} of storage ${storage.key}, which has only ${storage.numel} elements`);
   }
-  const contiguous = isContiguous(size, stride);
-  if (contiguous) {
-    return { dtype, shape: size, bytes: storage.bytes.subarray(offset * item, (offset + numel) * item) };
-  }
+  if (isContiguous(size, stride)) return numel * item;
   if (!Number.isSafeInteger(numel * item) || numel * item > budget.bytes) {
     throw new FormatError(file, `${where} would need ${numel * item} bytes when copied out of its storage, more than a checkpoint of this size can hold; refusing`);
   }
   budget.bytes -= numel * item;
-  return { dtype, shape: size, bytes: gather(storage.bytes, item, offset, size, stride, numel) };
+  return numel * item;
+}
+
+/**
+ * Reads a checked tensor's bytes into `dst` (exactly its byte size) in C order: a contiguous one
+ * with one read of exactly its bytes, a strided one by reading the span of storage it covers and
+ * gathering from it.
+ */
+function readTensor(t: TensorRef, dst: Uint8Array): void {
+  const { storage, offset, size, stride } = t;
+  const item = DTYPE_BYTES[storage.dtype];
+  const data = storage.data!;
+  const numel = elementCount(size);
+  if (numel === 0) return;
+  if (isContiguous(size, stride)) {
+    data.readInto(offset * item, dst.subarray(0, numel * item));
+    return;
+  }
+  const span = data.read(offset * item, (lastElement(t) - offset + 1) * item);
+  gather(dst, span, item, size, stride, numel);
+}
+
+/** A checked tensor's bytes: a view of the storage when contiguous and in memory, else a fresh buffer. */
+function tensorBytes(t: TensorRef): Uint8Array {
+  const item = DTYPE_BYTES[t.storage.dtype];
+  const numel = elementCount(t.size);
+  if (numel === 0 || isContiguous(t.size, t.stride)) return t.storage.data!.read(numel === 0 ? 0 : t.offset * item, numel * item);
+  const out = new Uint8Array(numel * item);
+  readTensor(t, out);
+  return out;
 }
 
 /** C-order strides, ignoring dimensions of size 1 (their stride is meaningless). */
@@ -199,14 +242,16 @@ function isContiguous(size: number[], stride: number[]): boolean {
   return true;
 }
 
-/** Copies a strided tensor out of its storage in C order: out[i0,..,ik] = src[offset + Σ i_d·stride_d]. */
-function gather(src: Uint8Array, item: number, offset: number, size: number[], stride: number[], numel: number): Uint8Array {
-  const out = new Uint8Array(numel * item);
+/**
+ * Copies a strided tensor out of `src` (its storage from the tensor's first element on) into
+ * `out` in C order: out[i0,..,ik] = src[Σ i_d·stride_d].
+ */
+function gather(out: Uint8Array, src: Uint8Array, item: number, size: number[], stride: number[], numel: number): void {
   const nd = size.length;
   const inner = size[nd - 1];
   const innerStride = stride[nd - 1] * item;
   const counter = new Array<number>(nd - 1).fill(0);
-  let base = offset * item; // byte offset of the current row's first element
+  let base = 0; // byte offset of the current row's first element
   let o = 0;
   for (let row = 0; row < numel / inner; row++) {
     if (innerStride === item) {
@@ -225,7 +270,6 @@ function gather(src: Uint8Array, item: number, offset: number, size: number[], s
       counter[d] = 0;
     }
   }
-  return out;
 }
 
 /**
@@ -263,24 +307,38 @@ function persistentId(file: string, pid: unknown, legacy: boolean): { key: strin
   return { key, type, numel: index(file, numel, `element count of storage ${key}`) };
 }
 
-function resolve(file: string, refs: Map<string, TensorRef>, fileBytes: number): Map<string, RawTensor> {
+/** Checks every tensor of the state dict against its storage and the file's size; reads nothing. */
+function checkTensors(file: string, refs: Map<string, TensorRef>, fileBytes: number): Map<string, TensorRef> {
   const budget = { bytes: fileBytes + COPY_ALLOWANCE_BYTES };
   // Views are free here, but the loader copies every named tensor into model memory: one small
   // storage named by a thousand tensors (or one memoized tensor under a thousand names) would make
   // a small file fill gigabytes. A real state dict names each storage byte once, plus tied weights
   // (state_dict() detaches lm_head and wte into two tensors over one storage) once more.
   let named = 2 * fileBytes + COPY_ALLOWANCE_BYTES;
+  const sizes = new Map<TensorRef, number>(); // tied weights: one TensorRef under two names
+  for (const [name, ref] of refs) {
+    let bytes = sizes.get(ref);
+    if (bytes === undefined) {
+      bytes = checkTensor(file, name, ref, budget);
+      sizes.set(ref, bytes);
+    }
+    named -= bytes;
+    if (named < 0) {
+      throw new FormatError(file, `tensor ${name}: the state dict's tensors add up to more than twice the file's ${fileBytes} bytes (the same storage named again and again?); refusing`);
+    }
+  }
+  return refs;
+}
+
+/** Every checked tensor's bytes, tied weights as one RawTensor under both names. */
+function materializeAll(refs: Map<string, TensorRef>): Map<string, RawTensor> {
   const out = new Map<string, RawTensor>();
-  const done = new Map<TensorRef, RawTensor>(); // tied weights: one TensorRef under two names
+  const done = new Map<TensorRef, RawTensor>();
   for (const [name, ref] of refs) {
     let t = done.get(ref);
     if (!t) {
-      t = materialize(file, name, ref, budget);
+      t = { dtype: ref.storage.dtype, shape: ref.size, bytes: tensorBytes(ref) };
       done.set(ref, t);
-    }
-    named -= t.bytes.length;
-    if (named < 0) {
-      throw new FormatError(file, `tensor ${name}: the state dict's tensors add up to more than twice the file's ${fileBytes} bytes (the same storage named again and again?); refusing`);
     }
     out.set(name, t);
   }
@@ -289,8 +347,13 @@ function resolve(file: string, refs: Map<string, TensorRef>, fileBytes: number):
 
 // ---- the two container formats ----
 
-function readZipCheckpoint(file: string, bytes: Uint8Array): Map<string, RawTensor> {
-  const zip = readZip(file, bytes);
+/**
+ * Opens a zip checkpoint through `source`: reads the central directory, the pickle, and the local
+ * header of each storage record, and checks every tensor against its record's size. No storage
+ * byte is read.
+ */
+function openZipCheckpoint(file: string, source: ByteSource): Map<string, TensorRef> {
+  const zip = readZip(file, source);
   const pkls = zip.names().filter((n) => /^[^/]+\/data\.pkl$/.test(n));
   if (pkls.length !== 1) {
     throw new FormatError(file, pkls.length === 0
@@ -312,19 +375,19 @@ function readZipCheckpoint(file: string, bytes: Uint8Array): Map<string, RawTens
     }
     const record = `${prefix}data/${key}`;
     if (!zip.has(record)) throw new FormatError(file, `storage ${key} has no record ${record} in the archive`);
-    const data = zip.read(record);
+    const data = zip.record(record);
     const need = numel * DTYPE_BYTES[type.dtype];
-    if (need > data.length) {
-      throw new FormatError(file, `storage ${key} declares ${numel} ${type.dtype} elements (${need} bytes) but record ${record} holds ${data.length} bytes`);
+    if (need > data.size) {
+      throw new FormatError(file, `storage ${key} declares ${numel} ${type.dtype} elements (${need} bytes) but record ${record} holds ${data.size} bytes`);
     }
     const s = new Storage(key, type.dtype, numel);
-    s.bytes = data.subarray(0, need);
+    s.data = data;
     storages.set(key, s);
     return s;
   };
   const pkl = zip.read(pkls[0]);
   const { value } = loadPickle(file, pkl, { findGlobal: (m, n) => findGlobal(file, m, n), persistentLoad });
-  return resolve(file, stateDict(file, value), bytes.length);
+  return checkTensors(file, stateDict(file, value), source.size);
 }
 
 /** Legacy files start with a pickled magic number: PROTO 2, LONG1 of 10 bytes. */
@@ -370,10 +433,10 @@ function readLegacyCheckpoint(file: string, bytes: Uint8Array): Map<string, RawT
     const n = s.numel * DTYPE_BYTES[s.dtype];
     pos += 8;
     if (pos + n > bytes.length) throw new FormatError(file, `legacy checkpoint is truncated inside storage ${key} (needs ${n} bytes at offset ${pos}, the file has ${bytes.length})`);
-    s.bytes = bytes.subarray(pos, pos + n);
+    s.data = bufferSource(bytes.subarray(pos, pos + n));
     pos += n;
   }
-  return resolve(file, refs, bytes.length);
+  return materializeAll(checkTensors(file, refs, bytes.length));
 }
 
 /**
@@ -389,7 +452,39 @@ export function readPytorchCheckpoint(file: string, bytes?: Uint8Array): Map<str
       throw new FormatError(file, `cannot open: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
   }
-  if (isZip(bytes)) return readZipCheckpoint(file, bytes);
+  if (isZip(bytes)) return materializeAll(openZipCheckpoint(file, bufferSource(bytes)));
   if (isLegacy(bytes)) return readLegacyCheckpoint(file, bytes);
   throw new FormatError(file, "not a PyTorch checkpoint: neither a zip archive (torch ≥ 1.6) nor a legacy torch.save pickle stream");
+}
+
+/**
+ * A TensorSource over a PyTorch checkpoint file that reads each tensor when asked, straight into
+ * the caller's buffer (the kernels' memory), so loading never holds the file and the weights at
+ * the same time. Opening reads only the zip's directory, the local headers and data.pkl, and
+ * runs every check `readPytorchCheckpoint` runs. A deflated storage record (torch never writes
+ * one) is inflated, once, when first read; a legacy (pre-1.6) file is read whole, as by
+ * `readPytorchCheckpoint`. `bytes` replaces the file (tests); call `close()` when done.
+ */
+export function pytorchSource(file: string, bytes?: ByteSource): TensorSource & { close(): void } {
+  const own = bytes ? undefined : fileSource(file);
+  const src = (bytes ?? own)!;
+  const close = (): void => own?.close();
+  try {
+    if (!isZip(src.read(0, Math.min(4, src.size)))) {
+      const tensors = readPytorchCheckpoint(file, src.read(0, src.size));
+      close();
+      return { ...mapSource(file, tensors), close };
+    }
+    const refs = openZipCheckpoint(file, src);
+    return {
+      file,
+      names: () => [...refs.keys()],
+      info: (name) => ({ dtype: refs.get(name)!.storage.dtype, shape: refs.get(name)!.size }),
+      read: (name, dst) => readTensor(refs.get(name)!, dst),
+      close,
+    };
+  } catch (e) {
+    close();
+    throw e;
+  }
 }

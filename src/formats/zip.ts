@@ -1,16 +1,121 @@
 /**
- * A ZIP reader over bytes already in memory (the whole file read once), enough for PyTorch
- * checkpoints: `torch.save` writes an uncompressed ZIP (ZIP64 past 4 GiB) whose records hold the
- * pickle and the raw tensor storages.
+ * A ZIP reader, enough for PyTorch checkpoints: `torch.save` writes an uncompressed ZIP (ZIP64
+ * past 4 GiB) whose records hold the pickle and the raw tensor storages.
+ *
+ * The archive's bytes come from a `ByteSource`: a buffer already in memory, or positional reads
+ * of a file. The same parser serves both; from a file it reads only the end records, the central
+ * directory and the local header of each record asked for, so a 6 GB checkpoint is opened by
+ * reading a few kilobytes, and a storage's bytes are read when (and where) its tensor is wanted.
  *
  * The central directory is the authority for names, sizes and offsets; each local header is read
  * only to find where its data starts, and must agree with the central entry on the name. Every
- * offset and size is checked against the file before a byte is touched. Stored records come back
- * as zero-copy views of the input; deflated ones are inflated with a cap at their declared size;
- * anything else (other methods, encryption) is refused.
+ * offset and size is checked against the file before a byte is touched. Stored records are
+ * windows on the archive (zero-copy views when it is in memory); deflated ones are inflated with
+ * a cap at their declared size; anything else (other methods, encryption) is refused.
  */
+import { closeSync, fstatSync, openSync } from "node:fs";
 import { inflateRawSync } from "node:zlib";
 import { FormatError, UnsafeFileError } from "../errors.js";
+import { readFully } from "./safetensors.js";
+
+// ---- where the bytes come from ----
+
+/** Random access to a file's bytes. Callers keep every range inside [0, size). */
+export interface ByteSource {
+  readonly size: number;
+  /** `length` bytes from `offset`: a view when the bytes are in memory, a fresh buffer when read from a file. */
+  read(offset: number, length: number): Uint8Array;
+  /** Fills `dst` with the bytes from `offset`: for a file, positional reads straight into `dst`. */
+  readInto(offset: number, dst: Uint8Array): void;
+}
+
+/** A reader's range check failing is a bug in the reader (every range is checked against the file first), not a bad file. */
+function checkRange(src: ByteSource, offset: number, length: number): void {
+  if (!(offset >= 0 && length >= 0 && offset + length <= src.size)) {
+    throw new RangeError(`internal: read of bytes ${offset}..${offset + length} outside a source of ${src.size} bytes`);
+  }
+}
+
+/** A ByteSource over bytes already in memory: reads are views, never copies. */
+export function bufferSource(bytes: Uint8Array): ByteSource {
+  const src: ByteSource = {
+    size: bytes.length,
+    read(offset, length) {
+      checkRange(src, offset, length);
+      return bytes.subarray(offset, offset + length);
+    },
+    readInto(offset, dst) {
+      checkRange(src, offset, dst.length);
+      dst.set(bytes.subarray(offset, offset + dst.length));
+    },
+  };
+  return src;
+}
+
+/** A ByteSource over a file, read with positional reads; `close()` releases the descriptor (a later read reopens it). */
+export function fileSource(file: string): ByteSource & { close(): void } {
+  const open = (): number => {
+    try {
+      return openSync(file, "r");
+    } catch (e) {
+      throw new FormatError(file, `cannot open: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  };
+  let fd: number | null = open();
+  let size: number;
+  try {
+    size = fstatSync(fd).size;
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+  const src = {
+    size,
+    read(offset: number, length: number): Uint8Array {
+      const out = new Uint8Array(length);
+      src.readInto(offset, out);
+      return out;
+    },
+    readInto(offset: number, dst: Uint8Array): void {
+      checkRange(src, offset, dst.length);
+      fd ??= open();
+      readFully(fd, dst, offset, file);
+    },
+    close(): void {
+      if (fd !== null) closeSync(fd);
+      fd = null;
+    },
+  };
+  return src;
+}
+
+/** Bytes [base, base + size) of `src`, as a source of their own. */
+function windowOf(src: ByteSource, base: number, size: number): ByteSource {
+  const w: ByteSource = {
+    size,
+    read(offset, length) {
+      checkRange(w, offset, length);
+      return src.read(base + offset, length);
+    },
+    readInto(offset, dst) {
+      checkRange(w, offset, dst.length);
+      src.readInto(base + offset, dst);
+    },
+  };
+  return w;
+}
+
+/** A source whose bytes are produced on first use (a deflated record is inflated only when read). */
+function lazySource(size: number, load: () => ByteSource): ByteSource {
+  let src: ByteSource | undefined;
+  return {
+    size,
+    read: (offset, length) => (src ??= load()).read(offset, length),
+    readInto: (offset, dst) => (src ??= load()).readInto(offset, dst),
+  };
+}
+
+// ---- the archive ----
 
 export interface ZipEntry {
   name: string;
@@ -36,6 +141,8 @@ const LOCAL_SIZE = 30;
 const ZIP64_EXTRA_ID = 0x0001;
 const U16_MAX = 0xffff;
 const U32_MAX = 0xffffffff;
+/** How much of the file's end is read first when looking for the end record: enough unless the archive has a long comment. */
+const SHORT_TAIL = 1024;
 
 /** True if the bytes start like a ZIP archive (a local header, or an empty archive's EOCD). */
 export function isZip(bytes: Uint8Array): boolean {
@@ -44,14 +151,32 @@ export function isZip(bytes: Uint8Array): boolean {
   return sig === SIG_LOCAL || sig === SIG_EOCD;
 }
 
+/** Bytes [at, at + bytes.length) of the archive, with little-endian accessors by file offset. */
+class Span {
+  private readonly view: DataView;
+  constructor(readonly at: number, readonly bytes: Uint8Array) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  u16(p: number): number {
+    return this.view.getUint16(p - this.at, true);
+  }
+  u32(p: number): number {
+    return this.view.getUint32(p - this.at, true);
+  }
+  big64(p: number): bigint {
+    return this.view.getBigUint64(p - this.at, true);
+  }
+  sub(start: number, end: number): Uint8Array {
+    return this.bytes.subarray(start - this.at, end - this.at);
+  }
+}
+
 export class ZipArchive {
   /** Entries in central-directory order, by name. */
   readonly entries: Map<string, ZipEntry>;
-  private readonly view: DataView;
 
   /** Parses the central directory; `file` only serves error messages. */
-  constructor(readonly file: string, readonly bytes: Uint8Array) {
-    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  constructor(readonly file: string, readonly source: ByteSource) {
     this.entries = this.readCentralDirectory();
   }
 
@@ -63,23 +188,45 @@ export class ZipArchive {
     return this.entries.has(name);
   }
 
-  /** The record's uncompressed bytes: a view of the input when stored, a fresh buffer when deflated. */
+  /** The record's uncompressed bytes: a view of the input when stored in memory, a fresh buffer otherwise. */
   read(name: string): Uint8Array {
+    const record = this.record(name);
+    return record.read(0, record.size);
+  }
+
+  /**
+   * The record's uncompressed bytes as a source of their own, after every check on its local
+   * header: a window on the archive when stored (nothing of the data read yet), inflated on first
+   * read when deflated.
+   */
+  record(name: string): ByteSource {
     const entry = this.entries.get(name);
     if (!entry) throw new FormatError(this.file, `zip archive has no record ${name}`);
-    const data = this.rawData(entry);
+    const dataStart = this.dataStart(entry);
     if (entry.method === 0) {
       if (entry.compressedSize !== entry.uncompressedSize) {
         throw this.error(`zip record ${name} is stored but declares ${entry.compressedSize} bytes compressed and ${entry.uncompressedSize} uncompressed`);
       }
-      return data;
+      return windowOf(this.source, dataStart, entry.compressedSize);
     }
-    // method 8, checked by rawData
+    // method 8, checked by dataStart
+    return lazySource(entry.uncompressedSize, () => bufferSource(this.inflate(entry, dataStart)));
+  }
+
+  // ---- internals ----
+
+  private error(detail: string): FormatError {
+    return new FormatError(this.file, detail);
+  }
+
+  private inflate(entry: ZipEntry, dataStart: number): Uint8Array {
+    const { name } = entry;
     let out: Buffer;
     try {
       // maxOutputLength must be >= 1; an empty record that inflates to anything is caught below.
-      out = inflateRawSync(data, { maxOutputLength: Math.max(1, entry.uncompressedSize) });
+      out = inflateRawSync(this.source.read(dataStart, entry.compressedSize), { maxOutputLength: Math.max(1, entry.uncompressedSize) });
     } catch (e) {
+      if (e instanceof FormatError) throw e;
       throw this.error(`zip record ${name} does not inflate to its declared ${entry.uncompressedSize} bytes (${(e as Error).message})`);
     }
     if (out.length !== entry.uncompressedSize) {
@@ -89,66 +236,67 @@ export class ZipArchive {
     return new Uint8Array(out.buffer, out.byteOffset, out.length);
   }
 
-  // ---- internals ----
-
-  private error(detail: string): FormatError {
-    return new FormatError(this.file, detail);
+  /** Reads bytes [start, start+length) after checking they lie inside the file. */
+  private span(start: number, length: number, what: string): Span {
+    this.need(start, length, what);
+    return new Span(start, this.source.read(start, length));
   }
 
-  private u16(at: number): number {
-    return this.view.getUint16(at, true);
-  }
-
-  private u32(at: number): number {
-    return this.view.getUint32(at, true);
-  }
-
-  private u64(at: number, what: string): number {
-    const v = this.view.getBigUint64(at, true);
+  private u64(s: Span, at: number, what: string): number {
+    const v = s.big64(at);
     if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw this.error(`zip ${what} ${v} is too large`);
     return Number(v);
   }
 
   /** Throws unless [start, start+length) lies inside the file. */
   private need(start: number, length: number, what: string): void {
-    if (start < 0 || length < 0 || start + length > this.bytes.length) {
-      throw this.error(`zip ${what} (bytes ${start}..${start + length}) lies outside the file (${this.bytes.length} bytes); the archive is truncated or corrupt`);
+    const n = this.source.size;
+    if (start < 0 || length < 0 || start + length > n) {
+      throw this.error(`zip ${what} (bytes ${start}..${start + length}) lies outside the file (${n} bytes); the archive is truncated or corrupt`);
     }
   }
 
-  /** Finds the end-of-central-directory record: the last signature whose comment ends at end of file. */
-  private findEocd(): number {
-    const n = this.bytes.length;
+  /**
+   * Finds the end-of-central-directory record: the last signature whose comment ends at end of
+   * file. torch writes no comment, so the last kilobyte is read first, and the whole 64 KiB a
+   * comment may take only if the record is not in it.
+   */
+  private findEocd(): { eocd: number; tail: Span } {
+    const n = this.source.size;
     if (n < EOCD_SIZE) throw this.error(`file is ${n} bytes, too short to be a zip archive (truncated?)`);
     const lowest = Math.max(0, n - EOCD_SIZE - U16_MAX);
-    for (let i = n - EOCD_SIZE; i >= lowest; i--) {
-      if (this.u32(i) === SIG_EOCD && i + EOCD_SIZE + this.u16(i + 20) === n) return i;
+    for (const want of [SHORT_TAIL, EOCD_SIZE + U16_MAX]) {
+      const tail = this.span(Math.max(0, n - want), Math.min(n, want), "end of archive");
+      for (let i = n - EOCD_SIZE; i >= Math.max(lowest, tail.at); i--) {
+        if (tail.u32(i) === SIG_EOCD && i + EOCD_SIZE + tail.u16(i + 20) === n) return { eocd: i, tail };
+      }
+      if (tail.at <= lowest) break;
     }
     throw this.error("zip end-of-central-directory record not found (the archive is truncated or not a zip file)");
   }
 
   private readCentralDirectory(): Map<string, ZipEntry> {
-    const eocd = this.findEocd();
-    let disk = this.u16(eocd + 4);
-    let cdDisk = this.u16(eocd + 6);
-    let count = this.u16(eocd + 10);
-    let cdSize = this.u32(eocd + 12);
-    let cdOffset = this.u32(eocd + 16);
+    const { eocd, tail } = this.findEocd();
+    let disk = tail.u16(eocd + 4);
+    let cdDisk = tail.u16(eocd + 6);
+    let count = tail.u16(eocd + 10);
+    let cdSize = tail.u32(eocd + 12);
+    let cdOffset = tail.u32(eocd + 16);
 
     // ZIP64: the locator sits right before the EOCD; when present, the EOCD64 record it points to
     // holds the real values (the EOCD fields then read 0xFFFF/0xFFFFFFFF).
-    const locator = eocd - EOCD64_LOCATOR_SIZE;
-    const hasLocator = locator >= 0 && this.u32(locator) === SIG_EOCD64_LOCATOR;
+    const at = eocd - EOCD64_LOCATOR_SIZE;
+    const locator = at >= 0 ? this.span(at, EOCD64_LOCATOR_SIZE, "ZIP64 locator") : undefined;
     const saturated = count === U16_MAX || cdSize === U32_MAX || cdOffset === U32_MAX;
-    if (hasLocator) {
-      const at = this.u64(locator + 8, "EOCD64 offset");
-      this.need(at, EOCD64_MIN_SIZE, "ZIP64 end-of-central-directory record");
-      if (this.u32(at) !== SIG_EOCD64) throw this.error(`zip ZIP64 end-of-central-directory record not found at offset ${at}`);
-      disk = this.u32(at + 16);
-      cdDisk = this.u32(at + 20);
-      count = this.u64(at + 32, "entry count");
-      cdSize = this.u64(at + 40, "central directory size");
-      cdOffset = this.u64(at + 48, "central directory offset");
+    if (locator && locator.u32(at) === SIG_EOCD64_LOCATOR) {
+      const e64At = this.u64(locator, at + 8, "EOCD64 offset");
+      const e64 = this.span(e64At, EOCD64_MIN_SIZE, "ZIP64 end-of-central-directory record");
+      if (e64.u32(e64At) !== SIG_EOCD64) throw this.error(`zip ZIP64 end-of-central-directory record not found at offset ${e64At}`);
+      disk = e64.u32(e64At + 16);
+      cdDisk = e64.u32(e64At + 20);
+      count = this.u64(e64, e64At + 32, "entry count");
+      cdSize = this.u64(e64, e64At + 40, "central directory size");
+      cdOffset = this.u64(e64, e64At + 48, "central directory offset");
     } else if (saturated) {
       throw this.error("zip end-of-central-directory record has ZIP64 markers but no ZIP64 locator (truncated or corrupt archive)");
     }
@@ -158,39 +306,40 @@ export class ZipArchive {
       throw this.error(`zip central directory declares ${count} entries but is only ${cdSize} bytes`);
     }
 
+    const cd = this.span(cdOffset, cdSize, "central directory");
     const entries = new Map<string, ZipEntry>();
     const end = cdOffset + cdSize;
     let p = cdOffset;
     const decoder = new TextDecoder("utf-8", { fatal: true });
     for (let i = 0; i < count; i++) {
       if (p + CENTRAL_SIZE > end) throw this.error(`zip central directory ends inside entry ${i}`);
-      if (this.u32(p) !== SIG_CENTRAL) throw this.error(`zip central directory entry ${i} at offset ${p} has a bad signature`);
-      const flags = this.u16(p + 8);
-      const method = this.u16(p + 10);
-      const crc = this.u32(p + 16);
-      let compressedSize = this.u32(p + 20);
-      let uncompressedSize = this.u32(p + 24);
-      const nameLen = this.u16(p + 28);
-      const extraLen = this.u16(p + 30);
-      const commentLen = this.u16(p + 32);
-      let localHeaderOffset = this.u32(p + 42);
+      if (cd.u32(p) !== SIG_CENTRAL) throw this.error(`zip central directory entry ${i} at offset ${p} has a bad signature`);
+      const flags = cd.u16(p + 8);
+      const method = cd.u16(p + 10);
+      const crc = cd.u32(p + 16);
+      let compressedSize = cd.u32(p + 20);
+      let uncompressedSize = cd.u32(p + 24);
+      const nameLen = cd.u16(p + 28);
+      const extraLen = cd.u16(p + 30);
+      const commentLen = cd.u16(p + 32);
+      let localHeaderOffset = cd.u32(p + 42);
       const varEnd = p + CENTRAL_SIZE + nameLen + extraLen + commentLen;
       if (varEnd > end) throw this.error(`zip central directory entry ${i} runs past the directory's end`);
       let name: string;
       try {
-        name = decoder.decode(this.bytes.subarray(p + CENTRAL_SIZE, p + CENTRAL_SIZE + nameLen));
+        name = decoder.decode(cd.sub(p + CENTRAL_SIZE, p + CENTRAL_SIZE + nameLen));
       } catch {
         throw this.error(`zip central directory entry ${i} has a name that is not valid UTF-8`);
       }
 
       // The zip64 extra field holds, in this order, only the fields saturated in the fixed header.
-      const zip64 = this.findExtra(p + CENTRAL_SIZE + nameLen, extraLen, name);
+      const zip64 = this.findExtra(cd, p + CENTRAL_SIZE + nameLen, extraLen, name);
       if (uncompressedSize === U32_MAX || compressedSize === U32_MAX || localHeaderOffset === U32_MAX) {
         if (zip64 === undefined) throw this.error(`zip record ${name} has ZIP64 markers but no ZIP64 extra field`);
         let q = zip64.start;
         const take = (what: string): number => {
           if (q + 8 > zip64.end) throw this.error(`zip record ${name}: ZIP64 extra field is too short for its ${what}`);
-          const v = this.u64(q, `${what} of record ${name}`);
+          const v = this.u64(cd, q, `${what} of record ${name}`);
           q += 8;
           return v;
         };
@@ -206,13 +355,13 @@ export class ZipArchive {
     return entries;
   }
 
-  /** The bounds of the ZIP64 extra field's payload within an extra block, if there is one. */
-  private findExtra(start: number, length: number, name: string): { start: number; end: number } | undefined {
+  /** The bounds of the ZIP64 extra field's payload within an extra block of `s`, if there is one. */
+  private findExtra(s: Span, start: number, length: number, name: string): { start: number; end: number } | undefined {
     const end = start + length;
     let p = start;
     while (p + 4 <= end) {
-      const id = this.u16(p);
-      const size = this.u16(p + 2);
+      const id = s.u16(p);
+      const size = s.u16(p + 2);
       if (p + 4 + size > end) throw this.error(`zip record ${name} has a malformed extra field`);
       if (id === ZIP64_EXTRA_ID) return { start: p + 4, end: p + 4 + size };
       p += 4 + size;
@@ -220,34 +369,35 @@ export class ZipArchive {
     return undefined;
   }
 
-  /** The record's bytes as stored in the file, after every check on the local header. */
-  private rawData(entry: ZipEntry): Uint8Array {
+  /** Where the record's bytes start in the file, after every check on the local header. */
+  private dataStart(entry: ZipEntry): number {
     const { name } = entry;
     if (entry.flags & 0x1) throw new UnsafeFileError(this.file, `zip record ${name} is encrypted; refusing to read it`);
     if (entry.method !== 0 && entry.method !== 8) {
       throw new UnsafeFileError(this.file, `zip record ${name} uses compression method ${entry.method}; only stored (0) and deflate (8) are supported`);
     }
     const at = entry.localHeaderOffset;
-    this.need(at, LOCAL_SIZE, `local header of record ${name}`);
-    if (this.u32(at) !== SIG_LOCAL) throw this.error(`zip record ${name}: no local header at offset ${at}`);
-    const nameLen = this.u16(at + 26);
-    const extraLen = this.u16(at + 28);
-    this.need(at + LOCAL_SIZE, nameLen + extraLen, `local header of record ${name}`);
-    const localName = Buffer.from(this.bytes.buffer, this.bytes.byteOffset + at + LOCAL_SIZE, nameLen).toString("utf8");
+    const fixed = this.span(at, LOCAL_SIZE, `local header of record ${name}`);
+    if (fixed.u32(at) !== SIG_LOCAL) throw this.error(`zip record ${name}: no local header at offset ${at}`);
+    const nameLen = fixed.u16(at + 26);
+    const extraLen = fixed.u16(at + 28);
+    const rest = this.span(at + LOCAL_SIZE, nameLen + extraLen, `local header of record ${name}`);
+    const nameBytes = rest.sub(at + LOCAL_SIZE, at + LOCAL_SIZE + nameLen);
+    const localName = Buffer.from(nameBytes.buffer, nameBytes.byteOffset, nameBytes.length).toString("utf8");
     if (localName !== name) {
       throw this.error(`zip record ${name}: its local header names it ${JSON.stringify(localName)}`);
     }
     // Local sizes are zero when a data descriptor follows (flag bit 3); otherwise they must agree.
     if (!(entry.flags & 0x8)) {
-      let localCompressed = this.u32(at + 18);
-      let localUncompressed = this.u32(at + 22);
+      let localCompressed = fixed.u32(at + 18);
+      let localUncompressed = fixed.u32(at + 22);
       if (localCompressed === U32_MAX || localUncompressed === U32_MAX) {
-        const zip64 = this.findExtra(at + LOCAL_SIZE + nameLen, extraLen, name);
+        const zip64 = this.findExtra(rest, at + LOCAL_SIZE + nameLen, extraLen, name);
         if (zip64 === undefined || zip64.end - zip64.start < 16) {
           throw this.error(`zip record ${name}: local header has ZIP64 markers but no ZIP64 extra field`);
         }
-        localUncompressed = this.u64(zip64.start, `local uncompressed size of record ${name}`);
-        localCompressed = this.u64(zip64.start + 8, `local compressed size of record ${name}`);
+        localUncompressed = this.u64(rest, zip64.start, `local uncompressed size of record ${name}`);
+        localCompressed = this.u64(rest, zip64.start + 8, `local compressed size of record ${name}`);
       }
       if (localCompressed !== entry.compressedSize || localUncompressed !== entry.uncompressedSize) {
         throw this.error(`zip record ${name}: local header sizes (${localCompressed}/${localUncompressed}) disagree with the central directory (${entry.compressedSize}/${entry.uncompressedSize})`);
@@ -255,13 +405,13 @@ export class ZipArchive {
     }
     const dataStart = at + LOCAL_SIZE + nameLen + extraLen;
     this.need(dataStart, entry.compressedSize, `data of record ${name}`);
-    return this.bytes.subarray(dataStart, dataStart + entry.compressedSize);
+    return dataStart;
   }
 }
 
-/** Parses a ZIP archive held in memory. */
-export function readZip(file: string, bytes: Uint8Array): ZipArchive {
-  return new ZipArchive(file, bytes);
+/** Parses a ZIP archive held in memory, or read through `source` with positional reads. */
+export function readZip(file: string, source: Uint8Array | ByteSource): ZipArchive {
+  return new ZipArchive(file, source instanceof Uint8Array ? bufferSource(source) : source);
 }
 
 const CRC_TABLE = /* @__PURE__ */ (() => {
@@ -274,7 +424,7 @@ const CRC_TABLE = /* @__PURE__ */ (() => {
   return t;
 })();
 
-/** CRC-32 (the ZIP/PNG polynomial). Only deflated records are checked: stored ones are views, left untouched. */
+/** CRC-32 (the ZIP/PNG polynomial). Only deflated records are checked: stored ones are read where they lie, left untouched. */
 export function crc32(bytes: Uint8Array): number {
   let c = 0xffffffff;
   for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);

@@ -34,6 +34,11 @@ export function fuzzTimeout(weight = 1): number {
   return Math.max(120_000, fuzzParams(weight).numRuns * 200);
 }
 
+/** `arb` one time in `n`, else null (fc.option's `freq` is the other way round: null one time in freq). */
+export function oneIn<T>(n: number, arb: fc.Arbitrary<T>): fc.Arbitrary<T | null> {
+  return fc.oneof({ weight: n - 1, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: arb });
+}
+
 type ErrorClass = abstract new (...args: never[]) => Gpt2RewardError;
 
 /**
@@ -115,7 +120,7 @@ export function mutationsArb(hotCount: number, max = 6): fc.Arbitrary<Mutation[]
  * that changes the length they may drift a little, which only makes the fuzzing less aimed.
  */
 export function applyMutations(base: Uint8Array, mutations: Mutation[], hot: [number, number][] = []): Uint8Array {
-  let b = Uint8Array.from(base);
+  let b: Uint8Array = Uint8Array.from(base);
   const where = (p: Pos): number => {
     if (b.length === 0) return 0;
     const range = p.hot === null ? undefined : hot[p.hot];
