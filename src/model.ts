@@ -192,7 +192,8 @@ export class RewardModel {
   checkMaxLength(maxLength: number): void {
     if (!Number.isInteger(maxLength) || maxLength < 1) throw new Gpt2RewardError(`max length must be a positive integer, got ${maxLength}`);
     if (maxLength > this.config.n_positions) {
-      throw new Gpt2RewardError(`max length ${maxLength} exceeds the model's n_positions ${this.config.n_positions} (it has no position embedding beyond that)`);
+      // Named after config.json (files[0]): that is where a too-small n_positions comes from.
+      throw new Gpt2RewardError(`${this.files[0]}: max length ${maxLength} exceeds the model's n_positions ${this.config.n_positions} (it has no position embedding beyond that)`);
     }
   }
 
