@@ -39,6 +39,21 @@ export function packedSize(inDim: number, outDim: number): number {
 
 export function packMatmulWeight(dst: Float32Array, weight: Float32Array, inDim: number, outDim: number): void {
   const panels = Math.ceil(outDim / PANEL);
+  if (outDim % PANEL === 0 && dst.byteOffset % 8 === 0 && weight.byteOffset % 8 === 0) {
+    // Fast path for every GPT-2 shape: move the 8 floats of a panel row as 4 doubles (bit copies,
+    // no arithmetic), reading the weight row by row. Packing 85M floats at load is ~5x faster so.
+    const d = new Float64Array(dst.buffer, dst.byteOffset, dst.length >> 1);
+    const w = new Float64Array(weight.buffer, weight.byteOffset, (inDim * outDim) >> 1);
+    const rowPairs = outDim >> 1;
+    for (let i = 0; i < inDim; i++) {
+      for (let p = 0; p < panels; p++) {
+        const s = i * rowPairs + p * 4;
+        const t = (p * inDim + i) * 4;
+        d[t] = w[s]; d[t + 1] = w[s + 1]; d[t + 2] = w[s + 2]; d[t + 3] = w[s + 3];
+      }
+    }
+    return;
+  }
   for (let p = 0; p < panels; p++) {
     for (let i = 0; i < inDim; i++) {
       for (let j = 0; j < PANEL; j++) {

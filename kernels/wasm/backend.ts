@@ -8,6 +8,7 @@
  */
 import { Arena } from "../arena.js";
 import type { Kernels, PackedLinear } from "../backend.js";
+import { PANEL, packMatmulWeight } from "../matmul.js";
 import { DEFAULT_OPTIONS, buildKernelModule, simdProbe, type KernelModuleOptions } from "./module.js";
 
 interface WasmExports {
@@ -82,11 +83,14 @@ export function createWasmKernels(arena: Arena = new Arena(), options: WasmKerne
       }
       const panels = Math.ceil(outDim / NR);
       const packed = arena.alloc(panels * inDim * NR);
-      for (let p = 0; p < panels; p++) {
-        const width = Math.min(NR, outDim - p * NR);
-        for (let i = 0; i < inDim; i++) {
-          const src = i * outDim + p * NR;
-          packed.set(weight.subarray(src, src + width), (p * inDim + i) * NR);
+      if (NR === PANEL) packMatmulWeight(packed, weight, inDim, outDim); // the TS kernels' layout
+      else {
+        for (let p = 0; p < panels; p++) {
+          const width = Math.min(NR, outDim - p * NR);
+          for (let i = 0; i < inDim; i++) {
+            const src = i * outDim + p * NR;
+            packed.set(weight.subarray(src, src + width), (p * inDim + i) * NR);
+          }
         }
       }
       const b = arena.alloc(panels * NR);

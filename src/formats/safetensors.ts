@@ -97,13 +97,20 @@ function checkEntry(file: string, name: string, info: unknown, dataSize: number)
     throw new FormatError(file, `tensor ${name}: data_offsets must be two integers [begin, end], found ${quote(data_offsets)}`);
   }
   try {
-    // @huggingface/hub's checks: integer dims, sane offsets, span inside the file.
-    validateTensorEntry(file, name, info as TensorInfo, dataSize);
+    // @huggingface/hub's checks: integer dims, sane offsets. Not the span: its message calls
+    // the data region "the file size", which reads wrong for a truncated file (ours is below).
+    validateTensorEntry(file, name, info as TensorInfo, undefined);
   } catch (e) {
-    throw new FormatError(file, `tensor ${name}: ${(e as Error).message.replace(/^Failed to parse file [^:]*: /, "")}`);
+    // "Failed to parse file F: tensor "T" has invalid data_offsets." → "tensor T has invalid data_offsets."
+    const message = (e as Error).message;
+    const prefix = `Failed to parse file ${file}: tensor "${name}" `;
+    throw new FormatError(file, `tensor ${name} ${message.startsWith(prefix) ? message.slice(prefix.length) : message}`);
   }
   const dims = shape as number[];
   const [begin, end] = data_offsets as [number, number];
+  if (end > dataSize) {
+    throw new FormatError(file, `tensor ${name} ends at data offset ${end}, past the ${dataSize} data bytes after the header (truncated file?)`);
+  }
   const bytes = elementCount(dims) * DTYPE_BYTES[dtype];
   if (end - begin !== bytes) {
     throw new FormatError(file, `tensor ${name} has shape [${dims.join(", ")}] of ${dtype} (${bytes} bytes) but data_offsets span ${end - begin} bytes`);
