@@ -1,7 +1,7 @@
 /**
  * One copy of a compute-bound kernel loop, for bench/capacity.ts:
- *   node dist/bench/capacity-child.js --kernels ts|wasm --seconds S --start EPOCH_MS
- * Runs the qkv matmul (256×768·768×2304) single-threaded for S seconds from wall-clock time
+ *   node dist/bench/capacity-child.js --kernels ts|wasm --seconds S --start EPOCH_MS [--rows T --in I --out O]
+ * Runs one matmul (default the qkv shape 256×768·768×2304) single-threaded for S seconds from wall-clock time
  * EPOCH_MS (so that copies started together overlap exactly), after a warm-up, and
  * prints one JSON line: { gflops, cpuMs } (cpuMs: the whole process's CPU time).
  */
@@ -10,15 +10,16 @@ import { createTsKernels } from "../kernels/ts-backend.js";
 import { createWasmKernels } from "../kernels/wasm/backend.js";
 import { fillUniform, rng } from "./random.js";
 
-function arg(name: string): string {
+function arg(name: string, fallback?: string): string {
   const i = process.argv.indexOf(`--${name}`);
-  if (i < 0 || i + 1 >= process.argv.length) throw new Error(`capacity-child: missing --${name}`);
-  return process.argv[i + 1];
+  if (i >= 0 && i + 1 < process.argv.length) return process.argv[i + 1];
+  if (fallback === undefined) throw new Error(`capacity-child: missing --${name}`);
+  return fallback;
 }
 
 const kernels = arg("kernels") === "ts" ? createTsKernels(new Arena()) : createWasmKernels(new Arena());
 const seconds = Number(arg("seconds"));
-const [T, inDim, outDim] = [256, 768, 2304];
+const [T, inDim, outDim] = [Number(arg("rows", "256")), Number(arg("in", "768")), Number(arg("out", "2304"))];
 const next = rng(1);
 const w = kernels.packLinear(fillUniform(new Float32Array(inDim * outDim), next, 0.02), new Float32Array(outDim), inDim, outDim);
 const inp = fillUniform(kernels.alloc(T * inDim), next, 1);

@@ -79,9 +79,9 @@ export function opsTable(results: OpsChildResult[]): string {
 }
 
 export function capacityTable(results: CapacityResult[]): string {
-  return formatTable("parallel capacity of this machine: qkv matmul loop, 1 process alone vs 2 processes at once (no threads, no sharing)",
-    ["kernels", "GFLOPS alone", "GFLOPS each, 2 at once", "aggregate speed-up", "others' CPU (1 / 2)"],
-    results.map((r) => [r.kernels, fixed(r.alone, 2), r.together.map((g) => g.toFixed(2)).join(" + "), `${r.speedup.toFixed(2)}×`, r.otherCores.map((x) => fixed(x, 2)).join(" / ")]),
+  return formatTable("parallel capacity of this machine: one matmul loop, 1 process alone vs 2 processes at once (no threads, no sharing)",
+    ["kernels", "matmul T×in·in×out", "GFLOPS alone", "GFLOPS each, 2 at once", "aggregate speed-up", "others' CPU (1 / 2)"],
+    results.map((r) => [r.kernels, `${r.shape[0]}×${r.shape[1]}·${r.shape[1]}×${r.shape[2]}`, fixed(r.alone, 2), r.together.map((g) => g.toFixed(2)).join(" + "), `${r.speedup.toFixed(2)}×`, r.otherCores.map((x) => fixed(x, 2)).join(" / ")]),
     ["the ceiling for any 1→2-thread speed-up here: below ~1.9× the two vCPUs share a core (SMT) or a memory path."]);
 }
 

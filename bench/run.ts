@@ -1,7 +1,7 @@
 /**
  * The benchmark of issue 4: kernels, end-to-end scoring, load time, and the issue's targets.
  *   npm run bench            (= npm run build && node dist/bench/run.js)
- *   node dist/bench/run.js [--quick] [--only kernels|capacity|e2e|load|peers[,...]] [--json out.json] [--onnx model.onnx]
+ *   node dist/bench/run.js [--quick] [--only kernels|capacity|e2e|ops|load|peers[,...]] [--json out.json] [--onnx model.onnx]
  * Prints tables as each section finishes and writes everything, with the machine, to
  * bench/results/latest.json (or --json). Exits 1 if a kernel disagrees with its reference.
  * The machine is assumed noisy: compare ratios within one run, not numbers across runs.
@@ -19,7 +19,7 @@ import { benchPeers, type PeerResult } from "./peers.js";
 import type { OpsChildResult } from "./ops-child.js";
 import { capacityTable, e2eTable, kernelTables, loadTable, opsTable, peerTable, targetTable, targets } from "./report.js";
 
-const SECTIONS = ["kernels", "capacity", "e2e", "load", "peers"] as const;
+const SECTIONS = ["kernels", "capacity", "e2e", "ops", "load", "peers"] as const;
 type Section = (typeof SECTIONS)[number];
 
 function parseArgs(argv: string[]): { quick: boolean; only: Set<Section>; json: string; onnx?: string } {
@@ -92,6 +92,9 @@ if (args.only.has("capacity")) {
 if (args.only.has("e2e")) {
   e2e = benchE2e(getFixture().dir, e2eOpts);
   console.log(e2eTable(e2e));
+  save();
+}
+if (args.only.has("ops")) {
   ops = benchOps(getFixture().dir, e2eOpts);
   console.log(opsTable(ops));
   save();

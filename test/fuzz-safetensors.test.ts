@@ -10,6 +10,8 @@ import { afterAll, describe, expect, it } from "vitest";
 import { Arena } from "../kernels/arena.js";
 import { createTsKernels } from "../kernels/ts-backend.js";
 import { readConfig } from "../src/config.js";
+import { parseIndex } from "../src/formats/checkpoint.js";
+import { writeSafetensors } from "../src/formats/write-safetensors.js";
 import { FormatError } from "../src/errors.js";
 import { parseSafetensorsHeader, readSafetensors, safetensorsSource, type SafetensorsHeader } from "../src/formats/safetensors.js";
 import { DTYPE_BYTES, type DType } from "../src/tensor.js";
@@ -266,6 +268,29 @@ describe("raw edits of a whole model file, loaded", () => {
   }, fuzzTimeout(0.2));
 });
 
+// ---- the index of a sharded checkpoint ----
+
+describe("model.safetensors.index.json", () => {
+  it("parseIndex throws only FormatErrors, and accepts only plain shard names", () => {
+    const shard = fc.oneof(
+      fc.constantFrom('"model-00001-of-00002.safetensors"', '"../x"', '"/etc/passwd"', '"a/b"', '"C:x"', '""', '"."', '".."', '"a\\u0000b"', "1", "null", "[]", DEEP_MARK),
+      fc.string({ maxLength: 10 }).map((x) => JSON.stringify(x)),
+    );
+    const index = fc.oneof(
+      fc.array(fc.tuple(name, shard), { maxLength: 4 }).map((kv) => `{"metadata":{},"weight_map":{${kv.map(([k, v]) => `${JSON.stringify(k)}:${v}`).join(",")}}}`),
+      fc.constantFrom("", "{", "[]", "null", '{"weight_map":[]}', '{"weight_map":null}', `{"weight_map":${DEEP_MARK}}`, DEEP_MARK),
+    );
+    fc.assert(
+      fc.property(index, (text) => {
+        let shards: Map<string, string[]> | undefined;
+        onlyOurErrors(() => (shards = parseIndex("model.safetensors.index.json", text.replaceAll(DEEP_MARK, DEEP))), FormatError);
+        for (const s of shards?.keys() ?? []) expect(s.length > 0 && s !== "." && s !== ".." && !/[/\\\0]/.test(s)).toBe(true);
+      }),
+      fuzzParams(2),
+    );
+  }, fuzzTimeout(2));
+});
+
 // ---- the cases the fuzzer is after, pinned ----
 
 describe("huge declarations are refused before any allocation", () => {
@@ -311,5 +336,16 @@ describe("huge declarations are refused before any allocation", () => {
     const bytes = safetensorsFromText(JSON.stringify({ "a\nb\u001b[2J": { dtype: "Q4", shape: [1], data_offsets: [0, 1] } }), new Uint8Array(1));
     const e = onlyOurErrors(() => parseSafetensorsHeader("n.safetensors", bytes, bytes.length), FormatError);
     expect(e?.message).toBe('n.safetensors: tensor a\\nb\\u001b[2J has unknown or unsupported dtype "Q4"');
+  });
+});
+
+describe("tensor names that mean something to JavaScript", () => {
+  it("__proto__, constructor and toString survive a write and a read", () => {
+    const file = join(tmp.dir, "proto.safetensors");
+    const names = ["__proto__", "constructor", "toString", "hasOwnProperty"];
+    writeSafetensors(file, names.map((n, i) => [n, { dtype: "F32", shape: [i + 1], bytes: new Uint8Array(4 * (i + 1)) }]));
+    const { tensors } = readSafetensors(file);
+    expect([...tensors.keys()]).toEqual(names);
+    expect(names.map((n) => tensors.get(n)!.shape)).toEqual([[1], [2], [3], [4]]);
   });
 });

@@ -17,7 +17,9 @@ export function writeSafetensors(
   metadata: Record<string, string> = { format: "pt" },
 ): void {
   const list = [...tensors];
-  const header: Record<string, unknown> = {};
+  // No prototype: a tensor named "__proto__" (a checkpoint may hold any name) must become a
+  // key, not replace the object's prototype and silently vanish from the header.
+  const header: Record<string, unknown> = Object.create(null);
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
   let offset = 0;
   for (const [name, t] of list) {

@@ -2,7 +2,7 @@
  * Shared pieces of the fuzz suite (test/fuzz-*.test.ts): run counts from the environment, the
  * "only our errors escape" check, and byte-level mutations of real files.
  *
- *   npx vitest run test/fuzz                       # CI: FUZZ_RUNS=100 per property, seeded
+ *   npx vitest run test/fuzz                       # CI: FUZZ_RUNS=200 per property, seeded
  *   FUZZ_RUNS=20000 npx vitest run test/fuzz       # a long run (same seed unless FUZZ_SEED is set)
  *
  * Every generator bounds its input size (a few KB, or one fixture file plus a handful of edits),
@@ -21,7 +21,7 @@ function envInt(name: string, fallback: number): number {
 }
 
 /** Runs per property, before each property's weight. */
-export const FUZZ_RUNS = envInt("FUZZ_RUNS", 100);
+export const FUZZ_RUNS = envInt("FUZZ_RUNS", 200);
 export const FUZZ_SEED = envInt("FUZZ_SEED", 20250705);
 
 /** fast-check parameters: seeded, FUZZ_RUNS × weight runs (a property that loads a model costs more than one that parses a header). */
