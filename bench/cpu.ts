@@ -55,3 +55,19 @@ export function waitForQuiet(maxWaitMs: number, threshold = 0.1): number | null 
     if (other === null || other < threshold || performance.now() - t0 > maxWaitMs) return other;
   }
 }
+
+/**
+ * Runs a measurement up to `attempts` times, stopping at the first one during which other
+ * processes used at most `threshold` cores, and returns the least contended one.
+ */
+export async function leastContended<T>(attempts: number, run: () => T | Promise<T>, contention: (t: T) => number | null, threshold = 0.1): Promise<T> {
+  let best: T | undefined;
+  let bestLoad = Infinity;
+  for (let a = 0; a < attempts; a++) {
+    const t = await run();
+    const load = contention(t) ?? 0;
+    if (load < bestLoad) [best, bestLoad] = [t, load];
+    if (load <= threshold) break;
+  }
+  return best!;
+}

@@ -90,12 +90,12 @@ if (args.only.has("capacity")) {
   save();
 }
 if (args.only.has("e2e")) {
-  e2e = benchE2e(getFixture().dir, e2eOpts);
+  e2e = await benchE2e(getFixture().dir, e2eOpts);
   console.log(e2eTable(e2e));
   save();
 }
 if (args.only.has("ops")) {
-  ops = benchOps(getFixture().dir, e2eOpts);
+  ops = await benchOps(getFixture().dir, e2eOpts);
   console.log(opsTable(ops));
   save();
 }

@@ -31,22 +31,6 @@ function workerScript(): URL {
   throw new Error("worker script not found: run `npm run build` first");
 }
 
-/**
- * Workers inherit node's flags, which matters: every thread must compile the same wasm (a
- * relaxed-SIMD flag changes the arithmetic). But `node -e <script>` would make each worker run
- * the script again instead of the worker file, so the eval/print options are dropped.
- */
-function workerExecArgv(): string[] {
-  const out: string[] = [];
-  const argv = process.execArgv;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === "-e" || a === "--eval" || a === "-p" || a === "--print") i++;
-    else if (!a.startsWith("--input-type") && !a.startsWith("--eval=") && !a.startsWith("--print=")) out.push(a);
-  }
-  return out;
-}
-
 export function defaultThreads(): number {
   return availableParallelism();
 }
@@ -67,7 +51,10 @@ export function createPool(kernels: Kernels, backend: "ts" | "wasm", threads: nu
   const workerFile = workerScript();
   for (let t = 1; t < threads; t++) {
     const init: WorkerInit = { memory: kernels.memory, ctrl: ctrlBuf, eps: eps.buffer as SharedArrayBuffer, thread: t, backend };
-    const w = new Worker(workerFile, { workerData: init, execArgv: workerExecArgv() });
+    // No node options for workers: `node -e <script>` would make each worker run the script again.
+    // V8 flags (e.g. --experimental-wasm-relaxed-simd) are process-wide and reach workers anyway,
+    // so every thread compiles the same wasm.
+    const w = new Worker(workerFile, { workerData: init, execArgv: [] });
     w.unref(); // a pool must never keep the process alive on its own
     workers.push(w);
   }
