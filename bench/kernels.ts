@@ -15,6 +15,7 @@ import { geluReference, geluScalar } from "../kernels/gelu.js";
 import { layernorm, layernormReference } from "../kernels/layernorm.js";
 import { matmulPacked, matmulReference, packMatmulWeight, packedSize } from "../kernels/matmul.js";
 import { createWasmKernels } from "../kernels/wasm/backend.js";
+import { cpuMark, cpuUse, waitForQuiet } from "./cpu.js";
 import { fillUniform, rng } from "./random.js";
 
 export type KernelGroup = "matmul" | "layernorm" | "attention" | "gelu";
@@ -35,8 +36,12 @@ export interface KernelResult {
   hz: number | null;
   rmePct: number | null;
   samples: number;
-  /** GFLOPS or GB/s at hz. */
+  /** GFLOPS or GB/s at hz (benchmark.js's mean). */
   rate: number | null;
+  /** The same at the fastest sample: what the kernel does when the (virtual) core is not slowed down. */
+  bestRate: number | null;
+  /** Cores other processes used while this case was timed (its least contended attempt). */
+  otherCores: number | null;
   unit: "GFLOPS" | "GB/s";
   error?: string;
 }
@@ -46,6 +51,8 @@ export interface KernelBenchOptions {
   maxTime: number;
   /** benchmark.js minSamples for the fast variants (slow references take 2 whatever this is). */
   minSamples: number;
+  /** Tries per case while other processes keep the machine busy (> 0.25 cores). */
+  attempts: number;
   log: (msg: string) => void;
 }
 
@@ -226,33 +233,44 @@ function maxAbs(x: Float32Array): number {
   return m;
 }
 
-/** Checks each variant once, then times the ones that agree, all in one benchmark.js suite. */
+/**
+ * Checks each variant once, then times the ones that agree, all in one benchmark.js suite; the
+ * suite is run again (up to opts.attempts times) while other processes use the machine.
+ */
 function runCase(c: Case, opts: KernelBenchOptions): KernelResult[] {
   opts.log(`kernels: ${c.group} ${c.shape}${c.group === "matmul" ? `, T=${c.rows}` : ""}`);
   const tolerance = 1e-3 * c.scale;
   const results = new Map<string, KernelResult>();
-  const suite = new Benchmark.Suite();
+  const timed: Variant[] = [];
   for (const v of c.variants) {
     v.run();
     const maxAbsDiff = v.kernel === "reference" ? null : c.diff(v.out);
     const ok = maxAbsDiff === null || maxAbsDiff <= tolerance;
     results.set(v.kernel, { group: c.group, shape: c.shape, rows: c.rows, kernel: v.kernel, maxAbsDiff, tolerance,
-      status: !ok ? "aborted" : v.timed ? "timed" : "checked only", hz: null, rmePct: null, samples: 0, rate: null, unit: c.unit });
-    if (ok && v.timed) suite.add(v.kernel, v.run, { maxTime: opts.maxTime, minSamples: Math.min(v.minSamples ?? opts.minSamples, opts.minSamples) });
+      status: !ok ? "aborted" : v.timed ? "timed" : "checked only", hz: null, rmePct: null, samples: 0, rate: null, bestRate: null,
+      otherCores: null, unit: c.unit });
+    if (ok && v.timed) timed.push(v);
   }
-  suite.on("cycle", (e: Benchmark.Event) => {
-    const b = e.target as unknown as Benchmark & { name: string };
-    const r = results.get(b.name)!;
-    if (b.error) {
-      r.status = "aborted";
-      r.error = String(b.error);
-      return;
+  let bestOther = Infinity;
+  for (let attempt = 0; attempt < opts.attempts && bestOther > 0.25; attempt++) {
+    if (attempt > 0) opts.log(`kernels: other processes were busy (${bestOther.toFixed(2)} cores), timing again`);
+    waitForQuiet(10_000);
+    const suite = new Benchmark.Suite();
+    for (const v of timed) suite.add(v.kernel, v.run, { maxTime: opts.maxTime, minSamples: Math.min(v.minSamples ?? opts.minSamples, opts.minSamples) });
+    const timings = new Map<string, Partial<KernelResult>>();
+    suite.on("cycle", (e: Benchmark.Event) => {
+      const b = e.target as unknown as Benchmark & { name: string };
+      if (b.error) timings.set(b.name, { status: "aborted", error: String(b.error) });
+      else timings.set(b.name, { hz: b.hz, rmePct: b.stats.rme, samples: b.stats.sample.length,
+        rate: (b.hz * c.work) / 1e9, bestRate: c.work / Math.min(...b.stats.sample) / 1e9 });
+    });
+    const before = cpuMark();
+    suite.run({ async: false });
+    const other = cpuUse(before, cpuMark()).otherCores ?? 0;
+    if (other < bestOther) {
+      bestOther = other;
+      for (const [name, t] of timings) Object.assign(results.get(name)!, t, { otherCores: other });
     }
-    r.hz = b.hz;
-    r.rmePct = b.stats.rme;
-    r.samples = b.stats.sample.length;
-    r.rate = (b.hz * c.work) / 1e9;
-  });
-  suite.run({ async: false });
+  }
   return [...results.values()];
 }

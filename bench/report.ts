@@ -20,20 +20,21 @@ export function kernelTables(results: KernelResult[]): string {
   const out: string[] = [];
   const row = (r: KernelResult, first: string[]) => [
     ...first, r.kernel, sci(r.maxAbsDiff), sci(r.tolerance), r.status === "timed" ? fixed(1000 / r.hz!, 3) : r.status,
-    fixed(r.rate, 2), r.rmePct === null ? "—" : `±${r.rmePct.toFixed(1)}%`, String(r.samples),
+    fixed(r.rate, 2), r.rmePct === null ? "—" : `±${r.rmePct.toFixed(1)}%`, fixed(r.bestRate, 2), String(r.samples), fixed(r.otherCores, 2),
   ];
   const tail = ["kernel", "max|Δ|", "tol", "ms/call"];
   const matmul = results.filter((r) => r.group === "matmul");
   if (matmul.length) {
     out.push(formatTable("matmul, single thread: out[T, out] = inp[T, in] · W + b; GFLOPS = 2·T·in·out / time",
-      ["layer", "in→out", "T", ...tail, "GFLOPS", "rme", "runs"],
+      ["layer", "in→out", "T", ...tail, "GFLOPS", "rme", "best", "runs", "others"],
       matmul.map((r) => row(r, [r.shape.split(" ")[0], r.shape.split(" ")[1], String(r.rows)])),
       ["reference = matmulReference (+ geluReference for c_fc): timed only at T=64 and at the qkv shape, it is ~100× slower.",
-        "max|Δ| against the reference on all rows (T=64) or the first and last 32 rows (T=256, 1024); tol = 1e-3·max|reference|."]));
+        "max|Δ| against the reference on all rows (T=64) or the first and last 32 rows (T=256, 1024); tol = 1e-3·max|reference|.",
+        "GFLOPS ± rme: benchmark.js mean and 95% margin; best: the fastest sample; others: cores other processes used meanwhile."]));
     const qkv = matmul.filter((r) => r.rows === 256 && r.shape.startsWith("attn.c_attn") && r.rate !== null);
     const ref = qkv.find((r) => r.kernel === "reference")?.rate ?? null;
-    out.push(formatTable("single-thread GFLOPS at the qkv shape 256×768·768×2304", ["kernel", "GFLOPS", "rme", "× reference"],
-      qkv.map((r) => [r.kernel, fixed(r.rate, 2), `±${r.rmePct!.toFixed(1)}%`, ref ? fixed(r.rate! / ref, 1) : "—"])));
+    out.push(formatTable("single-thread GFLOPS at the qkv shape 256×768·768×2304", ["kernel", "GFLOPS", "rme", "best", "× reference"],
+      qkv.map((r) => [r.kernel, fixed(r.rate, 2), `±${r.rmePct!.toFixed(1)}%`, fixed(r.bestRate, 2), ref ? fixed(r.rate! / ref, 1) : "—"])));
   }
   for (const [group, unit, title] of [
     ["layernorm", "GB/s", "layernorm, single thread; GB/s = (x read + out written) / time"],
@@ -41,7 +42,7 @@ export function kernelTables(results: KernelResult[]): string {
     ["gelu", "GB/s", "gelu_new, single thread; GB/s = 8 bytes per element / time; ts scalar = geluScalar, the path fused into the TS matmul"],
   ] as const) {
     const rs = results.filter((r) => r.group === group);
-    if (rs.length) out.push(formatTable(title, ["shape", ...tail, unit, "rme", "runs"], rs.map((r) => row(r, [r.shape]))));
+    if (rs.length) out.push(formatTable(title, ["shape", ...tail, unit, "rme", "best", "runs", "others"], rs.map((r) => row(r, [r.shape]))));
   }
   return out.join("\n");
 }
@@ -110,7 +111,8 @@ export function targets(kernels: KernelResult[], e2e: E2eResult[], peers: PeerRe
   const t: Target[] = [];
   const qkv = kernels.find((r) => r.kernel === "ts packed" && r.rows === 256 && r.shape.startsWith("attn.c_attn"));
   if (qkv?.rate != null) {
-    t.push({ target: "pure-TS matmul at 256×768·768×2304, GFLOPS per thread", measured: `${qkv.rate.toFixed(2)} (${(qkv.rate / 2).toFixed(2)}× target)`, required: "≥ 2.0", met: qkv.rate >= 2 });
+    t.push({ target: "pure-TS matmul at 256×768·768×2304, GFLOPS per thread",
+      measured: `${qkv.rate.toFixed(2)} (${(qkv.rate / 2).toFixed(2)}× target; best sample ${fixed(qkv.bestRate, 2)})`, required: "≥ 2.0 (mean)", met: qkv.rate >= 2 });
   }
   const at = (k: string, threads: number, batch = 8, len = 128) => e2e.find((r) => r.kernels === k && r.threads === threads && r.batch === batch && r.len === len);
   for (const r of e2e.filter((x) => x.threads === 2)) {

@@ -80,7 +80,7 @@ const save = () => {
 };
 
 if (args.only.has("kernels")) {
-  kernels = benchKernels({ maxTime: args.quick ? 0.3 : 1.5, minSamples: args.quick ? 2 : 5, log });
+  kernels = benchKernels({ maxTime: args.quick ? 0.3 : 1, minSamples: args.quick ? 2 : 5, attempts: args.quick ? 1 : 3, log });
   console.log(kernelTables(kernels));
   save();
 }

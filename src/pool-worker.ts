@@ -26,8 +26,13 @@ let gen = 0;
 Atomics.add(ctrl, CTRL.READY, 1);
 Atomics.notify(ctrl, CTRL.READY);
 for (;;) {
-  Atomics.wait(ctrl, CTRL.GEN, gen);
-  gen = Atomics.load(ctrl, CTRL.GEN);
+  // Wait for a generation we have not run. Waking is not proof of one: the main thread may be
+  // preempted between bumping GEN and notifying, so its notify can reach us after we already
+  // ran that generation (having seen the new value without sleeping). Running it twice would
+  // count us twice in DONE and let the main thread go on while another thread still works.
+  let next: number;
+  while ((next = Atomics.load(ctrl, CTRL.GEN)) === gen) Atomics.wait(ctrl, CTRL.GEN, gen);
+  gen = next;
   const a = (i: number) => ctrl[CTRL.ARGS + i];
   const start = ctrl[RANGES + 2 * init.thread];
   const end = ctrl[RANGES + 2 * init.thread + 1];
