@@ -1,14 +1,6 @@
-/** Seeded random data for kernel tests (mulberry32), so a failure reproduces. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded random data for kernel tests, so a failure reproduces: the benchmarks' generator. */
+import { rng } from "../../bench/random.js";
+export { rng };
 
 /** n floats uniform in [-scale, scale). */
 export function randomArray(rand: () => number, n: number, scale = 1): Float32Array {
