@@ -50,19 +50,28 @@ export function kernelTables(results: KernelResult[]): string {
 export function e2eTable(results: E2eResult[]): string {
   const one = (r: E2eResult) => results.find((x) => x.kernels === r.kernels && x.batch === r.batch && x.len === r.len && x.threads === 1);
   return formatTable("end to end: GPT-2 base (random F32 weights), one child process per row; ms per batch = median after warm-up",
-    ["kernels", "threads", "batch", "ms/batch", "min", "runs", "tokens/s", "1→2 (median)", "1→2 (min)", "busy", "others' CPU", "peak RSS MiB", "RSS after load", "logit[0]"],
+    ["kernels", "threads", "batch", "ms/batch", "min", "runs", "tokens/s", "1→2 (median)", "1→2 (min)", "busy", "CPU×", "others' CPU", "peak RSS MiB", "RSS after load", "logit[0]"],
     results.map((r) => {
       const base = one(r);
       const up = (a: number, b: number) => (r.threads > 1 && base ? `${(a / b).toFixed(2)}×` : "");
       return [r.kernels, String(r.threads), `${r.batch}×${r.len}`, fixed(r.medianMs, 0) + (r.contended ? "*" : ""), fixed(r.minMs, 0),
         String(r.batchMs.length), fixed(r.tokensPerSec, 0), up(base?.medianMs ?? 0, r.medianMs), up(base?.minMs ?? 0, r.minMs),
-        busy(r), fixed(r.otherCores, 2), mib(r.maxRss), mib(r.rssAfterLoad), r.firstLogit === null ? "—" : r.firstLogit.toPrecision(8)];
+        busy(r), r.threads > 1 && base ? `${(cpuMs(r) / cpuMs(base)).toFixed(2)}` : "", fixed(r.otherCores, 2), mib(r.maxRss), mib(r.rssAfterLoad), r.firstLogit === null ? "—" : r.firstLogit.toPrecision(8)];
     }),
     ["warm-up: wasm one full batch; ts one 32-token text (a full pure-TS batch takes tens of seconds).",
       "busy: our CPU time / (wall time × threads) over the timed batches; below 100% the threads waited for each other.",
+      "CPU×: CPU time of a batch (median) relative to 1 thread; above 1 each core did the same work slower (SMT, memory, host).",
+      "  So speed-up = threads × busy / CPU×: busy is the pool's share of the loss, CPU× the machine's.",
       `others' CPU: cores other processes used during the timed batches (/proc/stat); batches with more than ${CONTENDED} are left out`,
       "  of the median unless all were (then marked *). The machine is shared: read the 1→2 speed-ups with that column.",
       "peak RSS = process.resourceUsage().maxRSS of the child (load + warm-up + all batches); logit[0] should not depend on threads."]);
+}
+
+/** Median CPU time of one batch, all threads, ms. */
+function cpuMs(r: E2eResult): number {
+  const xs = r.batchMs.map((ms, i) => ms * r.batchCpu[i].ownCores).sort((a, b) => a - b);
+  const m = xs.length >> 1;
+  return xs.length % 2 ? xs[m] : (xs[m - 1] + xs[m]) / 2;
 }
 
 function busy(r: E2eResult): string {
@@ -80,8 +89,10 @@ export function opsTable(results: OpsChildResult[]): string {
     return [op, String(base.calls[op] ?? 1), ...results.flatMap((r) => [fixed(ms(r), 0), r === base ? `${((100 * ms(r)) / base.forwardMs).toFixed(1)}%` : `${(ms(base) / ms(r)).toFixed(2)}×`])];
   });
   rows.push(["busy (CPU / wall·threads)", "", ...results.flatMap((r) => [`${((100 * r.cpu.ownCores) / r.threads).toFixed(0)}%`, ""])]);
+  const cpu = (r: OpsChildResult) => r.cpu.ownCores * r.forwardMs;
+  rows.push(["CPU× (CPU time / 1 thread's)", "", ...results.flatMap((r) => [(cpu(r) / cpu(base)).toFixed(2), ""])]);
   rows.push(["others' CPU (cores)", "", ...results.flatMap((r) => [fixed(r.cpu.otherCores, 2), ""])]);
-  return formatTable(`one forward pass op by op: ${base.kernels} ${base.batch}×${base.len}, summed over layers`,
+  return formatTable(`one forward pass op by op (fastest of 3): ${base.kernels} ${base.batch}×${base.len}, summed over layers`,
     ["op", "calls", ...results.flatMap((r) => [`ms ${r.threads}t`, r === base ? "share" : `speed-up`])], rows,
     ["other = the forward's time outside kernel calls (embedding, buffer allocation, the score head)."]);
 }

@@ -2,11 +2,12 @@
  * The benchmark of issue 4: kernels, end-to-end scoring, load time, and the issue's targets.
  *   npm run bench            (= npm run build && node dist/bench/run.js)
  *   node dist/bench/run.js [--quick] [--only kernels|capacity|e2e|ops|load|peers[,...]] [--json out.json] [--onnx model.onnx]
+ *   node dist/bench/run.js --from bench/results/latest.json     (print a saved run's tables again)
  * Prints tables as each section finishes and writes everything, with the machine, to
  * bench/results/latest.json (or --json). Exits 1 if a kernel disagrees with its reference.
  * The machine is assumed noisy: compare ratios within one run, not numbers across runs.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, loadavg } from "node:os";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -14,7 +15,7 @@ import { benchCapacity, type CapacityResult } from "./capacity.js";
 import { benchE2e, benchLoad, benchOps, type E2eResult, type KernelName, type LoadResult } from "./e2e.js";
 import { ensureRandomGpt2Base, type Fixture } from "./fixture.js";
 import { benchKernels, type KernelResult } from "./kernels.js";
-import { machine, machineLine } from "./machine.js";
+import { machine, machineLine, type Machine } from "./machine.js";
 import { benchPeers, type PeerResult } from "./peers.js";
 import type { OpsChildResult } from "./ops-child.js";
 import { capacityTable, e2eTable, kernelTables, loadTable, opsTable, peerTable, targetTable, targets } from "./report.js";
@@ -22,9 +23,9 @@ import { capacityTable, e2eTable, kernelTables, loadTable, opsTable, peerTable, 
 const SECTIONS = ["kernels", "capacity", "e2e", "ops", "load", "peers"] as const;
 type Section = (typeof SECTIONS)[number];
 
-function parseArgs(argv: string[]): { quick: boolean; only: Set<Section>; json: string; onnx?: string } {
+function parseArgs(argv: string[]): { quick: boolean; only: Set<Section>; json: string; onnx?: string; from?: string } {
   const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-  let quick = false, json = resolve(repoRoot, "bench/results/latest.json"), onnx: string | undefined;
+  let quick = false, json = resolve(repoRoot, "bench/results/latest.json"), onnx: string | undefined, from: string | undefined;
   let only = new Set<Section>(SECTIONS);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -35,17 +36,18 @@ function parseArgs(argv: string[]): { quick: boolean; only: Set<Section>; json: 
     if (a === "--quick") quick = true;
     else if (a === "--json") json = resolve(value());
     else if (a === "--onnx") onnx = resolve(value());
+    else if (a === "--from") from = resolve(value());
     else if (a === "--only") {
       const names = value().split(",");
       for (const n of names) if (!(SECTIONS as readonly string[]).includes(n)) usage(`--only: unknown section "${n}"`);
       only = new Set(names as Section[]);
     } else usage(`unknown argument ${a}`);
   }
-  return { quick, only, json, onnx };
+  return { quick, only, json, onnx, from };
 }
 
 function usage(problem: string): never {
-  process.stderr.write(`bench: ${problem}\nusage: node dist/bench/run.js [--quick] [--only ${SECTIONS.join("|")}[,...]] [--json out.json] [--onnx model.onnx]\n`);
+  process.stderr.write(`bench: ${problem}\nusage: node dist/bench/run.js [--quick] [--only ${SECTIONS.join("|")}[,...]] [--json out.json] [--onnx model.onnx] | --from saved.json\n`);
   process.exit(2);
 }
 
@@ -53,6 +55,10 @@ const started = performance.now();
 const log = (msg: string) => process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s] ${msg}\n`);
 
 const args = parseArgs(process.argv.slice(2));
+if (args.from) {
+  reprint(args.from);
+  process.exit(0);
+}
 const m = machine();
 const loadAvgStart = loadavg();
 console.log(`machine: ${machineLine(m)}; load average ${loadAvgStart.map((x) => x.toFixed(2)).join(" ")}\n`);
@@ -116,4 +122,21 @@ const bad = kernels.filter((r) => r.status === "aborted");
 if (bad.length) {
   console.error(`bench: ${bad.length} kernel variant(s) disagree with the reference: ${bad.map((r) => `${r.group} ${r.shape} T=${r.rows} ${r.kernel} (${r.error ?? `max|Δ| ${r.maxAbsDiff}`})`).join("; ")}`);
   process.exitCode = 1;
+}
+
+/** Prints the tables of a saved run (its JSON file) with this version's report code. */
+function reprint(file: string): void {
+  const saved = JSON.parse(readFileSync(file, "utf8")) as {
+    machine: Machine & { loadAvgStart: number[] }; seconds: number; fixture: Fixture | null; kernels: KernelResult[]; capacity?: CapacityResult[];
+    e2e: E2eResult[]; ops?: OpsChildResult[]; load: LoadResult[]; peers: PeerResult[]; peerNotes: string[];
+  };
+  console.log(`machine: ${machineLine(saved.machine)}; load average ${saved.machine.loadAvgStart.map((x) => x.toFixed(2)).join(" ")}\n`);
+  if (saved.kernels.length) console.log(kernelTables(saved.kernels));
+  if (saved.capacity?.length) console.log(capacityTable(saved.capacity));
+  if (saved.e2e.length) console.log(e2eTable(saved.e2e));
+  if (saved.ops?.length) console.log(opsTable(saved.ops));
+  if (saved.peers.length) console.log(peerTable(saved.peers, saved.peerNotes));
+  if (saved.load.length && saved.fixture) console.log(loadTable(saved.load, saved.fixture.bytes));
+  console.log(targetTable(targets(saved.kernels, saved.e2e, saved.peers)));
+  console.log(`from ${file}; that run took ${saved.seconds.toFixed(0)} s`);
 }

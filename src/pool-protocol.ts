@@ -6,13 +6,12 @@ export enum Op {
   Residual = 4,
 }
 
-export const CTRL = { GEN: 0, DONE: 1, FAILED: 2, READY: 3, OP: 4, ARGS: 5 } as const;
+export const CTRL = { GEN: 0, DONE: 1, FAILED: 2, READY: 3, OP: 4, ITEMS: 5, CHUNK: 6, NEXT: 7, ARGS: 8 } as const;
 const MAX_ARGS = 16;
-/** Thread t's range is [ctrl[RANGES + 2t], ctrl[RANGES + 2t + 1]). */
-export const RANGES = CTRL.ARGS + MAX_ARGS;
 
-export function ctrlInts(threads: number): number {
-  return RANGES + 2 * threads;
+/** The call's work items [0, ITEMS) are claimed CHUNK at a time by Atomics.add on NEXT. */
+export function ctrlInts(_threads: number): number {
+  return CTRL.ARGS + MAX_ARGS;
 }
 
 export interface WorkerInit {

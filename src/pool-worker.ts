@@ -7,7 +7,7 @@ import { Arena } from "../kernels/arena.js";
 import type { Kernels } from "../kernels/backend.js";
 import { createTsKernels } from "../kernels/ts-backend.js";
 import { createWasmKernels } from "../kernels/wasm/backend.js";
-import { CTRL, Op, RANGES, type WorkerInit } from "./pool-protocol.js";
+import { CTRL, Op, type WorkerInit } from "./pool-protocol.js";
 
 const init = workerData as WorkerInit;
 const ctrl = new Int32Array(init.ctrl);
@@ -34,16 +34,18 @@ for (;;) {
   while ((next = Atomics.load(ctrl, CTRL.GEN)) === gen) Atomics.wait(ctrl, CTRL.GEN, gen);
   gen = next;
   const a = (i: number) => ctrl[CTRL.ARGS + i];
-  const start = ctrl[RANGES + 2 * init.thread];
-  const end = ctrl[RANGES + 2 * init.thread + 1];
-  if (start < end) {
-    try {
-      runOp(start, end, a);
-    } catch (e) {
-      // The main thread is blocked waiting for us and cannot receive an 'error' event: flag it.
-      process.stderr.write(`gpt2-reward: pool thread ${init.thread}: ${(e as Error)?.stack ?? e}\n`);
-      Atomics.store(ctrl, CTRL.FAILED, 1);
+  const items = ctrl[CTRL.ITEMS];
+  const chunk = ctrl[CTRL.CHUNK];
+  try {
+    for (;;) {
+      const start = Atomics.add(ctrl, CTRL.NEXT, 1) * chunk;
+      if (start >= items) break;
+      runOp(start, Math.min(start + chunk, items), a);
     }
+  } catch (e) {
+    // The main thread is blocked waiting for us and cannot receive an 'error' event: flag it.
+    process.stderr.write(`gpt2-reward: pool thread ${init.thread}: ${(e as Error)?.stack ?? e}\n`);
+    Atomics.store(ctrl, CTRL.FAILED, 1);
   }
   Atomics.add(ctrl, CTRL.DONE, 1);
   Atomics.notify(ctrl, CTRL.DONE);
