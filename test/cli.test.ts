@@ -8,7 +8,6 @@ import { spawnSync } from "node:child_process";
 import { CLI, FIXTURES, jsonLines, runCli, startCli } from "./helpers/cli.js";
 import { filesFromFolder, startFakeHub } from "./helpers/fake-hub.js";
 
-const DEMO = join(FIXTURES, "models", "demo");
 const SMALL = join(FIXTURES, "models", "f16-8head");
 const BIN = join(FIXTURES, "models", "f16-8head-bin");
 const texts: string[] = JSON.parse(readFileSync(join(FIXTURES, "golden", "texts.json"), "utf8"));

@@ -10,7 +10,7 @@ import { Arena } from "../arena.js";
 import type { Kernels } from "../backend.js";
 import { createTsKernels } from "../ts-backend.js";
 import { createWasmKernels, wasmRelaxedSimdSupported } from "./backend.js";
-import { DEFAULT_OPTIONS, type KernelModuleOptions } from "./module.js";
+import { DEFAULT_OPTIONS } from "./module.js";
 
 const ROUNDS = 8;
 const tiles: [number, number, number][] = process.argv.includes("--all")
