@@ -4,6 +4,8 @@
  * of it, and the pure-TypeScript kernels see ordinary Float32Arrays. A bump allocator is all we
  * need: weights are allocated once at load, activations once per batch shape (`mark`/`release`).
  */
+import type { Kernels } from "./backend.js";
+
 const PAGE = 65536;
 const ALIGN = 64;
 
@@ -29,6 +31,17 @@ export class Arena {
   /** Frees everything allocated since `mark` (views into that region must no longer be used). */
   release(mark: number): void {
     this.top = mark;
+  }
+
+  /** The allocation half of the `Kernels` contract, the same for every set of kernels. */
+  allocation(): Pick<Kernels, "memory" | "alloc" | "allocInt32" | "mark" | "release"> {
+    return {
+      memory: this.memory,
+      alloc: (n) => this.alloc(n),
+      allocInt32: (n) => this.allocInt32(n),
+      mark: () => this.mark(),
+      release: (m) => this.release(m),
+    };
   }
 
   alloc(n: number): Float32Array {

@@ -9,11 +9,7 @@ import { residual } from "./residual.js";
 export function createTsKernels(arena: Arena = new Arena()): Kernels {
   return {
     name: "ts",
-    memory: arena.memory,
-    alloc: (n) => arena.alloc(n),
-    allocInt32: (n) => arena.allocInt32(n),
-    mark: () => arena.mark(),
-    release: (m) => arena.release(m),
+    ...arena.allocation(),
     packLinear(weight, bias, inDim, outDim): PackedLinear {
       const packed = arena.alloc(packedSize(inDim, outDim));
       packMatmulWeight(packed, weight, inDim, outDim);

@@ -67,11 +67,7 @@ export function createWasmKernels(arena: Arena = new Arena(), options: WasmKerne
 
   return {
     name: "wasm",
-    memory: arena.memory,
-    alloc: (n) => arena.alloc(n),
-    allocInt32: (n) => arena.allocInt32(n),
-    mark: () => arena.mark(),
-    release: (m) => arena.release(m),
+    ...arena.allocation(),
 
     /**
      * weight (inDim, outDim) → panels (⌈outDim/NR⌉, inDim, NR), the tail panel zero-padded; the
