@@ -49,3 +49,18 @@ describe("lower layers", () => {
     }
   });
 });
+
+describe("checkpoint keys", () => {
+  it("scores a checkpoint saved without the transformer. prefix exactly like the original", async () => {
+    const { mkdtempSync, copyFileSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const dir = mkdtempSync(join(tmpdir(), "gpt2-reward-noprefix-"));
+    const { tensors } = api.readSafetensors(join(folder, "model.safetensors"));
+    api.writeSafetensors(join(dir, "model.safetensors"), [...tensors].map(([k, t]) => [k.replace(/^transformer\./, ""), t] as [string, api.RawTensor]));
+    copyFileSync(join(folder, "config.json"), join(dir, "config.json"));
+    const stripped = api.RewardModel.load(dir, { threads: 1 });
+    expect(api.readSafetensors(join(dir, "model.safetensors")).tensors.has("wte.weight")).toBe(true);
+    const original = api.RewardModel.load(folder, { threads: 1 });
+    expect(stripped.score(["User: hi\nBot: hello"])).toEqual(original.score(["User: hi\nBot: hello"]));
+  });
+});
