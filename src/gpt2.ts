@@ -13,6 +13,7 @@
  */
 import { embedding } from "../kernels/embedding.js";
 import type { GPT2Config } from "./config.js";
+import { Gpt2RewardError } from "./errors.js";
 import type { Runner } from "./runner.js";
 import type { GPT2Weights } from "./weights.js";
 
@@ -52,13 +53,20 @@ export function forward(model: GPT2Model, runner: Runner, seqs: ArrayLike<number
     const N = seqStarts[S];
     const ids = kernels.allocInt32(N);
     for (let s = 0; s < S; s++) ids.set(seqs[s], seqStarts[s]);
-    const x = kernels.alloc(N * C); // the residual stream
-    const xn = kernels.alloc(N * C); // layernorm output
-    const qkv = kernels.alloc(N * 3 * C); // attn.c_attn output: q | k | v
-    const att = kernels.alloc(N * C); // attention output, heads side by side
-    const proj = kernels.alloc(N * C); // c_proj outputs, before the residual add
-    const fc = kernels.alloc(N * n_inner); // mlp.c_fc output after GELU
-    const scratch = kernels.alloc(maxLen * runner.threads); // one attention score row per thread
+    let x: Float32Array, xn: Float32Array, qkv: Float32Array, att: Float32Array, proj: Float32Array, fc: Float32Array, scratch: Float32Array;
+    try {
+      x = kernels.alloc(N * C); // the residual stream
+      xn = kernels.alloc(N * C); // layernorm output
+      qkv = kernels.alloc(N * 3 * C); // attn.c_attn output: q | k | v
+      att = kernels.alloc(N * C); // attention output, heads side by side
+      proj = kernels.alloc(N * C); // c_proj outputs, before the residual add
+      fc = kernels.alloc(N * n_inner); // mlp.c_fc output after GELU
+      scratch = kernels.alloc(maxLen * runner.threads); // one attention score row per thread
+    } catch (e) {
+      // All buffers live in one wasm32 memory (4 GiB at most): a huge batch is a user's choice.
+      if (e instanceof RangeError) throw new Gpt2RewardError(`a batch of ${S} texts (${N} tokens) does not fit in memory next to the weights: use a smaller batch size`);
+      throw e;
+    }
 
     embedding(x, ids, seqStarts, weights.wte, weights.wpe, C);
     opts.onHiddenState?.(0, x);
