@@ -9,13 +9,9 @@ import { Arena } from "../kernels/arena.js";
 import { createTsKernels } from "../kernels/ts-backend.js";
 import { createWasmKernels } from "../kernels/wasm/backend.js";
 import { fillUniform, rng } from "./random.js";
+import { childArg } from "./child-args.js";
 
-function arg(name: string, fallback?: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i >= 0 && i + 1 < process.argv.length) return process.argv[i + 1];
-  if (fallback === undefined) throw new Error(`capacity-child: missing --${name}`);
-  return fallback;
-}
+const arg = (name: string, fallback?: string): string => childArg("capacity-child", name, fallback);
 
 const kernels = arg("kernels") === "ts" ? createTsKernels(new Arena()) : createWasmKernels(new Arena());
 const seconds = Number(arg("seconds"));

@@ -8,6 +8,7 @@
 import { RewardModel } from "../src/model.js";
 import { cpuMark, cpuUse, type CpuUse } from "./cpu.js";
 import { randomIds, rng } from "./random.js";
+import { childArg } from "./child-args.js";
 
 export interface E2eChildResult {
   kernels: string;
@@ -27,12 +28,7 @@ export interface E2eChildResult {
   maxRss: number;
 }
 
-function arg(name: string, fallback?: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i >= 0 && i + 1 < process.argv.length) return process.argv[i + 1];
-  if (fallback === undefined) throw new Error(`e2e-child: missing --${name}`);
-  return fallback;
-}
+const arg = (name: string, fallback?: string): string => childArg("e2e-child", name, fallback);
 
 const kernels = arg("kernels") as "ts" | "wasm";
 const threads = Number(arg("threads"));

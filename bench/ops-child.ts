@@ -12,6 +12,7 @@ import { RewardModel } from "../src/model.js";
 import type { Runner } from "../src/runner.js";
 import { cpuMark, cpuUse, type CpuUse } from "./cpu.js";
 import { randomIds, rng } from "./random.js";
+import { childArg } from "./child-args.js";
 
 export interface OpsChildResult {
   kernels: string;
@@ -26,12 +27,7 @@ export interface OpsChildResult {
   cpu: CpuUse;
 }
 
-function arg(name: string, fallback?: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i >= 0 && i + 1 < process.argv.length) return process.argv[i + 1];
-  if (fallback === undefined) throw new Error(`ops-child: missing --${name}`);
-  return fallback;
-}
+const arg = (name: string, fallback?: string): string => childArg("ops-child", name, fallback);
 
 const kernels = arg("kernels") as "ts" | "wasm";
 const threads = Number(arg("threads"));

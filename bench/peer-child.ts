@@ -7,6 +7,7 @@
  * Prints one JSON line (PeerChildResult).
  */
 import { randomIds, rng } from "./random.js";
+import { childArg } from "./child-args.js";
 
 export interface PeerChildResult {
   peer: string;
@@ -18,11 +19,7 @@ export interface PeerChildResult {
   maxRss: number;
 }
 
-function arg(name: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0 || i + 1 >= process.argv.length) throw new Error(`peer-child: missing --${name}`);
-  return process.argv[i + 1];
-}
+const arg = (name: string): string => childArg("peer-child", name);
 
 const peer = arg("peer");
 const threads = Number(arg("threads"));
