@@ -21,6 +21,8 @@ export interface PackedLinear {
   /** Backend-specific layout of the [inDim, outDim] Conv1D weight. */
   packed: Float32Array;
   bias: Float32Array;
+  /** How many of the weights are NaN or ±Inf: counted while packing, for the loader's report. */
+  nonFinite: number;
 }
 
 export interface Kernels {

@@ -12,10 +12,10 @@ export function createTsKernels(arena: Arena = new Arena()): Kernels {
     ...arena.allocation(),
     packLinear(weight, bias, inDim, outDim): PackedLinear {
       const packed = arena.alloc(packedSize(inDim, outDim));
-      packMatmulWeight(packed, weight, inDim, outDim);
+      const nonFinite = packMatmulWeight(packed, weight, inDim, outDim);
       const b = arena.alloc(outDim);
       b.set(bias);
-      return { inDim, outDim, packed, bias: b };
+      return { inDim, outDim, packed, bias: b, nonFinite };
     },
     linear(out, inp, w, rows, gelu, colStart, colEnd) {
       matmulPacked(out, inp, w.packed, w.bias, rows, w.inDim, w.outDim, gelu, colStart, colEnd);

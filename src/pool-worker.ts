@@ -55,7 +55,7 @@ function runOp(start: number, end: number, a: (i: number) => number): void {
   switch (ctrl[CTRL.OP] as Op) {
     case Op.Linear: {
       const [rows, inDim, outDim] = [a(5), a(6), a(7)];
-      const w = { inDim, outDim, packed: f32(a(2), a(3)), bias: f32(a(4), outDim) };
+      const w = { inDim, outDim, packed: f32(a(2), a(3)), bias: f32(a(4), outDim), nonFinite: 0 };
       kernels.linear(f32(a(0), rows * outDim), f32(a(1), rows * inDim), w, rows, a(8) === 1, start, end);
       break;
     }

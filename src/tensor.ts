@@ -3,6 +3,7 @@
  * Every reader (safetensors, PyTorch zip) produces these; `toFloat32` turns them into the
  * Float32Array the kernels compute with.
  */
+import { countNonFinite } from "../kernels/finite.js";
 import { FormatError } from "./errors.js";
 
 export type DType =
@@ -71,11 +72,8 @@ const F16_TABLE = /* @__PURE__ */ (() => {
   return t;
 })();
 
-/**
- * Decodes `bytes` of a floating-point dtype into `dst` (F32). F16 and BF16 are widened exactly.
- * Returns the number of non-finite values met, so the loader can warn about a broken checkpoint.
- */
-export function decodeFloat32Into(dst: Float32Array, dtype: DType, bytes: Uint8Array, file: string, name: string): number {
+/** Decodes `bytes` of a floating-point dtype into `dst` (F32). F16 and BF16 are widened exactly. */
+export function decodeFloat32Into(dst: Float32Array, dtype: DType, bytes: Uint8Array, file: string, name: string): void {
   const n = dst.length;
   switch (dtype) {
     case "F32":
@@ -99,17 +97,9 @@ export function decodeFloat32Into(dst: Float32Array, dtype: DType, bytes: Uint8A
     default:
       throw new FormatError(file, `tensor ${name} has dtype ${dtype}, expected a floating-point dtype (F32, F16 or BF16)`);
   }
-  return countNonFinite(dst);
 }
 
-export function countNonFinite(x: Float32Array): number {
-  // NaN and ±Inf are the floats whose 8 exponent bits are all ones; testing the bits as integers
-  // is twice as fast as float compares, which matters on 124M weights at every load.
-  const u = new Uint32Array(x.buffer, x.byteOffset, x.length);
-  let bad = 0;
-  for (let i = 0; i < u.length; i++) bad += (u[i] & 0x7f800000) === 0x7f800000 ? 1 : 0;
-  return bad;
-}
+export { countNonFinite };
 
 /**
  * Converts a floating-point tensor to F32. F32 data that is 4-byte aligned is returned as a view

@@ -8,6 +8,7 @@
  */
 import { Arena } from "../arena.js";
 import type { Kernels, PackedLinear } from "../backend.js";
+import { countNonFinite } from "../finite.js";
 import { PANEL, packMatmulWeight } from "../matmul.js";
 import { DEFAULT_OPTIONS, buildKernelModule, simdProbe, type KernelModuleOptions } from "./module.js";
 
@@ -79,8 +80,10 @@ export function createWasmKernels(arena: Arena = new Arena(), options: WasmKerne
       }
       const panels = Math.ceil(outDim / NR);
       const packed = arena.alloc(panels * inDim * NR);
-      if (NR === PANEL) packMatmulWeight(packed, weight, inDim, outDim); // the TS kernels' layout
+      let nonFinite: number;
+      if (NR === PANEL) nonFinite = packMatmulWeight(packed, weight, inDim, outDim); // the TS kernels' layout
       else {
+        nonFinite = countNonFinite(weight.subarray(0, inDim * outDim));
         for (let p = 0; p < panels; p++) {
           const width = Math.min(NR, outDim - p * NR);
           for (let i = 0; i < inDim; i++) {
@@ -91,7 +94,7 @@ export function createWasmKernels(arena: Arena = new Arena(), options: WasmKerne
       }
       const b = arena.alloc(panels * NR);
       b.set(bias.subarray(0, outDim));
-      return { inDim, outDim, packed, bias: b.subarray(0, outDim) };
+      return { inDim, outDim, packed, bias: b.subarray(0, outDim), nonFinite };
     },
 
     linear(out, inp, w, rows, gelu, colStart, colEnd) {
