@@ -4,7 +4,11 @@
  *        [--batch S --len T --reps R --warmup full|small|none]
  * Loads the model (timed), scores R batches of S random texts of T tokens after a warm-up, and
  * prints one JSON line (E2eChildResult). --batch 0 only loads: the load-time benchmark.
+ *   node dist/bench/e2e-child.js --floor FILE
+ * times the floor under any load instead: FILE read whole into fresh memory (page faults plus
+ * the copy out of the page cache, which every loader without mmap pays), as {"floorMs": ...}.
  */
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { RewardModel } from "../src/model.js";
 import { cpuMark, cpuUse, type CpuUse } from "./cpu.js";
 import { randomIds, rng } from "./random.js";
@@ -29,6 +33,30 @@ export interface E2eChildResult {
 }
 
 const arg = (name: string, fallback?: string): string => childArg("e2e-child", name, fallback);
+
+export interface FloorChildResult {
+  floorMs: number;
+  bytes: number;
+}
+
+const floorFile = arg("floor", "");
+if (floorFile) {
+  // The same kind of memory the model's weights live in: a shared WebAssembly.Memory, grown once.
+  const fd = openSync(floorFile, "r");
+  const bytes = fstatSync(fd).size;
+  const t0 = performance.now();
+  const memory = new WebAssembly.Memory({ initial: Math.ceil(bytes / 65536), maximum: 65536, shared: true });
+  const dst = new Uint8Array(memory.buffer, 0, bytes);
+  for (let at = 0; at < bytes;) {
+    const n = readSync(fd, dst, at, Math.min(1 << 26, bytes - at), at);
+    if (n === 0) throw new Error(`e2e-child: ${floorFile} ended early`);
+    at += n;
+  }
+  const result: FloorChildResult = { floorMs: performance.now() - t0, bytes };
+  closeSync(fd);
+  process.stdout.write(JSON.stringify(result) + "\n");
+  process.exit(0);
+}
 
 const kernels = arg("kernels") as "ts" | "wasm";
 const threads = Number(arg("threads"));

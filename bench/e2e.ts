@@ -5,8 +5,8 @@
  */
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { leastContended, waitForQuiet } from "./cpu.js";
-import type { E2eChildResult } from "./e2e-child.js";
+import { leastContended, waitForQuiet, type CpuUse } from "./cpu.js";
+import type { E2eChildResult, FloorChildResult } from "./e2e-child.js";
 import type { OpsChildResult } from "./ops-child.js";
 
 export type KernelName = "ts" | "wasm";
@@ -17,14 +17,26 @@ export const E2E_SHAPES: [number, number][] = [[1, 256], [8, 128], [16, 64]];
 /** A batch during which other processes used more than this many cores counts as contended. */
 export const CONTENDED = 0.25;
 
-export interface E2eResult extends E2eChildResult {
+/** What a child that times batches reports (bench/e2e-child.ts, bench/peer-child.ts). */
+export interface TimedBatches {
+  /** Wall time of each timed batch, ms. */
+  batchMs: number[];
+  /** CPU use during each timed batch: ours, and other processes' (contention). */
+  batchCpu: CpuUse[];
+}
+
+/** A child's timed batches summed up with the contention in mind. */
+export interface QuietMedian {
   /** Median of the uncontended batches' times (of all of them if every batch was contended). */
   medianMs: number;
-  minMs: number;
   /** How many of the timed batches were contended. */
   contended: number;
   /** Mean CPU other processes used during the timed batches, in cores. */
   otherCores: number | null;
+}
+
+export interface E2eResult extends E2eChildResult, QuietMedian {
+  minMs: number;
   tokensPerSec: number;
   warmup: string;
 }
@@ -38,6 +50,12 @@ export interface LoadResult {
   mbPerSec: number;
   rssAfterLoad: number;
   maxRss: number;
+  /**
+   * The floor under any load on this machine, timed between the loads: the file read whole into
+   * fresh memory (page faults + the copy out of the page cache, no checks, no packing).
+   */
+  floorMs: number[];
+  floorMedianMs: number;
 }
 
 export interface E2eOptions {
@@ -52,6 +70,22 @@ const OPS_CHILD = fileURLToPath(new URL("./ops-child.js", import.meta.url));
 
 /** Before each child: wait up to this long for other processes to calm down (see bench/cpu.ts). */
 const quietWait = (quick: boolean) => waitForQuiet(quick ? 10_000 : 30_000);
+
+/**
+ * Runs a child that times batches, each time on a machine as quiet as quietWait can find; a
+ * child whose every batch was contended runs again, up to `attempts` runs in all. Returns the
+ * least contended run with the median of its quiet batches.
+ */
+export async function runTimedChild<T extends TimedBatches>(script: string, args: string[], attempts: number, quick: boolean): Promise<T & QuietMedian> {
+  const r = await leastContended(attempts, () => {
+    quietWait(quick);
+    return runChild(script, args) as T;
+  }, (c) => Math.min(...c.batchCpu.map((u) => u.otherCores ?? 0)), CONTENDED);
+  const quiet = r.batchMs.filter((_, i) => !((r.batchCpu[i].otherCores ?? 0) > CONTENDED));
+  const others = r.batchCpu.map((c) => c.otherCores).filter((x): x is number => x !== null);
+  return { ...r, medianMs: median(quiet.length ? quiet : r.batchMs), contended: r.batchMs.length - quiet.length,
+    otherCores: others.length ? others.reduce((a, b) => a + b, 0) / others.length : null };
+}
 
 export function runChild(script: string, args: string[]): unknown {
   const r = spawnSync(process.execPath, [script, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 24 });
@@ -79,40 +113,41 @@ export async function benchE2e(modelDir: string, opts: E2eOptions): Promise<E2eR
         opts.log(`e2e: ${kernels}, ${threads} thread(s), ${batch}×${len}, ${reps} rep(s) after a ${warmup} warm-up`);
         // A wasm child whose every batch was contended is run again (up to twice); a pure-TS one would cost minutes.
         const attempts = kernels === "wasm" && !opts.quick ? 3 : 1;
-        const r = await leastContended(attempts, () => {
-          quietWait(opts.quick);
-          return runChild(CHILD, ["--model", modelDir, "--kernels", kernels, "--threads", String(threads),
-            "--batch", String(batch), "--len", String(len), "--reps", String(reps), "--warmup", warmup]) as E2eChildResult;
-        }, (c) => Math.min(...c.batchCpu.map((u) => u.otherCores ?? 0)), CONTENDED);
-        const quiet = r.batchMs.filter((_, i) => !((r.batchCpu[i].otherCores ?? 0) > CONTENDED));
-        const medianMs = median(quiet.length ? quiet : r.batchMs);
-        const others = r.batchCpu.map((c) => c.otherCores).filter((x): x is number => x !== null);
-        results.push({ ...r, medianMs, minMs: Math.min(...r.batchMs), contended: r.batchMs.length - quiet.length,
-          otherCores: others.length ? others.reduce((a, b) => a + b, 0) / others.length : null,
-          tokensPerSec: (batch * len * 1000) / medianMs, warmup });
+        const r = await runTimedChild<E2eChildResult>(CHILD, ["--model", modelDir, "--kernels", kernels, "--threads", String(threads),
+          "--batch", String(batch), "--len", String(len), "--reps", String(reps), "--warmup", warmup], attempts, opts.quick);
+        results.push({ ...r, minMs: Math.min(...r.batchMs), tokensPerSec: (batch * len * 1000) / r.medianMs, warmup });
       }
     }
   }
   return results;
 }
 
-export function benchLoad(modelDir: string, fileBytes: number, opts: E2eOptions): LoadResult[] {
-  const results: LoadResult[] = [];
-  const n = opts.quick ? 1 : 3;
-  for (const kernels of opts.kernels) {
-    opts.log(`load: ${kernels}, 1 warm-up + ${n} timed load(s), one process each`);
-    const load = () => runChild(CHILD, ["--model", modelDir, "--kernels", kernels, "--threads", "1", "--batch", "0"]) as E2eChildResult;
-    load();
-    const runs = Array.from({ length: n }, () => {
+export function benchLoad(modelDir: string, file: string, fileBytes: number, opts: E2eOptions): LoadResult[] {
+  const n = opts.quick ? 1 : 5;
+  const load = (kernels: KernelName) => runChild(CHILD, ["--model", modelDir, "--kernels", kernels, "--threads", "1", "--batch", "0"]) as E2eChildResult;
+  const floor = () => (runChild(CHILD, ["--floor", file]) as FloorChildResult).floorMs;
+  opts.log(`load: ${opts.kernels.join(", ")} and the floor (the file read into fresh memory), 1 warm-up + ${n} timed round(s), one process each`);
+  // Rounds rather than one kernel set after the other: a virtual core's speed wanders over
+  // minutes, and each round's loads and floor then see the same machine.
+  floor();
+  for (const kernels of opts.kernels) load(kernels);
+  const runs = new Map<KernelName, E2eChildResult[]>(opts.kernels.map((k) => [k, []]));
+  const floorMs: number[] = [];
+  for (let i = 0; i < n; i++) {
+    quietWait(opts.quick);
+    floorMs.push(floor());
+    for (const kernels of opts.kernels) {
       quietWait(opts.quick);
-      return load();
-    });
-    const loadMs = runs.map((r) => r.loadMs);
-    const medianMs = median(loadMs);
-    results.push({ kernels, loadMs, medianMs, mbPerSec: fileBytes / 1e3 / medianMs,
-      rssAfterLoad: Math.max(...runs.map((r) => r.rssAfterLoad)), maxRss: Math.max(...runs.map((r) => r.maxRss)) });
+      runs.get(kernels)!.push(load(kernels));
+    }
   }
-  return results;
+  return opts.kernels.map((kernels) => {
+    const rs = runs.get(kernels)!;
+    const loadMs = rs.map((r) => r.loadMs);
+    const medianMs = median(loadMs);
+    return { kernels, loadMs, medianMs, mbPerSec: fileBytes / 1e3 / medianMs, rssAfterLoad: Math.max(...rs.map((r) => r.rssAfterLoad)),
+      maxRss: Math.max(...rs.map((r) => r.maxRss)), floorMs, floorMedianMs: median(floorMs) };
+  });
 }
 
 /**

@@ -44,8 +44,11 @@ function tensorPlan(): [string, number[], number, number][] {
   return plan;
 }
 
+/** Where ensureRandomGpt2Base writes the model (bench/export_onnx.py exports it for the peers). */
+export const RANDOM_GPT2_BASE_DIR = join(tmpdir(), "gpt2-reward-bench", "gpt2-base-random-f32-v1");
+
 export function ensureRandomGpt2Base(log: (msg: string) => void): Fixture {
-  const dir = join(tmpdir(), "gpt2-reward-bench", "gpt2-base-random-f32-v1");
+  const dir = RANDOM_GPT2_BASE_DIR;
   const file = join(dir, "model.safetensors");
   const plan = tensorPlan();
   if (existsSync(file) && existsSync(join(dir, "config.json"))) {

@@ -6,16 +6,17 @@
  * The peers are optional and never in package.json: imported by name, typed loosely.
  * Prints one JSON line (PeerChildResult).
  */
+import { cpuMark, cpuUse, type CpuUse } from "./cpu.js";
+import type { TimedBatches } from "./e2e.js";
 import { randomIds, rng } from "./random.js";
 import { childArg } from "./child-args.js";
 
-export interface PeerChildResult {
+export interface PeerChildResult extends TimedBatches {
   peer: string;
   threads: number;
   batch: number;
   len: number;
   loadMs: number;
-  batchMs: number[];
   maxRss: number;
 }
 
@@ -51,11 +52,16 @@ for (const name of session.inputNames as string[]) {
 }
 await session.run(feeds); // warm-up
 const batchMs: number[] = [];
+const batchCpu: CpuUse[] = [];
 for (let r = 0; r < reps; r++) {
-  const t = performance.now();
+  // process.cpuUsage counts every thread of the process: onnxruntime-node's native pool and
+  // onnxruntime-web's worker threads alike.
+  const before = cpuMark();
   await session.run(feeds);
-  batchMs.push(performance.now() - t);
+  const after = cpuMark();
+  batchMs.push(after.wallMs - before.wallMs);
+  batchCpu.push(cpuUse(before, after));
 }
-const result: PeerChildResult = { peer, threads, batch, len, loadMs, batchMs, maxRss: process.resourceUsage().maxRSS * 1024 };
+const result: PeerChildResult = { peer, threads, batch, len, loadMs, batchMs, batchCpu, maxRss: process.resourceUsage().maxRSS * 1024 };
 process.stdout.write(JSON.stringify(result) + "\n");
 process.exit(0); // onnxruntime-web's worker threads would otherwise keep the process alive

@@ -80,7 +80,7 @@ const getFixture = () => (fixture ??= ensureRandomGpt2Base(log));
 
 const save = () => {
   mkdirSync(dirname(args.json), { recursive: true });
-  const t = targets(kernels, e2e, peers);
+  const t = targets(kernels, e2e, peers, load, capacity);
   writeFileSync(args.json, JSON.stringify({ machine: { ...m, loadAvgStart, loadAvgEnd: loadavg() }, quick: args.quick,
     seconds: (performance.now() - started) / 1000, fixture, kernels, capacity, e2e, ops, load, peers, peerNotes, targets: t }, null, 2) + "\n");
 };
@@ -111,10 +111,10 @@ if (args.only.has("peers") || args.only.has("e2e")) {
 }
 if (args.only.has("load")) {
   const f = getFixture();
-  load = benchLoad(f.dir, f.bytes, e2eOpts);
+  load = benchLoad(f.dir, f.file, f.bytes, e2eOpts);
   console.log(loadTable(load, f.bytes));
 }
-console.log(targetTable(targets(kernels, e2e, peers)));
+console.log(targetTable(targets(kernels, e2e, peers, load, capacity)));
 save();
 const seconds = (performance.now() - started) / 1000;
 console.log(`results: ${args.json}; ${seconds.toFixed(0)} s; load average at the end ${loadavg().map((x) => x.toFixed(2)).join(" ")}`);
@@ -137,6 +137,6 @@ function reprint(file: string): void {
   if (saved.ops?.length) console.log(opsTable(saved.ops));
   if (saved.peers.length) console.log(peerTable(saved.peers, saved.peerNotes));
   if (saved.load.length && saved.fixture) console.log(loadTable(saved.load, saved.fixture.bytes));
-  console.log(targetTable(targets(saved.kernels, saved.e2e, saved.peers)));
+  console.log(targetTable(targets(saved.kernels, saved.e2e, saved.peers, saved.load, saved.capacity)));
   console.log(`from ${file}; that run took ${saved.seconds.toFixed(0)} s`);
 }

@@ -3,7 +3,7 @@
 /** Columns whose cells all look numeric (digits, ±, %, ×, 1e-3, "—") are right-aligned. */
 export function formatTable(title: string, header: string[], rows: string[][], notes: string[] = []): string {
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? "").length)));
-  const numeric = header.map((_, c) => rows.length > 0 && rows.every((r) => /^[-+±<>≤≥~×xe.\d%—\s]*$/.test(r[c] ?? "")));
+  const numeric = header.map((_, c) => rows.length > 0 && rows.every((r) => /^[-+±<>≤≥~×xe.\d%—*\s]*$/.test(r[c] ?? "")));
   const line = (cells: string[]) =>
     cells.map((cell, c) => (numeric[c] ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join("  ").trimEnd();
   const out = [title, line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)];
