@@ -55,17 +55,9 @@ export function loadWeights(src: TensorSource, config: GPT2Config, kernels: Kern
    * Reads tensor `name` as F32 into the buffer `alloc(n)` returns. `alloc` runs only after the
    * file's tensor has the expected shape, so every allocation is backed by a tensor the file
    * really declares: a config asking for vocab_size 8,000,000 must be refuted by the 3 MB file
-   * before 3 GB are allocated, not after.
+   * before 3 GB are allocated, not after. No NaN/Inf check: readF32 adds it, and packing does
+   * it on its way for the Conv1D weights.
    */
-  const readF32 = (name: string, shape: number[], alloc: (n: number) => Float32Array): Float32Array => {
-    const dst = readRaw(name, shape, alloc);
-    noteNonFinite(key(name), countNonFinite(dst));
-    return dst;
-  };
-  const noteNonFinite = (k: string, count: number) => {
-    if (count > 0) nonFinite.push({ name: k, count });
-  };
-  /** readF32 without the NaN/Inf scan, for weights that packing scans on its way. */
   const readRaw = (name: string, shape: number[], alloc: (n: number) => Float32Array): Float32Array => {
     const k = key(name);
     if (!present.has(k)) {
@@ -89,6 +81,15 @@ export function loadWeights(src: TensorSource, config: GPT2Config, kernels: Kern
       src.read(k, raw);
       decodeFloat32Into(dst, info.dtype, raw, src.file, k);
     }
+    return dst;
+  };
+  const noteNonFinite = (k: string, count: number) => {
+    if (count > 0) nonFinite.push({ name: k, count });
+  };
+  /** readRaw, then counts the tensor's NaN/Inf for the load report. */
+  const readF32 = (name: string, shape: number[], alloc: (n: number) => Float32Array): Float32Array => {
+    const dst = readRaw(name, shape, alloc);
+    noteNonFinite(key(name), countNonFinite(dst));
     return dst;
   };
   // The arena's "out of model memory" RangeError (past wasm32's 4 GiB) is a limit a user meets

@@ -102,6 +102,8 @@ describe("softmax", () => {
 describe("attention", () => {
   const cases: [number[], number, number][] = [
     [[1], 1, 4], [[5], 2, 8], [[3, 1, 7], 3, 12], [[17, 40, 2, 9], 4, 32], [[33], 12, 24],
+    // head sizes 7 (four at a time, then 3 one by one) and 64 (GPT-2's)
+    [[9, 20], 2, 14], [[70, 3], 2, 128],
   ];
   for (const [lens, nHead, C] of cases) {
     it(`fast kernel equals the reference for lengths [${lens}] with ${nHead} heads of ${C / nHead}`, () => {
@@ -133,6 +135,24 @@ describe("attention", () => {
     attentionReference(after, qkv, seqStarts, nHead, C);
     expect(sameBits(after.subarray(0, 6 * C), before.subarray(0, 6 * C))).toBe(true);
     expect(sameBits(after.subarray(6 * C), before.subarray(6 * C))).toBe(false);
+  });
+
+  it("fast kernel: poisoning later tokens and the other sequence with NaN changes no output bit", () => {
+    const C = 12, nHead = 2;
+    const seqStarts = Int32Array.from([0, 5, 11]);
+    const qkv = randomArray(rand, 11 * 3 * C);
+    const scratch = new Float32Array(6);
+    const clean = new Float32Array(11 * C);
+    attention(clean, qkv, seqStarts, nHead, C, scratch, 0, 4);
+    for (const [first, last] of [[0, 4], [5, 10]]) {
+      for (let t = first; t <= last; t++) {
+        const poisoned = qkv.slice();
+        for (let u = 0; u < 11; u++) if (u < first || u > last || u > t) poisoned.fill(NaN, u * 3 * C, (u + 1) * 3 * C);
+        const out = new Float32Array(11 * C);
+        attention(out, poisoned, seqStarts, nHead, C, scratch, 0, 4);
+        expect(sameBits(out.subarray(t * C, (t + 1) * C), clean.subarray(t * C, (t + 1) * C)), `token ${t}`).toBe(true);
+      }
+    }
   });
 });
 
