@@ -30,7 +30,7 @@ const USAGE = `usage:
   gpt2-reward inspect <model> [--json]
   gpt2-reward convert <model> <out.safetensors> [--dtype f32|f16|bf16]
   gpt2-reward demo [--model <model>]
-  gpt2-reward verify --model <model> --golden <golden.json> [--tolerance X]
+  gpt2-reward verify --model <model> --golden <golden.json> [--tolerance X] [--threads N] [--kernels K]
 
 <model> is a folder (config.json + model.safetensors, shards, or pytorch_model.bin), a weights
 file with config.json beside it, or a Hugging Face repo owner/name[@revision] (HF_TOKEN,
@@ -183,11 +183,13 @@ async function demo(args: string[]): Promise<number> {
 }
 
 async function verify(args: string[]): Promise<number> {
-  const { values } = parse(args, { model: { type: "string" }, golden: { type: "string" }, tolerance: { type: "string" } });
+  const { values } = parse(args, {
+    model: { type: "string" }, golden: { type: "string" }, tolerance: { type: "string" }, threads: { type: "string" }, kernels: { type: "string" },
+  });
   if (!values.model || !values.golden) throw new UsageError("verify needs --model and --golden");
   const tolerance = values.tolerance === undefined ? 1e-4 : Number(values.tolerance);
   if (!(tolerance > 0)) throw new UsageError(`--tolerance must be a positive number, got "${values.tolerance}"`);
-  return runVerify(resolve(values.model), resolve(values.golden), tolerance);
+  return runVerify(resolve(values.model), resolve(values.golden), tolerance, loadOptions(values));
 }
 
 async function inspect(args: string[]): Promise<number> {

@@ -19,9 +19,10 @@
  * alone answers, through refs/<revision>, and an error names the file it looked for.
  */
 import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
-import { dirname, resolve } from "node:path";
+import { homedir } from "node:os";
+import { dirname, join, resolve } from "node:path";
 import { parseSafetensorsMetadata, SafetensorParseError } from "@huggingface/hub";
 import { FormatError, Gpt2RewardError } from "./errors.js";
 import { parseIndex, WEIGHT_FILES } from "./formats/checkpoint.js";
@@ -36,7 +37,11 @@ export interface HubOptions {
   cacheDir?: string;
   /** Use the cache only. Default: $HF_HUB_OFFLINE (or $TRANSFORMERS_OFFLINE) is 1/true/yes/on. */
   offline?: boolean;
-  /** Sent as `Authorization: Bearer`. Default: $HF_TOKEN, else $HUGGING_FACE_HUB_TOKEN. */
+  /**
+   * Sent as `Authorization: Bearer`. Default, as huggingface_hub finds it: $HF_TOKEN, else
+   * $HUGGING_FACE_HUB_TOKEN, else the file `hf auth login` writes ($HF_TOKEN_PATH, else
+   * $HF_HOME/token, else ~/.cache/huggingface/token); none if $HF_HUB_DISABLE_IMPLICIT_TOKEN is set.
+   */
   token?: string;
   /** Default: $HF_ENDPOINT, else https://huggingface.co. */
   endpoint?: string;
@@ -109,6 +114,8 @@ interface Hub {
   revision: string;
   endpoint: string;
   token?: string;
+  /** Where the token came from, for error messages ("HF_TOKEN", a file...). */
+  tokenFrom: string;
   offline: boolean;
   /** Said first when the cache alone has to answer and cannot. */
   offlineReason: string;
@@ -122,6 +129,25 @@ function envFlag(name: string): boolean {
   return ["1", "ON", "YES", "TRUE"].includes((process.env[name] ?? "").trim().toUpperCase());
 }
 
+/** The token and where it came from, in huggingface_hub's order (see HubOptions.token). */
+function findToken(explicit: string | undefined): { token?: string; tokenFrom: string } {
+  const env = process.env;
+  const clean = (t: string | undefined) => t?.trim() || undefined;
+  if (explicit !== undefined) return { token: clean(explicit), tokenFrom: "the token given" };
+  if (envFlag("HF_HUB_DISABLE_IMPLICIT_TOKEN")) return { tokenFrom: "HF_TOKEN (HF_HUB_DISABLE_IMPLICIT_TOKEN is set)" };
+  for (const name of ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"]) {
+    const token = clean(env[name]);
+    if (token) return { token, tokenFrom: name };
+  }
+  const home = env.HF_HOME || join(env.XDG_CACHE_HOME || join(homedir(), ".cache"), "huggingface");
+  const file = env.HF_TOKEN_PATH || join(home, "token");
+  try {
+    return { token: clean(readFileSync(file, "utf8")), tokenFrom: `the token in ${file}` };
+  } catch {
+    return { tokenFrom: "HF_TOKEN" }; // no file (or unreadable): no token, as huggingface_hub does
+  }
+}
+
 function openHub(spec: string, opts: HubOptions): Hub {
   const parsed = parseSpec(spec);
   if (!parsed) {
@@ -132,13 +158,14 @@ function openHub(spec: string, opts: HubOptions): Hub {
   if (!/^https?:\/\/[^/]/.test(endpoint)) {
     throw new Gpt2RewardError(`Hub endpoint "${endpoint}" (HF_ENDPOINT) is not an http(s) URL`);
   }
-  const token = (opts.token ?? (env.HF_TOKEN || env.HUGGING_FACE_HUB_TOKEN || "")).trim() || undefined;
+  const { token, tokenFrom } = findToken(opts.token);
   const envOffline = envFlag("HF_HUB_OFFLINE") || envFlag("TRANSFORMERS_OFFLINE");
   const timeout = Number(env.HF_HUB_ETAG_TIMEOUT);
   return {
     ...parsed,
     endpoint,
     token,
+    tokenFrom,
     offline: opts.offline ?? envOffline,
     offlineReason: opts.offline === undefined ? "HF_HUB_OFFLINE is set" : "offline mode is on",
     fetch: opts.fetch ?? fetch,
@@ -194,11 +221,11 @@ function httpError(hub: Hub, status: number, headers: Headers, file: string): Gp
   const where = `${hub.repo}@${hub.revision}`;
   if (status === 401 || status === 403) {
     if (headers.get("x-error-message") === "Invalid credentials in Authorization header") {
-      return new Gpt2RewardError(`${hub.endpoint} rejected the token (HTTP ${status}): check HF_TOKEN`);
+      return new Gpt2RewardError(`${hub.endpoint} rejected the token (HTTP ${status}): check ${hub.tokenFrom}`);
     }
     const what = code === "GatedRepo" ? "is a gated repo" : "is a private or gated repo, or does not exist";
     const fix = hub.token
-      ? "the token sent (HF_TOKEN) has no access to it; request access on its page or use another token"
+      ? `the token sent (${hub.tokenFrom}) has no access to it; request access on its page or use another token`
       : "set HF_TOKEN to a token that can read it";
     return new Gpt2RewardError(`${hub.repo} ${what} (HTTP ${status} for ${file}): ${fix}`);
   }

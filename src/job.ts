@@ -1,7 +1,8 @@
 /**
  * A scoring job over a stream of input lines: tokenize each line, group lines into windows,
  * sort each window by length, score it batch by batch, and emit one output line per input
- * line, in input order, as soon as its window is done.
+ * line, in input order, as soon as its window is done. A window also closes early when the input
+ * pauses (someone typing, a slow producer): lines already read never wait for lines not yet written.
  *
  * Our batches are packed (no padding tokens at all), so sorting does not save padding work as it
  * would in a padded implementation; it gives each batch texts of similar length, which keeps the
@@ -22,6 +23,9 @@ export interface JobOptions extends ScoreOptions {
   /** When it fires, the job scores the lines it has already read, emits them and stops. */
   signal?: AbortSignal;
 }
+
+/** A pause in the input this long closes the window (ms): far above a pipe's gaps, below a person's. */
+export const IDLE_FLUSH_MS = 50;
 
 export type OutputRecord =
   | { index: number; logits: number[]; tokens: number; truncated: boolean }
@@ -58,12 +62,29 @@ export async function runScoreJob(
     pending = [];
   };
 
-  for await (const line of lines) {
-    const i = index++;
-    if (i < (opts.startIndex ?? 0)) continue;
-    pending.push({ index: i, ...prepare(model, line, maxLength) });
-    if (pending.length >= window) await flush();
-    if (opts.signal?.aborted) break;
+  // for await, written out so that a pause in the input can close the window.
+  const input = lines[Symbol.asyncIterator]();
+  let ended = false;
+  try {
+    for (;;) {
+      const next = input.next();
+      let r = pending.length > 0 ? await idleOr(next) : await next;
+      if (r === IDLE) {
+        await flush();
+        r = await next;
+      }
+      if (r.done) {
+        ended = true;
+        break;
+      }
+      const i = index++;
+      if (i < (opts.startIndex ?? 0)) continue;
+      pending.push({ index: i, ...prepare(model, r.value, maxLength) });
+      if (pending.length >= window) await flush();
+      if (opts.signal?.aborted) break;
+    }
+  } finally {
+    if (!ended) await input.return?.(); // as a for-await loop left early would
   }
   if (pending.length > 0) await flush();
   return { lines: index, failed, interrupted: opts.signal?.aborted ?? false };
@@ -88,5 +109,18 @@ function prepare(model: RewardModel, line: Line, maxLength: number): { ids?: num
   } catch (e) {
     if (e instanceof InputError) return { error: e.message };
     throw e;
+  }
+}
+
+const IDLE = Symbol("idle");
+
+/** `next`, or IDLE if it has not settled within IDLE_FLUSH_MS (buffered input settles at once). */
+async function idleOr<T>(next: Promise<T>): Promise<T | typeof IDLE> {
+  let timer: NodeJS.Timeout | undefined;
+  const idle = new Promise<typeof IDLE>((resolve) => (timer = setTimeout(resolve, IDLE_FLUSH_MS, IDLE)));
+  try {
+    return await Promise.race([next, idle]);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { FormatError } from "./errors.js";
-import { RewardModel } from "./model.js";
+import { RewardModel, type LoadOptions } from "./model.js";
 import { POOLING_RULES } from "./pooling.js";
 import { encode, truncateLeft } from "./tokenizer.js";
 
@@ -67,10 +67,16 @@ export function compareGolden(model: RewardModel, golden: GoldenFile, texts: str
   return { maxDiff, idsMismatch, cases };
 }
 
-export function runVerify(modelPath: string, goldenPath: string, tolerance: number): number {
-  const model = RewardModel.load(modelPath);
+export async function runVerify(modelPath: string, goldenPath: string, tolerance: number, opts: LoadOptions = {}): Promise<number> {
   const golden = readGolden(goldenPath);
-  const { maxDiff, idsMismatch, cases } = compareGolden(model, golden, golden.texts);
+  const model = RewardModel.load(modelPath, opts);
+  let result: ReturnType<typeof compareGolden>;
+  try {
+    result = compareGolden(model, golden, golden.texts);
+  } finally {
+    await model.close();
+  }
+  const { maxDiff, idsMismatch, cases } = result;
   const ok = maxDiff <= tolerance && idsMismatch === 0;
   process.stdout.write(
     `${ok ? "OK" : "FAIL"}: ${cases} golden cases (${golden.singles.length} texts × ${POOLING_RULES.length} pooling rules, and ${golden.batches.length} padded batches), ` +

@@ -137,6 +137,27 @@ describe("long jobs", () => {
     a.forEach((line, i) => expect(line, `line ${i} (killed after ${before} lines)`).toBe(b[i]));
   });
 
+  it("answers each line typed at it without waiting for a full window or the end of the input", async () => {
+    const { child, done } = startCli(["score", "--model", SMALL]);
+    let seen = "";
+    child.stdout.on("data", (d) => (seen += d));
+    const lineCount = () => seen.split("\n").filter((l) => l).length;
+    const until = async (n: number) => {
+      for (let waited = 0; lineCount() < n; waited += 20) {
+        if (waited > 20_000) throw new Error(`no answer to line ${n} after 20 s; stdout so far: ${seen}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    child.stdin.write(JSON.stringify({ text: "first" }) + "\n");
+    await until(1);
+    child.stdin.write(JSON.stringify({ text: "second" }) + "\n" + JSON.stringify({ text: "third" }) + "\n");
+    await until(3);
+    child.stdin.end();
+    const r = await done;
+    expect(r.code).toBe(0);
+    expect(jsonLines(r.stdout).map((o) => o.index)).toEqual([0, 1, 2]);
+  });
+
   it("on Ctrl-C (SIGINT) writes the lines it has read and exits 130", async () => {
     const dir = tmp();
     const out = join(dir, "out.jsonl");
@@ -148,6 +169,25 @@ describe("long jobs", () => {
     expect(r.code).toBe(130);
     expect(r.stderr).toMatch(/interrupted/);
     expect(jsonLines(readFileSync(out, "utf8")).map((o) => o.index)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  });
+});
+
+describe("verify", () => {
+  const golden = join(FIXTURES, "golden", "f16-8head.json");
+
+  it("passes on the fixture with either kernel set and thread count, and fails on a golden one logit off", () => {
+    for (const [kernels, threads] of [["ts", "1"], ["wasm", "2"]]) {
+      const r = runCli(["verify", "--model", SMALL, "--golden", golden, "--kernels", kernels, "--threads", threads]);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/^OK: \d+ golden cases .* max \|logit − HF\| = \S+ \(tolerance 0\.0001\)\n$/);
+    }
+    const g = JSON.parse(readFileSync(golden, "utf8"));
+    g.singles[3].logits["non-pad-count"][0] += 1e-3;
+    const bad = join(tmp(), "golden.json");
+    writeFileSync(bad, JSON.stringify(g));
+    const r = runCli(["verify", "--model", SMALL, "--golden", bad, "--kernels", "ts", "--threads", "1"]);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toMatch(/^FAIL: .* max \|logit − HF\| = 1\.0\de-3/);
   });
 });
 

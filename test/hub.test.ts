@@ -19,9 +19,10 @@ let hub: FakeHub | undefined;
 beforeEach(() => {
   cache = mkdtempSync(join(tmpdir(), "hub-test-"));
   // A developer's own Hub settings must not leak into these tests.
-  for (const name of ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT"]) {
+  for (const name of ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT", "HF_HUB_DISABLE_IMPLICIT_TOKEN"]) {
     vi.stubEnv(name, "");
   }
+  vi.stubEnv("HF_TOKEN_PATH", join(cache, "no-token-here")); // nor their `hf auth login` token file
 });
 
 afterEach(async () => {
@@ -237,6 +238,30 @@ describe("resolveHubModel: access and missing things", () => {
     const cdn = h.requests.filter((r) => r.path.startsWith("/lfs-cdn/"));
     expect(cdn.length).toBe(1);
     expect(cdn[0].authorized).toBe(false);
+  });
+
+  it("takes the token from the file `hf auth login` writes when the environment has none", async () => {
+    const h = await start({ [REPO]: { files: { "config.json": CONFIG, "model.safetensors": WEIGHTS }, token: "hf_secret" } });
+    const tokenFile = join(cache, "token");
+    writeFileSync(tokenFile, "hf_secret\n");
+    vi.stubEnv("HF_TOKEN_PATH", tokenFile);
+    await expect(resolveHubModel(REPO, opts(h))).resolves.toMatchObject({ files: ["config.json", "model.safetensors"] });
+
+    // $HF_HOME/token when HF_TOKEN_PATH is not set
+    vi.stubEnv("HF_TOKEN_PATH", "");
+    vi.stubEnv("HF_HOME", cache);
+    await expect(resolveHubModel(`${REPO}@${h.head(REPO)}`, opts(h, { cacheDir: join(cache, "other") }))).resolves.toBeDefined();
+
+    // a stale token in the file is named in the error
+    writeFileSync(tokenFile, "hf_stale");
+    await expect(resolveHubModel(REPO, opts(h, { cacheDir: join(cache, "third") }))).rejects.toThrow(`the token sent (the token in ${tokenFile}) has no access to it`);
+
+    // HF_TOKEN comes first; HF_HUB_DISABLE_IMPLICIT_TOKEN sends none at all
+    vi.stubEnv("HF_TOKEN", "hf_secret");
+    await expect(resolveHubModel(REPO, opts(h, { cacheDir: join(cache, "fourth") }))).resolves.toBeDefined();
+    vi.stubEnv("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1");
+    await expect(resolveHubModel(REPO, opts(h, { cacheDir: join(cache, "fifth") }))).rejects.toThrow(/is a gated repo .* set HF_TOKEN/);
+    expect(h.requests.filter((r) => r.authorized).length).toBeGreaterThan(0);
   });
 
   it("HUGGING_FACE_HUB_TOKEN works too", async () => {
