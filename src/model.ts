@@ -16,6 +16,7 @@ import { openCheckpoint } from "./formats/checkpoint.js";
 import { forward, type ForwardOptions } from "./gpt2.js";
 import { scoredPosition, type PoolingRule } from "./pooling.js";
 import { createPool, defaultThreads } from "./pool.js";
+import { enableRelaxedSimd } from "./relaxed-simd.js";
 import { serialRunner, type Runner } from "./runner.js";
 import { encodeTruncated } from "./tokenizer.js";
 import { loadWeights, type GPT2Weights, type LoadReport } from "./weights.js";
@@ -204,7 +205,10 @@ export class RewardModel {
 
 function chooseKernels(choice: KernelChoice): "ts" | "wasm" {
   if (choice === "ts") return "ts";
-  if (wasmSimdSupported()) return "wasm";
+  if (wasmSimdSupported()) {
+    enableRelaxedSimd(); // before the kernels compile: the workers' copies see the same flag
+    return "wasm";
+  }
   if (choice === "wasm") throw new Gpt2RewardError("--kernels wasm: this JavaScript engine has no WebAssembly SIMD128");
   return "ts";
 }

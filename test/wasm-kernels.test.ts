@@ -12,6 +12,7 @@ import { layernormReference } from "../kernels/layernorm.js";
 import { matmulReference } from "../kernels/matmul.js";
 import { residualReference } from "../kernels/residual.js";
 import { createWasmKernels, wasmRelaxedSimdSupported } from "../kernels/wasm/backend.js";
+import { enableRelaxedSimd } from "../src/relaxed-simd.js";
 import { rng as uniform } from "./helpers/random.js";
 
 /** Deterministic uniform [−1, 1) numbers, so a failure can be rerun. */
@@ -44,8 +45,21 @@ function worst(a: Float32Array, b: Float32Array, scale: (i: number) => number): 
   return w;
 }
 
-const variants: [string, () => Kernels][] = [["wasm", () => createWasmKernels(new Arena(), { fma: false })]];
-if (wasmRelaxedSimdSupported()) variants.push(["wasm fma", () => createWasmKernels(new Arena(), { fma: true })]);
+// Node 20 gets relaxed SIMD from the V8 flag, later Nodes have it anyway: the fused variant is
+// what RewardModel runs, so it is always tested here (never skipped).
+const fmaAvailable = enableRelaxedSimd();
+const variants: [string, () => Kernels][] = [
+  ["wasm", () => createWasmKernels(new Arena(), { fma: false })],
+  ["wasm fma", () => createWasmKernels(new Arena(), { fma: true })],
+];
+
+describe("relaxed SIMD", () => {
+  it("is available on this Node (default on V8 ≥ 11.4, behind a flag that RewardModel sets on Node 20)", () => {
+    expect(fmaAvailable).toBe(true);
+    expect(wasmRelaxedSimdSupported()).toBe(true);
+    expect(createWasmKernels(new Arena()).name).toBe("wasm");
+  });
+});
 
 describe.each(variants)("%s linear", (_name, make) => {
   const k = make();
