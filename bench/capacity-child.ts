@@ -8,11 +8,13 @@
 import { Arena } from "../kernels/arena.js";
 import { createTsKernels } from "../kernels/ts-backend.js";
 import { createWasmKernels } from "../kernels/wasm/backend.js";
+import { enableRelaxedSimd } from "../src/relaxed-simd.js";
 import { fillUniform, rng } from "./random.js";
 import { childArg } from "./child-args.js";
 
 const arg = (name: string, fallback?: string): string => childArg("capacity-child", name, fallback);
 
+enableRelaxedSimd(); // as RewardModel does
 const kernels = arg("kernels") === "ts" ? createTsKernels(new Arena()) : createWasmKernels(new Arena());
 const seconds = Number(arg("seconds"));
 const [T, inDim, outDim] = [Number(arg("rows", "256")), Number(arg("in", "768")), Number(arg("out", "2304"))];

@@ -15,6 +15,7 @@ import { geluReference, geluScalar } from "../kernels/gelu.js";
 import { layernorm, layernormReference } from "../kernels/layernorm.js";
 import { matmulPacked, matmulReference, packMatmulWeight, packedSize } from "../kernels/matmul.js";
 import { createWasmKernels } from "../kernels/wasm/backend.js";
+import { enableRelaxedSimd } from "../src/relaxed-simd.js";
 import { cpuMark, cpuUse, waitForQuiet } from "./cpu.js";
 import { fillUniform, rng } from "./random.js";
 
@@ -91,6 +92,7 @@ interface Case {
 
 export function benchKernels(opts: KernelBenchOptions): KernelResult[] {
   const arena = new Arena();
+  enableRelaxedSimd(); // as RewardModel does: the wasm rows time the kernels users run
   const wasm = createWasmKernels(arena);
   const next = rng(42);
   const results: KernelResult[] = [];

@@ -1,6 +1,7 @@
 /** What the numbers were measured on: they mean little without it. */
 import { readFileSync } from "node:fs";
 import { availableParallelism, cpus, totalmem } from "node:os";
+import { enableRelaxedSimd } from "../src/relaxed-simd.js";
 
 export interface Machine {
   cpu: string;
@@ -10,6 +11,8 @@ export interface Machine {
   v8: string;
   platform: string;
   date: string;
+  /** The wasm kernels' multiply-add: fused (relaxed SIMD) or a multiply then an add. */
+  wasmFma?: boolean;
 }
 
 export function machine(): Machine {
@@ -29,9 +32,11 @@ export function machine(): Machine {
     v8: process.versions.v8,
     platform: `${process.platform} ${process.arch}`,
     date: new Date().toISOString(),
+    wasmFma: enableRelaxedSimd(),
   };
 }
 
 export function machineLine(m: Machine): string {
-  return `${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, Node ${m.node} (V8 ${m.v8}), ${m.platform}, ${m.date}`;
+  const fma = m.wasmFma === undefined ? "" : `, wasm multiply-add ${m.wasmFma ? "fused (relaxed SIMD)" : "unfused"}`;
+  return `${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, Node ${m.node} (V8 ${m.v8}), ${m.platform}${fma}, ${m.date}`;
 }
