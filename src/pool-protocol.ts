@@ -1,4 +1,6 @@
 /** The layout of the pool's shared control block (see src/pool.ts). */
+import type { KernelModuleOptions } from "../kernels/wasm/module.js";
+
 export enum Op {
   Linear = 1,
   LayerNorm = 2,
@@ -20,4 +22,6 @@ export interface WorkerInit {
   eps: SharedArrayBuffer;
   thread: number;
   backend: "ts" | "wasm";
+  /** The main thread's wasm kernel options (tile, fused multiply-add): the workers build the same. */
+  wasmOptions?: KernelModuleOptions;
 }

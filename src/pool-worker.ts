@@ -14,7 +14,7 @@ const ctrl = new Int32Array(init.ctrl);
 const eps = new Float64Array(init.eps);
 // This thread never allocates: the arena only gives the kernels the memory to address.
 const arena = new Arena(init.memory);
-const kernels: Kernels = init.backend === "wasm" ? createWasmKernels(arena) : createTsKernels(arena);
+const kernels: Kernels = init.backend === "wasm" ? createWasmKernels(arena, init.wasmOptions) : createTsKernels(arena);
 
 // The memory may have grown since the last call (a longer batch): views are made per call.
 const f32 = (offset: number, n: number) => new Float32Array(init.memory.buffer, offset, n);

@@ -18,6 +18,7 @@ import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { Kernels, PackedLinear } from "../kernels/backend.js";
+import type { WasmKernels } from "../kernels/wasm/backend.js";
 import { PANEL } from "../kernels/matmul.js";
 import type { Runner } from "./runner.js";
 import { Op, CTRL, ctrlInts, type WorkerInit } from "./pool-protocol.js";
@@ -49,8 +50,10 @@ export function createPool(kernels: Kernels, backend: "ts" | "wasm", threads: nu
   const eps = new Float64Array(new SharedArrayBuffer(8));
   const workers: Worker[] = [];
   const workerFile = workerScript();
+  // Not re-derived in the workers: whether the engine has relaxed SIMD can change (a V8 flag).
+  const wasmOptions = backend === "wasm" && "options" in kernels ? (kernels as WasmKernels).options : undefined;
   for (let t = 1; t < threads; t++) {
-    const init: WorkerInit = { memory: kernels.memory, ctrl: ctrlBuf, eps: eps.buffer as SharedArrayBuffer, thread: t, backend };
+    const init: WorkerInit = { memory: kernels.memory, ctrl: ctrlBuf, eps: eps.buffer as SharedArrayBuffer, thread: t, backend, wasmOptions };
     // No node options for workers: `node -e <script>` would make each worker run the script again.
     // V8 flags (e.g. --experimental-wasm-relaxed-simd) are process-wide and reach workers anyway,
     // so every thread compiles the same wasm.

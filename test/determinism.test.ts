@@ -7,7 +7,12 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { Arena } from "../kernels/arena.js";
+import { createWasmKernels } from "../kernels/wasm/backend.js";
 import { RewardModel } from "../src/model.js";
+import { createPool } from "../src/pool.js";
+import { enableRelaxedSimd } from "../src/relaxed-simd.js";
+import { serialRunner } from "../src/runner.js";
 import { rng } from "./helpers/random.js";
 
 const FIXTURES = join(import.meta.dirname, "..", "fixtures");
@@ -66,5 +71,37 @@ describe.each(["ts", "wasm"] as const)("%s kernels", (kernels) => {
     const order = [5, 5, 19, 0, 5, 19, 19, 0];
     const got = bits(model.score(order.map((i) => texts[i]), { batchSize: order.length }).map((r) => r.logits));
     order.forEach((ti, k) => expect(got[k], `position ${k} (text ${ti})`).toEqual(want[ti]));
+  });
+});
+
+describe("a pool's threads build their kernels as the main thread did", () => {
+  it("unfused wasm kernels stay unfused in the workers after relaxed SIMD was turned on", async () => {
+    expect(enableRelaxedSimd()).toBe(true); // now a worker left to decide would pick the fused multiply-add
+    const kernels = createWasmKernels(new Arena(), { fma: false });
+    // Big enough (~60 ms) that the worker claims chunks before the main thread has done them all.
+    const [rows, inDim, outDim] = [512, 768, 768];
+    const next = rng(5);
+    const fill = (n: number) => {
+      const a = kernels.alloc(n);
+      for (let i = 0; i < n; i++) a[i] = next() * 2 - 1;
+      return a;
+    };
+    const w = kernels.packLinear(fill(inDim * outDim), fill(outDim), inDim, outDim);
+    const inp = fill(rows * inDim);
+    const serial = kernels.alloc(rows * outDim);
+    serialRunner(kernels).linear(serial, inp, w, rows, true);
+    const fused = createWasmKernels(new Arena(kernels.memory), { fma: true }); // same memory, never allocates
+    const fusedOut = kernels.alloc(rows * outDim);
+    fused.linear(fusedOut, inp, w, rows, true, 0, outDim);
+    const pooled = kernels.alloc(rows * outDim);
+    const pool = createPool(kernels, "wasm", 2);
+    try {
+      pool.linear(pooled, inp, w, rows, true);
+    } finally {
+      await pool.close();
+    }
+    expect(Array.from(new Uint32Array(pooled.slice().buffer))).toEqual(Array.from(new Uint32Array(serial.slice().buffer)));
+    // The other choice gives other bits, so the equality above is not vacuous.
+    expect(Array.from(new Uint32Array(fusedOut.slice().buffer))).not.toEqual(Array.from(new Uint32Array(serial.slice().buffer)));
   });
 });

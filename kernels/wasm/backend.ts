@@ -51,7 +51,14 @@ function compile(o: KernelModuleOptions): WebAssembly.Module {
  * 4×8 tile, with relaxed-SIMD fused multiply-add where the engine has it.
  * All the `Kernels` on one memory must agree on the tile, as packLinear's layout depends on it.
  */
-export function createWasmKernels(arena: Arena = new Arena(), options: WasmKernelOptions = {}): Kernels & { gelu(out: Float32Array, inp: Float32Array, n: number): void } {
+/** The wasm kernels: the contract, a standalone GELU (for tests), and the options they were built with. */
+export type WasmKernels = Kernels & {
+  gelu(out: Float32Array, inp: Float32Array, n: number): void;
+  /** Every copy of these kernels (a pool's threads) must be built with the same, or sums differ. */
+  readonly options: KernelModuleOptions;
+};
+
+export function createWasmKernels(arena: Arena = new Arena(), options: WasmKernelOptions = {}): WasmKernels {
   if (!wasmSimdSupported()) throw new Error("WebAssembly SIMD128 is not available in this JavaScript engine");
   const o: KernelModuleOptions = { ...DEFAULT_OPTIONS, fma: wasmRelaxedSimdSupported(), ...options };
   const wasm = new WebAssembly.Instance(compile(o), { env: { memory: arena.memory } }).exports as unknown as WasmExports;
@@ -68,6 +75,7 @@ export function createWasmKernels(arena: Arena = new Arena(), options: WasmKerne
 
   return {
     name: "wasm",
+    options: o,
     ...arena.allocation(),
 
     /**
