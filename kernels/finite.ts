@@ -24,8 +24,8 @@ export function countNonFinite(x: Float32Array): number {
   let f0 = 0, f1 = 0, f2 = 0, f3 = 0;
   let i = 0;
   for (; i + 4 <= n; i += 4) {
-    f0 |= (u[i] & EXPONENT) + 0x00800000; f1 |= (u[i + 1] & EXPONENT) + 0x00800000;
-    f2 |= (u[i + 2] & EXPONENT) + 0x00800000; f3 |= (u[i + 3] & EXPONENT) + 0x00800000;
+    f0 |= nonFiniteFlag(u[i]); f1 |= nonFiniteFlag(u[i + 1]);
+    f2 |= nonFiniteFlag(u[i + 2]); f3 |= nonFiniteFlag(u[i + 3]);
   }
   for (; i < n; i++) f0 |= nonFiniteFlag(u[i]);
   if ((f0 | f1 | f2 | f3) >= 0) return 0;

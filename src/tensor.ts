@@ -3,7 +3,6 @@
  * Every reader (safetensors, PyTorch zip) produces these; `toFloat32` turns them into the
  * Float32Array the kernels compute with.
  */
-import { countNonFinite } from "../kernels/finite.js";
 import { FormatError } from "./errors.js";
 
 export type DType =
@@ -98,8 +97,6 @@ export function decodeFloat32Into(dst: Float32Array, dtype: DType, bytes: Uint8A
       throw new FormatError(file, `tensor ${name} has dtype ${dtype}, expected a floating-point dtype (F32, F16 or BF16)`);
   }
 }
-
-export { countNonFinite };
 
 /**
  * Converts a floating-point tensor to F32. F32 data that is 4-byte aligned is returned as a view

@@ -6,7 +6,8 @@
 import type { Kernels, PackedLinear } from "../kernels/backend.js";
 import type { GPT2Config } from "./config.js";
 import { FormatError } from "./errors.js";
-import { DTYPE_BYTES, countNonFinite, decodeFloat32Into, elementCount, type TensorSource } from "./tensor.js";
+import { countNonFinite } from "../kernels/finite.js";
+import { DTYPE_BYTES, decodeFloat32Into, elementCount, type TensorSource } from "./tensor.js";
 
 export interface LayerNormWeights {
   weight: Float32Array; // (C)
