@@ -45,36 +45,65 @@ export class Arena {
   }
 
   alloc(n: number): Float32Array {
-    const offset = this.bytes(n * 4);
+    const offset = this.bytes(n * 4, true);
     return new Float32Array(this.memory.buffer, offset, n);
   }
 
+  /**
+   * Like alloc, but the floats may hold old data: for a caller that writes every one of them
+   * (packing a weight), which then need not pay for clearing memory it overwrites anyway.
+   */
+  allocUncleared(n: number): Float32Array {
+    const offset = this.bytes(n * 4, false);
+    return new Float32Array(this.memory.buffer, offset, n);
+  }
+
+  /**
+   * A view of n floats that allocates nothing: it starts where allocations of `floats[0]`,
+   * `floats[1]`, ... floats from here would end, so those allocations cannot overlap it.
+   * packLinearRows reads each block of a weight's rows into it and packs the block into those
+   * allocations: WebAssembly can address it, the block is still in cache when packed, and its
+   * pages are ones the following weights land in anyway. Valid until the next allocation.
+   */
+  above(floats: number[], n: number): Float32Array {
+    let start = this.top;
+    for (const f of floats) start = align(start + Math.max(f * 4, 1));
+    this.ensure(start + n * 4);
+    // It will hold data: allocations over it later must clear it.
+    this.highWater = Math.max(this.highWater, start + n * 4);
+    return new Float32Array(this.memory.buffer, start, n);
+  }
+
   allocInt32(n: number): Int32Array {
-    const offset = this.bytes(n * 4);
+    const offset = this.bytes(n * 4, true);
     return new Int32Array(this.memory.buffer, offset, n);
   }
 
-  /** Reserves n zero-filled bytes and returns their byte offset. */
-  private bytes(n: number): number {
+  /** Reserves n bytes, zero-filled if `clear`, and returns their byte offset. */
+  private bytes(n: number, clear: boolean): number {
     const start = this.top;
     const end = align(start + Math.max(n, 1));
-    const have = this.memory.buffer.byteLength;
-    if (end > have) {
-      // Grow by at least 1/8 of the current size: loading GPT-2 makes ~150 allocations, and each
-      // grow of a shared memory costs. Pages never written are not resident, so this costs no RSS.
-      const pages = Math.max(Math.ceil((end - have) / PAGE), Math.min(Math.ceil(have / 8 / PAGE), 65536 - have / PAGE));
-      try {
-        this.memory.grow(pages);
-      } catch {
-        throw new RangeError(`out of model memory: need ${end} bytes, wasm32 memory is limited to 4 GiB`);
-      }
-    }
+    this.ensure(end);
     this.top = end;
     // Memory above the high-water mark is fresh from grow() and already zero; only memory
-    // given back by release() and handed out again needs clearing.
-    if (start < this.highWater) new Uint8Array(this.memory.buffer, start, Math.min(end, this.highWater) - start).fill(0);
+    // given back by release() (or written through `above`) and handed out again needs clearing.
+    if (clear && start < this.highWater) new Uint8Array(this.memory.buffer, start, Math.min(end, this.highWater) - start).fill(0);
     this.highWater = Math.max(this.highWater, end);
     return start;
+  }
+
+  /** Grows the memory to at least `end` bytes. */
+  private ensure(end: number): void {
+    const have = this.memory.buffer.byteLength;
+    if (end <= have) return;
+    // Grow by at least 1/8 of the current size: loading GPT-2 makes ~150 allocations, and each
+    // grow of a shared memory costs. Pages never written are not resident, so this costs no RSS.
+    const pages = Math.max(Math.ceil((end - have) / PAGE), Math.min(Math.ceil(have / 8 / PAGE), 65536 - have / PAGE));
+    try {
+      this.memory.grow(pages);
+    } catch {
+      throw new RangeError(`out of model memory: need ${end} bytes, wasm32 memory is limited to 4 GiB`);
+    }
   }
   private highWater: number;
 }

@@ -14,6 +14,8 @@
  * bit-identical for any thread count.
  */
 
+import type { RowReader } from "./matmul.js";
+
 /** A weight matrix prepared once, at load, in the layout a backend's matmul reads fastest. */
 export interface PackedLinear {
   inDim: number;
@@ -39,6 +41,16 @@ export interface Kernels {
 
   /** Prepares a Conv1D weight [inDim, outDim] and its bias [outDim]; the input may be discarded afterwards. */
   packLinear(weight: Float32Array, bias: Float32Array, inDim: number, outDim: number): PackedLinear;
+
+  /**
+   * packLinear for a weight that arrives in blocks of rows (a loader reading the file): `read`
+   * fills each block, which then is packed while still in cache. The block is a small buffer
+   * just above where the packed weight goes, so no memory besides the weights' own is touched.
+   */
+  packLinearRows(inDim: number, outDim: number, bias: Float32Array, read: RowReader): PackedLinear;
+
+  /** How many values of x are NaN or ±Inf (a loader checks every weight). */
+  countNonFinite(x: Float32Array): number;
 
   /**
    * out[rows, outDim] = inp[rows, inDim] · W + b, then GELU (gelu_new) if `gelu`.

@@ -36,30 +36,33 @@ export function packedSize(inDim: number, outDim: number): number {
 }
 
 /** Rows of the weight packed together: 16 rows of c_fc's 3072 columns are 192 KB, within L2. */
-const PACK_ROWS = 16;
+export const PACK_ROWS = 16;
 
 /**
- * Packs weight (inDim, outDim) into panels (ceil(outDim/8), inDim, 8): the 8 weights the inner
- * loop needs for one input index sit side by side, so the kernel streams memory in order.
- * The tail panel is zero-padded (`dst` holds packedSize floats). Returns how many of the
- * weights are NaN or ±Inf, found on the way, so that the loader need not read them again.
+ * Packs rows [rowStart, rowEnd) of a weight (inDim, outDim) into their places in the panels
+ * (ceil(outDim/8), inDim, 8) at dst, the whole weight by default: the 8 weights the inner loop
+ * needs for one input index sit side by side, so the kernel streams memory in order. `rows`
+ * holds those rows, row rowStart first. The tail panel is zero-padded (`dst` holds packedSize
+ * floats, every one of which a full pack writes). Returns how many of the rows' weights are NaN
+ * or ±Inf, found on the way, so that the loader need not read them again.
  */
-export function packMatmulWeight(dst: Float32Array, weight: Float32Array, inDim: number, outDim: number): number {
+export function packMatmulWeight(dst: Float32Array, rows: Float32Array, inDim: number, outDim: number, rowStart = 0, rowEnd = inDim): number {
   const panel = PANEL; // a local, as in matmulPacked
   const panels = Math.ceil(outDim / panel);
+  const n = (rowEnd - rowStart) * outDim;
   if (outDim % panel === 0) {
     // Every GPT-2 shape. The floats move as int32 bits (no float conversion can touch them), and
     // the NaN/Inf test rides along on the values already in registers: one pass over the weight
     // instead of a pack and a scan. Rows go in blocks of PACK_ROWS so that the block's rows stay
     // in cache while each panel takes its slice of them and the writes run in order.
     const d = new Int32Array(dst.buffer, dst.byteOffset, dst.length);
-    const w = new Int32Array(weight.buffer, weight.byteOffset, inDim * outDim);
+    const w = new Int32Array(rows.buffer, rows.byteOffset, n);
     let flags = 0;
-    for (let i0 = 0; i0 < inDim; i0 += PACK_ROWS) {
-      const i1 = Math.min(inDim, i0 + PACK_ROWS);
+    for (let i0 = rowStart; i0 < rowEnd; i0 += PACK_ROWS) {
+      const i1 = Math.min(rowEnd, i0 + PACK_ROWS);
       for (let p = 0; p < panels; p++) {
         let t = (p * inDim + i0) * panel;
-        for (let s = i0 * outDim + p * panel; s < i1 * outDim; s += outDim, t += panel) {
+        for (let s = (i0 - rowStart) * outDim + p * panel; s < (i1 - rowStart) * outDim; s += outDim, t += panel) {
           const v0 = w[s], v1 = w[s + 1], v2 = w[s + 2], v3 = w[s + 3], v4 = w[s + 4], v5 = w[s + 5], v6 = w[s + 6], v7 = w[s + 7];
           d[t] = v0; d[t + 1] = v1; d[t + 2] = v2; d[t + 3] = v3; d[t + 4] = v4; d[t + 5] = v5; d[t + 6] = v6; d[t + 7] = v7;
           flags |= nonFiniteFlag(v0) | nonFiniteFlag(v1) | nonFiniteFlag(v2) | nonFiniteFlag(v3)
@@ -67,17 +70,55 @@ export function packMatmulWeight(dst: Float32Array, weight: Float32Array, inDim:
         }
       }
     }
-    return flags < 0 ? countNonFinite(weight.subarray(0, inDim * outDim)) : 0;
+    return flags < 0 ? countNonFinite(rows.subarray(0, n)) : 0;
   }
   for (let p = 0; p < panels; p++) {
-    for (let i = 0; i < inDim; i++) {
+    for (let i = rowStart; i < rowEnd; i++) {
       for (let j = 0; j < PANEL; j++) {
         const o = p * PANEL + j;
-        dst[(p * inDim + i) * PANEL + j] = o < outDim ? weight[i * outDim + o] : 0;
+        dst[(p * inDim + i) * PANEL + j] = o < outDim ? rows[(i - rowStart) * outDim + o] : 0;
       }
     }
   }
-  return countNonFinite(weight.subarray(0, inDim * outDim));
+  return countNonFinite(rows.subarray(0, n));
+}
+
+/** Fills `into` (rowEnd − rowStart rows of a weight) with rows [rowStart, rowEnd). */
+export type RowReader = (rowStart: number, rowEnd: number, into: Float32Array) => void;
+
+/** packLinear's input as a RowReader, after checking the sizes. */
+export function rowsOf(weight: Float32Array, bias: Float32Array, inDim: number, outDim: number): RowReader {
+  if (weight.length < inDim * outDim || bias.length < outDim) {
+    throw new RangeError(`packLinear: weight ${weight.length} / bias ${bias.length} floats, expected [${inDim}, ${outDim}] / [${outDim}]`);
+  }
+  return (rowStart, rowEnd, into) => into.set(weight.subarray(rowStart * outDim, rowEnd * outDim));
+}
+
+/**
+ * Rows per block when a weight is packed as it is read: about 256 KiB, so that a block the file
+ * was just read into is still in L2 when it is packed (a whole c_fc weight is 9.4 MB).
+ */
+export function packBlockRows(inDim: number, outDim: number): number {
+  return Math.min(inDim, Math.max(PACK_ROWS, Math.floor(65536 / outDim / PACK_ROWS) * PACK_ROWS));
+}
+
+/**
+ * Feeds a weight (inDim, outDim) through `block` a block of rows at a time: `read` fills the
+ * block, `pack` packs those rows and returns their NaN/Inf count. Returns the weight's count.
+ */
+export function packInBlocks(
+  block: Float32Array, inDim: number, outDim: number, read: RowReader,
+  pack: (rows: Float32Array, rowStart: number, rowEnd: number) => number,
+): number {
+  const step = Math.floor(block.length / outDim);
+  let nonFinite = 0;
+  for (let r0 = 0; r0 < inDim; r0 += step) {
+    const r1 = Math.min(inDim, r0 + step);
+    const rows = block.subarray(0, (r1 - r0) * outDim);
+    read(r0, r1, rows);
+    nonFinite += pack(rows, r0, r1);
+  }
+  return nonFinite;
 }
 
 /**

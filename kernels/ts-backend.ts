@@ -2,21 +2,28 @@
 import { Arena } from "./arena.js";
 import { attention } from "./attention.js";
 import type { Kernels, PackedLinear } from "./backend.js";
+import { countNonFinite } from "./finite.js";
 import { layernorm } from "./layernorm.js";
-import { matmulPacked, packMatmulWeight, packedSize } from "./matmul.js";
+import { matmulPacked, packBlockRows, packInBlocks, packMatmulWeight, packedSize, rowsOf } from "./matmul.js";
 import { residual } from "./residual.js";
 
 export function createTsKernels(arena: Arena = new Arena()): Kernels {
   return {
     name: "ts",
     ...arena.allocation(),
-    packLinear(weight, bias, inDim, outDim): PackedLinear {
-      const packed = arena.alloc(packedSize(inDim, outDim));
-      const nonFinite = packMatmulWeight(packed, weight, inDim, outDim);
+    packLinear(weight, bias, inDim, outDim) {
+      return this.packLinearRows(inDim, outDim, bias, rowsOf(weight, bias, inDim, outDim));
+    },
+    packLinearRows(inDim, outDim, bias, read): PackedLinear {
+      const size = packedSize(inDim, outDim);
+      const block = arena.above([size, outDim], packBlockRows(inDim, outDim) * outDim);
+      const packed = arena.allocUncleared(size); // packMatmulWeight writes every float
+      const nonFinite = packInBlocks(block, inDim, outDim, read, (rows, r0, r1) => packMatmulWeight(packed, rows, inDim, outDim, r0, r1));
       const b = arena.alloc(outDim);
-      b.set(bias);
+      b.set(bias.subarray(0, outDim));
       return { inDim, outDim, packed, bias: b, nonFinite };
     },
+    countNonFinite,
     linear(out, inp, w, rows, gelu, colStart, colEnd) {
       matmulPacked(out, inp, w.packed, w.bias, rows, w.inDim, w.outDim, gelu, colStart, colEnd);
     },

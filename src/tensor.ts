@@ -35,8 +35,19 @@ export interface TensorSource {
   readonly file: string;
   names(): string[];
   info(name: string): { dtype: DType; shape: number[] };
-  /** Copies the raw little-endian bytes of `name` into `dst` (exactly its byte size). */
-  read(name: string, dst: Uint8Array): void;
+  /**
+   * Copies dst.length raw little-endian bytes of `name`, from byte `byteOffset` of the tensor
+   * (default 0), into `dst`: the whole tensor, or a block of rows that the loader packs while it
+   * is still in cache. The range must lie inside the tensor.
+   */
+  read(name: string, dst: Uint8Array, byteOffset?: number): void;
+}
+
+/** Throws unless [byteOffset, byteOffset + length) lies inside a tensor of `size` bytes (a caller's bug, not the file's). */
+export function checkReadRange(name: string, size: number, byteOffset: number, length: number): void {
+  if (!(Number.isInteger(byteOffset) && byteOffset >= 0 && byteOffset + length <= size)) {
+    throw new RangeError(`read of tensor ${name}: bytes [${byteOffset}, ${byteOffset + length}) outside its ${size} bytes`);
+  }
 }
 
 /** A TensorSource over tensors already in memory (PyTorch checkpoints, tests). */
@@ -45,7 +56,11 @@ export function mapSource(file: string, tensors: Map<string, RawTensor>): Tensor
     file,
     names: () => [...tensors.keys()],
     info: (name) => tensors.get(name)!,
-    read: (name, dst) => dst.set(tensors.get(name)!.bytes),
+    read(name, dst, byteOffset = 0) {
+      const { bytes } = tensors.get(name)!;
+      checkReadRange(name, bytes.length, byteOffset, dst.length);
+      dst.set(bytes.subarray(byteOffset, byteOffset + dst.length));
+    },
   };
 }
 

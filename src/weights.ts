@@ -6,8 +6,10 @@
 import type { Kernels, PackedLinear } from "../kernels/backend.js";
 import type { GPT2Config } from "./config.js";
 import { FormatError } from "./errors.js";
-import { countNonFinite } from "../kernels/finite.js";
-import { DTYPE_BYTES, decodeFloat32Into, elementCount, type TensorSource } from "./tensor.js";
+import { DTYPE_BYTES, decodeFloat32Into, elementCount, type DType, type TensorSource } from "./tensor.js";
+
+/** Floats per read of a tensor that is not packed (wte is 154 MB): 1 MiB, checked while in cache. */
+const READ_BLOCK = 1 << 18;
 
 export interface LayerNormWeights {
   weight: Float32Array; // (C)
@@ -53,13 +55,12 @@ export function loadWeights(src: TensorSource, config: GPT2Config, kernels: Kern
   const key = (name: string) => (name === "score.weight" ? name : prefix + name);
 
   /**
-   * Reads tensor `name` as F32 into the buffer `alloc(n)` returns. `alloc` runs only after the
-   * file's tensor has the expected shape, so every allocation is backed by a tensor the file
-   * really declares: a config asking for vocab_size 8,000,000 must be refuted by the 3 MB file
-   * before 3 GB are allocated, not after. No NaN/Inf check: readF32 adds it, and packing does
-   * it on its way for the Conv1D weights.
+   * Checks that tensor `name` is in the file with the expected shape and returns its key and
+   * dtype. Every read goes through here before its buffer is allocated, so every allocation is
+   * backed by a tensor the file really declares: a config asking for vocab_size 8,000,000 must
+   * be refuted by the 3 MB file before 3 GB are allocated, not after.
    */
-  const readRaw = (name: string, shape: number[], alloc: (n: number) => Float32Array): Float32Array => {
+  const find = (name: string, shape: number[]): { k: string; dtype: DType } => {
     const k = key(name);
     if (!present.has(k)) {
       const hint = name === "score.weight" ? " (is this a GPT2ForSequenceClassification checkpoint? a language model has no score head)" : "";
@@ -70,27 +71,39 @@ export function loadWeights(src: TensorSource, config: GPT2Config, kernels: Kern
       throw new FormatError(src.file, `tensor ${k} has shape [${info.shape.join(", ")}], config expects [${shape.join(", ")}]`);
     }
     used.add(k);
-    const n = elementCount(shape);
-    const dst = alloc(n);
-    const bytes = n * DTYPE_BYTES[info.dtype];
-    if (info.dtype === "F32") {
+    return { k, dtype: info.dtype };
+  };
+  /** Reads elements [first, first + dst.length) of tensor k as F32 into dst. */
+  const readInto = (k: string, dtype: DType, dst: Float32Array, first: number): void => {
+    const item = DTYPE_BYTES[dtype];
+    const bytes = dst.length * item;
+    if (dtype === "F32") {
       // Straight into its final place: no intermediate copy of the largest tensors (wte is 154 MB).
-      src.read(k, new Uint8Array(dst.buffer, dst.byteOffset, bytes));
+      src.read(k, new Uint8Array(dst.buffer, dst.byteOffset, bytes), first * item);
     } else {
       if (scratch.length < bytes) scratch = new Uint8Array(bytes);
       const raw = scratch.subarray(0, bytes);
-      src.read(k, raw);
-      decodeFloat32Into(dst, info.dtype, raw, src.file, k);
+      src.read(k, raw, first * item);
+      decodeFloat32Into(dst, dtype, raw, src.file, k);
     }
-    return dst;
   };
   const noteNonFinite = (k: string, count: number) => {
     if (count > 0) nonFinite.push({ name: k, count });
   };
-  /** readRaw, then counts the tensor's NaN/Inf for the load report. */
+  /**
+   * Reads tensor `name` into the buffer `alloc(n)` returns, and counts its NaN/Inf for the load
+   * report. A megabyte at a time: each block is checked right after the read, while in cache.
+   */
   const readF32 = (name: string, shape: number[], alloc: (n: number) => Float32Array): Float32Array => {
-    const dst = readRaw(name, shape, alloc);
-    noteNonFinite(key(name), countNonFinite(dst));
+    const { k, dtype } = find(name, shape);
+    const dst = alloc(elementCount(shape));
+    let count = 0;
+    for (let at = 0; at < dst.length; at += READ_BLOCK) {
+      const block = dst.subarray(at, at + READ_BLOCK);
+      readInto(k, dtype, block, at);
+      count += kernels.countNonFinite(block);
+    }
+    noteNonFinite(k, count);
     return dst;
   };
   // The arena's "out of model memory" RangeError (past wasm32's 4 GiB) is a limit a user meets
@@ -106,17 +119,13 @@ export function loadWeights(src: TensorSource, config: GPT2Config, kernels: Kern
   const modelMemory = (n: number): Float32Array => fits(() => kernels.alloc(n));
   const vector = (name: string, n: number) => readF32(name, [n], modelMemory);
   const layerNorm = (name: string): LayerNormWeights => ({ weight: vector(`${name}.weight`, C), bias: vector(`${name}.bias`, C) });
-  let staging = new Float32Array(0);
   const linear = (name: string, inDim: number, outDim: number): PackedLinear => {
-    // Conv1D weights are read into a reusable staging buffer and packed into kernel memory,
-    // which also counts their NaN/Inf (one pass over 85M floats instead of two).
-    const w = readRaw(`${name}.weight`, [inDim, outDim], (n) => {
-      if (staging.length < n) staging = new Float32Array(n);
-      return staging.subarray(0, n);
-    });
+    // The Conv1D weight goes from the file to the kernels in blocks of rows, each packed while
+    // in cache, which also counts its NaN/Inf: one pass over 85M floats, no second copy.
+    const { k, dtype } = find(`${name}.weight`, [inDim, outDim]);
     const b = readF32(`${name}.bias`, [outDim], (n) => new Float32Array(n));
-    const packed = fits(() => kernels.packLinear(w, b, inDim, outDim));
-    noteNonFinite(key(`${name}.weight`), packed.nonFinite);
+    const packed = fits(() => kernels.packLinearRows(inDim, outDim, b, (r0, r1, into) => readInto(k, dtype, into, r0 * outDim)));
+    noteNonFinite(k, packed.nonFinite);
     return packed;
   };
 

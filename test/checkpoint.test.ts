@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { FormatError } from "../src/errors.js";
-import { loadCheckpoint } from "../src/formats/checkpoint.js";
+import { loadCheckpoint, openCheckpoint } from "../src/formats/checkpoint.js";
 import { writeSafetensors } from "../src/formats/write-safetensors.js";
 import type { RawTensor } from "../src/tensor.js";
 import { f32Bytes, stateDictPickle, torchZip } from "./zip-writer.js";
@@ -165,5 +165,46 @@ describe("index files are validated before any shard is trusted", () => {
     writeSafetensors(join(d, "wte.safetensors"), new Map([["transformer.wte.weight", tensor([1, 2])]]));
     copyFileSync(join(d, "wte.safetensors"), join(d, "unused.safetensors"));
     expect([...loadCheckpoint(d).tensors.keys()]).toEqual(["transformer.wte.weight"]);
+  });
+});
+
+describe("openCheckpoint reads a block of a tensor from any offset (the loader packs weights block by block)", () => {
+  const sources = {
+    "safetensors": "fixtures/models/f16-8head",
+    "sharded safetensors": "fixtures/models/sharded-st",
+    "legacy torch.save": "fixtures/pytorch/legacy.bin",
+  };
+  for (const [what, path] of Object.entries(sources)) {
+    it(`${what}: every block equals the same bytes of the whole tensor`, () => {
+      const { tensors } = loadCheckpoint(path);
+      const ckpt = openCheckpoint(path);
+      try {
+        for (const [name, t] of tensors) {
+          const n = t.bytes.length;
+          for (const [at, len] of [[0, n], [0, Math.min(n, 3)], [n - Math.min(n, 5), Math.min(n, 5)], [n >> 1, n - (n >> 1)], [n, 0]]) {
+            const dst = new Uint8Array(len);
+            ckpt.source.read(name, dst, at);
+            expect(Buffer.compare(dst, t.bytes.subarray(at, at + len)), `${name} [${at}, +${len})`).toBe(0);
+          }
+        }
+      } finally {
+        ckpt.close();
+      }
+    });
+  }
+
+  it("refuses a block outside the tensor: the caller's bug, a RangeError naming the tensor", () => {
+    const ckpt = openCheckpoint("fixtures/models/f16-8head");
+    try {
+      const name = "score.weight";
+      const { dtype, shape } = ckpt.source.info(name);
+      const n = shape.reduce((a, b) => a * b, 1) * (dtype === "F32" ? 4 : 2);
+      for (const [at, len] of [[1, n], [-1, 2], [n + 1, 0], [0.5, 2]]) {
+        expect(() => ckpt.source.read(name, new Uint8Array(len), at)).toThrow(RangeError);
+        expect(() => ckpt.source.read(name, new Uint8Array(len), at)).toThrow(/score\.weight/);
+      }
+    } finally {
+      ckpt.close();
+    }
   });
 });

@@ -189,4 +189,25 @@ describe("ts backend", () => {
     expect(b.byteOffset).toBe(a.byteOffset);
     expect(b.every((v) => v === 0)).toBe(true);
   });
+
+  it("`above` hands out memory past the next allocations without allocating; what is later allocated over it is cleared", () => {
+    const arena = new Arena();
+    arena.alloc(3);
+    const top = arena.mark();
+    const block = arena.above([10, 1000], 5000); // as packLinearRows: above the packed weight and its bias
+    expect(arena.mark()).toBe(top);
+    block.fill(7);
+    const first = arena.alloc(10);
+    const second = arena.alloc(1000);
+    expect(first.every((v) => v === 0) && second.every((v) => v === 0)).toBe(true);
+    expect(second.byteOffset + second.byteLength).toBeLessThanOrEqual(block.byteOffset); // no overlap with the block
+    // allocUncleared is for a caller that writes every float (packing): it sees the old data...
+    const uncleared = arena.allocUncleared(5000);
+    expect(uncleared.byteOffset).toBe(block.byteOffset);
+    expect(uncleared.every((v) => v === 7)).toBe(true);
+    // ...and alloc over the same memory clears it
+    arena.release(top);
+    const over = arena.alloc(6010);
+    expect(over.every((v) => v === 0)).toBe(true);
+  });
 });

@@ -1,13 +1,17 @@
 /**
- * NaN/±Inf detection: the bit test itself, the count that packing returns on its way, and the
- * loader's report for every kind of tensor (read-and-scanned vectors, packed Conv1D weights)
- * with both kernel sets.
+ * NaN/±Inf detection: the bit test itself, the count that packing returns on its way (whole or
+ * block by block, TypeScript or wasm), each kernel set's scan, and the loader's report for every
+ * kind of tensor (read-and-scanned vectors, packed Conv1D weights) with both kernel sets.
  */
 import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { Arena } from "../kernels/arena.js";
+import type { Kernels } from "../kernels/backend.js";
 import { countNonFinite } from "../kernels/finite.js";
+import { createTsKernels } from "../kernels/ts-backend.js";
+import { createWasmKernels } from "../kernels/wasm/backend.js";
 import { packMatmulWeight, packedSize, PANEL } from "../kernels/matmul.js";
 import { loadCheckpoint } from "../src/formats/checkpoint.js";
 import { writeSafetensors } from "../src/formats/write-safetensors.js";
@@ -76,6 +80,75 @@ describe("packMatmulWeight counts the NaN/Inf of the weight while packing", () =
     packMatmulWeight(packed, new Float32Array(bits.buffer), inDim, outDim);
     expect(Array.from(new Uint32Array(packed.buffer))).toEqual(Array.from(bits)); // one panel: same order
   });
+});
+
+const KERNEL_SETS: [string, () => Kernels][] = [
+  ["ts", () => createTsKernels(new Arena())],
+  ["wasm", () => createWasmKernels(new Arena(), { fma: false })],
+];
+
+describe.each(KERNEL_SETS)("%s kernels.countNonFinite (the loader's scan of every vector and of wte)", (_name, make) => {
+  const k = make();
+  it("counts each NaN/Inf at every position of every length up to 13 (the vector loop and its tail)", () => {
+    for (let n = 0; n <= 13; n++) {
+      const x = k.alloc(n);
+      x.set(EDGES.concat(EDGES).slice(0, n));
+      expect(k.countNonFinite(x), `n=${n}`).toBe(0);
+      for (let at = 0; at < n; at++) {
+        for (const bad of NON_FINITE) {
+          const saved = x[at];
+          x[at] = bad;
+          expect(k.countNonFinite(x), `n=${n} at=${at}`).toBe(1);
+          x[at] = saved;
+        }
+      }
+    }
+  });
+
+  it("at any offset in the memory, and over arrays from elsewhere", () => {
+    const x = k.alloc(64).fill(NaN);
+    x.fill(1, 9, 50);
+    expect(k.countNonFinite(x.subarray(9, 50))).toBe(0);
+    expect(k.countNonFinite(x.subarray(8, 51))).toBe(2);
+    expect(k.countNonFinite(Float32Array.from([1, NaN, 2, Infinity, 3]))).toBe(2);
+  });
+});
+
+describe.each(KERNEL_SETS)("%s packLinearRows: a weight read block by block", (_name, make) => {
+  const k = make();
+  const next = rng(12);
+  // [inDim, outDim]: blocks of 16 rows and a partial one (4096 columns), one block (24), and a
+  // tail panel (13 and 7: the TypeScript packing in either kernel set).
+  for (const [inDim, outDim] of [[100, 4096], [37, 3 * PANEL], [5, 13], [40, 7]]) {
+    it(`${inDim}x${outDim}: asks for each row once, in order, and packs the bits as packMatmulWeight does whole, NaN/Inf counted`, () => {
+      const bits = Uint32Array.from({ length: inDim * outDim }, () => Math.floor(next() * 2 ** 32));
+      for (let i = 0; i < bits.length; i++) if (((bits[i] >>> 23) & 0xff) === 0xff) bits[i] &= 0xbfffffff; // finite, for now
+      const spots = [0, outDim - 1, 17 * outDim + 3, (inDim - 1) * outDim].filter((s) => s < bits.length);
+      spots.forEach((s, j) => (bits[s] = new Uint32Array(Float32Array.from([NON_FINITE[j]]).buffer)[0]));
+      bits[1] = 0x7fc00abc; // a NaN payload
+      const weight = new Float32Array(bits.buffer);
+      const want = new Float32Array(packedSize(inDim, outDim));
+      const wantCount = packMatmulWeight(want, weight, inDim, outDim);
+      expect(wantCount).toBe(spots.length + 1);
+
+      const asked: [number, number][] = [];
+      const w = k.packLinearRows(inDim, outDim, randomArray(next, outDim), (r0, r1, into) => {
+        asked.push([r0, r1]);
+        expect(into.length).toBe((r1 - r0) * outDim);
+        into.set(weight.subarray(r0 * outDim, r1 * outDim));
+      });
+      expect(asked[0][0]).toBe(0);
+      expect(asked.at(-1)![1]).toBe(inDim);
+      for (let j = 1; j < asked.length; j++) expect(asked[j][0]).toBe(asked[j - 1][1]);
+      expect(w.nonFinite).toBe(wantCount);
+      // Both kernel sets use 8-wide panels: the same bits, padding included.
+      expect(Array.from(new Uint32Array(w.packed.buffer, w.packed.byteOffset, want.length))).toEqual(Array.from(new Uint32Array(want.buffer)));
+      // packLinear of the weight in memory takes the same road
+      const again = k.packLinear(weight, w.bias, inDim, outDim);
+      expect(again.nonFinite).toBe(wantCount);
+      expect(Array.from(new Uint32Array(again.packed.buffer, again.packed.byteOffset, want.length))).toEqual(Array.from(new Uint32Array(want.buffer)));
+    });
+  }
 });
 
 describe("the loader reports NaN/Inf in every kind of tensor, with either kernel set", () => {

@@ -35,13 +35,21 @@ interface Seen {
 }
 const seen = (dtype: string, shape: number[], bytes: Uint8Array): Seen => ({ dtype, shape, sha256: createHash("sha256").update(bytes).digest("hex") });
 
-/** Every tensor of a source, read the way the loader reads it: into a buffer of exactly its byte size. */
+/**
+ * Every tensor of a source, read the ways the loader reads: whole, into a buffer of exactly its
+ * byte size, and in blocks of growing size from increasing offsets, which must give the same bytes.
+ */
 function readAll(src: TensorSource): Map<string, Seen> {
   const out = new Map<string, Seen>();
   for (const name of src.names()) {
     const { dtype, shape } = src.info(name);
     const dst = new Uint8Array(elementCount(shape) * DTYPE_BYTES[dtype]);
     src.read(name, dst);
+    const blocks = new Uint8Array(dst.length).fill(0xee);
+    for (let at = 0, step = 1; at < dst.length; at += step, step = 3 * step + 1) {
+      src.read(name, blocks.subarray(at, Math.min(dst.length, at + step)), at);
+    }
+    if (Buffer.compare(blocks, dst) !== 0) throw new Error(`${name}: read in blocks differs from the whole read`);
     out.set(name, seen(dtype, shape, dst));
   }
   return out;

@@ -3,13 +3,13 @@
  *
  * The module is emitted by kernels/wasm/module.ts when this file first needs it, compiled once per
  * thread, and instantiated over the arena's shared memory, so a Float32Array from the arena is
- * passed to wasm as its byte offset. Every kernel of the contract runs in wasm; packLinear's
- * one-time repacking stays in TypeScript.
+ * passed to wasm as its byte offset. Every kernel of the contract runs in wasm, and so do the
+ * loader's packing and NaN/Inf scan (the exact count of a flagged tensor is TypeScript's).
  */
 import { Arena } from "../arena.js";
 import type { Kernels, PackedLinear } from "../backend.js";
 import { countNonFinite } from "../finite.js";
-import { PANEL, packMatmulWeight } from "../matmul.js";
+import { PANEL, packBlockRows, packInBlocks, packMatmulWeight, rowsOf } from "../matmul.js";
 import { DEFAULT_OPTIONS, buildKernelModule, simdProbe, type KernelModuleOptions } from "./module.js";
 
 interface WasmExports {
@@ -20,6 +20,8 @@ interface WasmExports {
     itemStart: number, itemEnd: number): void;
   residual(out: number, a: number, b: number, start: number, end: number): void;
   gelu(out: number, inp: number, n: number): void;
+  pack(dst: number, src: number, inDim: number, outDim: number, rowStart: number, rowEnd: number): number;
+  nonfinite(x: number, n: number): number;
 }
 
 /** True if this engine runs WebAssembly SIMD128 (Node ≥ 16.4; every current browser). */
@@ -64,14 +66,19 @@ export function createWasmKernels(arena: Arena = new Arena(), options: WasmKerne
   const wasm = new WebAssembly.Instance(compile(o), { env: { memory: arena.memory } }).exports as unknown as WasmExports;
   const NR = o.tileCols;
 
+  /** True if `a` is a view into the arena memory, which wasm can address. */
+  const inArena = (a: Float32Array | Int32Array): boolean =>
+    a.buffer instanceof SharedArrayBuffer && a.byteOffset + a.byteLength <= arena.memory.buffer.byteLength;
+
   /** The byte offset of a view into the arena memory, checked so wasm cannot write past the view. */
   const ptr = (a: Float32Array | Int32Array, what: string, need: number): number => {
-    if (!(a.buffer instanceof SharedArrayBuffer) || a.byteOffset + a.byteLength > arena.memory.buffer.byteLength) {
-      throw new Error(`wasm kernels: ${what} is not a view into the kernels' memory (allocate it with kernels.alloc)`);
-    }
+    if (!inArena(a)) throw new Error(`wasm kernels: ${what} is not a view into the kernels' memory (allocate it with kernels.alloc)`);
     if (a.length < need) throw new RangeError(`wasm kernels: ${what} has ${a.length} elements, needs ${need}`);
     return a.byteOffset;
   };
+
+  /** Exact count only when the wasm scan finds any: every sane checkpoint has none. */
+  const nonFiniteIn = (x: Float32Array): number => (!inArena(x) || wasm.nonfinite(x.byteOffset, x.length) !== 0 ? countNonFinite(x) : 0);
 
   return {
     name: "wasm",
@@ -82,28 +89,42 @@ export function createWasmKernels(arena: Arena = new Arena(), options: WasmKerne
      * weight (inDim, outDim) → panels (⌈outDim/NR⌉, inDim, NR), the tail panel zero-padded; the
      * bias is padded to a whole panel too, so the kernel reads full vectors of both.
      */
-    packLinear(weight, bias, inDim, outDim): PackedLinear {
-      if (weight.length < inDim * outDim || bias.length < outDim) {
-        throw new RangeError(`packLinear: weight ${weight.length} / bias ${bias.length} floats, expected [${inDim}, ${outDim}] / [${outDim}]`);
-      }
+    packLinear(weight, bias, inDim, outDim) {
+      return this.packLinearRows(inDim, outDim, bias, rowsOf(weight, bias, inDim, outDim));
+    },
+
+    packLinearRows(inDim, outDim, bias, read): PackedLinear {
       const panels = Math.ceil(outDim / NR);
-      const packed = arena.alloc(panels * inDim * NR);
-      let nonFinite: number;
-      if (NR === PANEL) nonFinite = packMatmulWeight(packed, weight, inDim, outDim); // the TS kernels' layout
-      else {
-        nonFinite = countNonFinite(weight.subarray(0, inDim * outDim));
-        for (let p = 0; p < panels; p++) {
-          const width = Math.min(NR, outDim - p * NR);
-          for (let i = 0; i < inDim; i++) {
-            const src = i * outDim + p * NR;
-            packed.set(weight.subarray(src, src + width), (p * inDim + i) * NR);
+      const size = panels * inDim * NR;
+      const block = arena.above([size, panels * NR], packBlockRows(inDim, outDim) * outDim);
+      let packed: Float32Array;
+      let pack: (rows: Float32Array, r0: number, r1: number) => number;
+      if (outDim % NR === 0) {
+        packed = arena.allocUncleared(size); // wasm.pack writes every float
+        pack = (rows, r0, r1) => (wasm.pack(packed.byteOffset, rows.byteOffset, inDim, outDim, r0, r1) !== 0 ? countNonFinite(rows) : 0);
+      } else if (NR === PANEL) {
+        packed = arena.allocUncleared(size); // so does packMatmulWeight, the TS kernels' layout
+        pack = (rows, r0, r1) => packMatmulWeight(packed, rows, inDim, outDim, r0, r1);
+      } else {
+        packed = arena.alloc(size); // the tail panel's padding stays zero
+        pack = (rows, r0, r1) => {
+          for (let p = 0; p < panels; p++) {
+            const width = Math.min(NR, outDim - p * NR);
+            for (let i = r0; i < r1; i++) {
+              const src = (i - r0) * outDim + p * NR;
+              packed.set(rows.subarray(src, src + width), (p * inDim + i) * NR);
+            }
           }
-        }
+          return countNonFinite(rows);
+        };
       }
+      const nonFinite = packInBlocks(block, inDim, outDim, read, pack);
       const b = arena.alloc(panels * NR);
       b.set(bias.subarray(0, outDim));
       return { inDim, outDim, packed, bias: b.subarray(0, outDim), nonFinite };
     },
+
+    countNonFinite: nonFiniteIn,
 
     linear(out, inp, w, rows, gelu, colStart, colEnd) {
       const { inDim, outDim } = w;

@@ -133,6 +133,7 @@ export const i32 = {
   mul: (a: Expr, b: Expr) => op(0x6c, a, b),
   div_s: (a: Expr, b: Expr) => op(0x6d, a, b),
   and: (a: Expr, b: Expr) => op(0x71, a, b),
+  or: (a: Expr, b: Expr) => op(0x72, a, b),
   shl: (a: Expr, b: Expr) => op(0x74, a, b),
   eqz: (a: Expr) => op(0x45, a),
   eq: (a: Expr, b: Expr) => op(0x46, a, b),
@@ -184,6 +185,7 @@ export const v128 = {
   store64_lane0: (addr: Expr, value: Expr, offset = 0) =>
     [...seq(addr, value), 0xfd, ...uleb(0x5b), ...memarg(3, offset), 0],
   and: (a: Expr, b: Expr) => simd(0x4e, a, b),
+  or: (a: Expr, b: Expr) => simd(0x50, a, b),
   bitselect: (a: Expr, b: Expr, mask: Expr) => simd(0x52, a, b, mask),
   /** Picks 16 bytes out of a‖b by index (0–15 from a, 16–31 from b). */
   shuffle: (a: Expr, b: Expr, lanes: number[]) => [...seq(a, b), 0xfd, ...uleb(0x0d), ...lanes],
@@ -198,6 +200,8 @@ export const i32x4 = {
   splat: (a: Expr) => simd(0x11, a),
   add: (a: Expr, b: Expr) => simd(0xae, a, b),
   shl: (a: Expr, b: Expr) => simd(0xab, a, b),
+  /** The four lanes' sign bits as an i32 (bit l = lane l). */
+  bitmask: (a: Expr) => simd(0xa4, a),
   trunc_sat_f32x4_s: (a: Expr) => simd(0xf8, a),
 };
 

@@ -50,6 +50,8 @@ export function buildKernelModule(o: KernelModuleOptions = DEFAULT_OPTIONS): Uin
   defineLayernorm(m);
   defineAttention(m, exp4);
   defineResidual(m);
+  definePack(m, o);
+  defineNonFinite(m);
   return m.bytes();
 }
 
@@ -450,3 +452,81 @@ function defineResidual(m: ModuleBuilder): void {
   );
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// load: packing and the NaN/Inf check (once per weight, 124M floats for GPT-2 base)
+
+/**
+ * kernels/finite.ts's flag on four lanes: (bits & exponent) + 2^23 has its sign bit set exactly
+ * when the exponent is all ones (NaN or ±Inf). OR-ed over many vectors, the sign bits answer
+ * "any?" with no compare and branch per value.
+ */
+const nonFiniteLanes = (v: Expr): number[] => i32x4.add(v128.and(v, i32x4Const(0x7f800000)), i32x4Const(0x00800000));
+
+/** Rows of the weight packed together, as kernels/matmul.ts: 16 rows of 3072 floats stay in L2. */
+const PACK_ROWS = 16;
+
+/**
+ * pack(dst, src, inDim, outDim, rowStart, rowEnd) → i32: rows [rowStart, rowEnd) of the weight
+ * (inDim, outDim), whose row rowStart is at src, into their places in the panels
+ * (outDim/NR, inDim, NR) at dst, for outDim a multiple of NR (every GPT-2 shape; the backend packs
+ * any other in TypeScript); nonzero if any of them is NaN or ±Inf. The moves of kernels/matmul.ts's
+ * packMatmulWeight, NR/4 vectors per row of a panel instead of one float at a time.
+ */
+function definePack(m: ModuleBuilder, o: KernelModuleOptions): void {
+  const NR = o.tileCols;
+  const f = m.func("pack", [["dst", "i32"], ["src", "i32"], ["inDim", "i32"], ["outDim", "i32"], ["rowStart", "i32"], ["rowEnd", "i32"]], ["i32"], true);
+  const [dst, src, inDim, outDim, rowStart, rowEnd] = f.params;
+  const i0 = f.local("i32", "i0");
+  const i1 = f.local("i32", "i1");
+  const c = f.local("i32", "c");
+  const i = f.local("i32", "i");
+  const s = f.local("i32", "s");
+  const t = f.local("i32", "t");
+  const v = f.local("v128", "v");
+  const flags = f.local("v128", "flags");
+  // Counters are element counts (signed compares); addresses are computed from them and may pass 2 GiB.
+  const bytesOf = (elems: Expr) => i32.shl(elems, i32.const(2));
+  f.define(
+    set(flags, i32x4Const(0)),
+    // PACK_ROWS rows at a time: each panel takes its slice of rows still in cache, and writes in order.
+    forUp(i0, rowStart, rowEnd, PACK_ROWS, [
+      set(i1, i32.add(i0, i32.const(PACK_ROWS))),
+      set(i1, select(i1, rowEnd, i32.lt_s(i1, rowEnd))),
+      forUp(c, i32.const(0), outDim, NR, [
+        // weight[i0, c] → panel c/NR, row i0: dst + (c·inDim + i0·NR) floats
+        set(s, i32.add(src, bytesOf(i32.add(i32.mul(i32.sub(i0, rowStart), outDim), c)))),
+        set(t, i32.add(dst, bytesOf(i32.add(i32.mul(c, inDim), i32.mul(i0, i32.const(NR)))))),
+        forUp(i, i0, i1, 1, [
+          ...Array.from({ length: NR / 4 }, (_, q) => [
+            set(v, v128.load(s, 16 * q)),
+            v128.store(t, v, 16 * q),
+            set(flags, v128.or(flags, nonFiniteLanes(v))),
+          ]).flat(),
+          set(s, i32.add(s, bytesOf(outDim))),
+          set(t, i32.add(t, i32.const(4 * NR))),
+        ]),
+      ]),
+    ]),
+    i32x4.bitmask(flags),
+  );
+}
+
+/** nonfinite(x, n) → i32: nonzero if any of the n floats at x is NaN or ±Inf. */
+function defineNonFinite(m: ModuleBuilder): void {
+  const f = m.func("nonfinite", [["x", "i32"], ["n", "i32"]], ["i32"], true);
+  const [x, n] = f.params;
+  const i = f.local("i32", "i");
+  const flags = f.local("v128", "flags");
+  const tail = f.local("i32", "tail");
+  const at = i32.add(x, i32.shl(i, i32.const(2)));
+  f.define(
+    set(flags, i32x4Const(0)),
+    set(tail, i32.const(0)),
+    forUp(i, i32.const(0), i32.sub(n, i32.const(3)), 4, [set(flags, v128.or(flags, nonFiniteLanes(v128.load(at))))]),
+    forUp(i, i, n, 1, [
+      set(tail, i32.or(tail, i32.add(i32.and(i32.load(at), i32.const(0x7f800000)), i32.const(0x00800000)))),
+    ]),
+    i32.or(i32x4.bitmask(flags), i32.lt_s(tail, i32.const(0))),
+  );
+}

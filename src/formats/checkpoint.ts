@@ -106,7 +106,7 @@ export function openCheckpoint(path: string): OpenCheckpoint {
       file,
       names: () => [...owner.keys()],
       info: (name) => owner.get(name)!.info(name),
-      read: (name, dst) => owner.get(name)!.read(name, dst),
+      read: (name, dst, byteOffset) => owner.get(name)!.read(name, dst, byteOffset),
     },
     close: () => sources.forEach((s) => s.close()),
   };

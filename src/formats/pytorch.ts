@@ -22,7 +22,7 @@
  */
 import { readFileSync } from "node:fs";
 import { FormatError, UnsafeFileError, quote } from "../errors.js";
-import { DTYPE_BYTES, elementCount, mapSource, type DType, type RawTensor, type TensorSource } from "../tensor.js";
+import { DTYPE_BYTES, checkReadRange, elementCount, mapSource, type DType, type RawTensor, type TensorSource } from "../tensor.js";
 import { describe, isPickleCallable, isTuple, loadPickle, type PickleCallable } from "./pickle.js";
 import { bufferSource, fileSource, isZip, readZip, type ByteSource } from "./zip.js";
 
@@ -220,6 +220,32 @@ function readTensor(t: TensorRef, dst: Uint8Array): void {
   }
   const span = data.read(offset * item, (lastElement(t) - offset + 1) * item);
   gather(dst, span, item, size, stride, numel);
+}
+
+/**
+ * TensorSource.read over checked tensors: a contiguous tensor's bytes [byteOffset, +dst.length)
+ * are one positional read; a strided one (rare: torch.save of a transposed view) is gathered
+ * whole once and kept while the loader reads it block by block.
+ */
+function tensorReader(refs: Map<string, TensorRef>): TensorSource["read"] {
+  let gathered: { name: string; bytes: Uint8Array } | null = null;
+  return (name, dst, byteOffset = 0) => {
+    const t = refs.get(name)!;
+    const item = DTYPE_BYTES[t.storage.dtype];
+    const bytes = elementCount(t.size) * item;
+    checkReadRange(name, bytes, byteOffset, dst.length);
+    if (dst.length === 0) return;
+    if (isContiguous(t.size, t.stride)) {
+      t.storage.data!.readInto(t.offset * item + byteOffset, dst);
+      return;
+    }
+    if (byteOffset === 0 && dst.length === bytes) return readTensor(t, dst);
+    if (gathered?.name !== name) {
+      gathered = { name, bytes: new Uint8Array(bytes) };
+      readTensor(t, gathered.bytes);
+    }
+    dst.set(gathered.bytes.subarray(byteOffset, byteOffset + dst.length));
+  };
 }
 
 /** A checked tensor's bytes: a view of the storage when contiguous and in memory, else a fresh buffer. */
@@ -480,7 +506,7 @@ export function pytorchSource(file: string, bytes?: ByteSource): TensorSource & 
       file,
       names: () => [...refs.keys()],
       info: (name) => ({ dtype: refs.get(name)!.storage.dtype, shape: refs.get(name)!.size }),
-      read: (name, dst) => readTensor(refs.get(name)!, dst),
+      read: tensorReader(refs),
       close,
     };
   } catch (e) {

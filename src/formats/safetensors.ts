@@ -11,7 +11,7 @@
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { validateTensorEntry, type TensorInfo } from "@huggingface/hub";
 import { FormatError, quote } from "../errors.js";
-import { DTYPE_BYTES, elementCount, isDType, type DType, type RawTensor, type TensorSource } from "../tensor.js";
+import { DTYPE_BYTES, checkReadRange, elementCount, isDType, type DType, type RawTensor, type TensorSource } from "../tensor.js";
 
 export const MAX_HEADER_BYTES = 100_000_000;
 
@@ -188,10 +188,11 @@ export function safetensorsSource(file: string): TensorSource & { header: Safete
     header,
     names: () => [...header.entries.keys()],
     info: (name) => header.entries.get(name)!,
-    read(name, dst) {
+    read(name, dst, byteOffset = 0) {
       const e = header.entries.get(name)!;
+      checkReadRange(name, e.end - e.begin, byteOffset, dst.length);
       if (fd === null) fd = openFile(file);
-      readFully(fd, dst.subarray(0, e.end - e.begin), header.dataStart + e.begin, file);
+      readFully(fd, dst, header.dataStart + e.begin + byteOffset, file);
     },
     close() {
       if (fd !== null) closeSync(fd);
