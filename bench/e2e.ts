@@ -81,9 +81,14 @@ export async function runTimedChild<T extends TimedBatches>(script: string, args
     quietWait(quick);
     return runChild(script, args) as T;
   }, (c) => Math.min(...c.batchCpu.map((u) => u.otherCores ?? 0)), CONTENDED);
-  const quiet = r.batchMs.filter((_, i) => !((r.batchCpu[i].otherCores ?? 0) > CONTENDED));
-  const others = r.batchCpu.map((c) => c.otherCores).filter((x): x is number => x !== null);
-  return { ...r, medianMs: median(quiet.length ? quiet : r.batchMs), contended: r.batchMs.length - quiet.length,
+  return { ...r, ...quietMedian(r) };
+}
+
+/** The median of the uncontended batches (of all if every batch was contended), and the contention. */
+export function quietMedian({ batchMs, batchCpu }: TimedBatches): QuietMedian {
+  const quiet = batchMs.filter((_, i) => !((batchCpu[i].otherCores ?? 0) > CONTENDED));
+  const others = batchCpu.map((c) => c.otherCores).filter((x): x is number => x !== null);
+  return { medianMs: median(quiet.length ? quiet : batchMs), contended: batchMs.length - quiet.length,
     otherCores: others.length ? others.reduce((a, b) => a + b, 0) / others.length : null };
 }
 
@@ -95,27 +100,47 @@ export function runChild(script: string, args: string[]): unknown {
 }
 
 /**
- * Repetitions per configuration. A pure-TS 8×128 batch takes tens of seconds, so it is warmed
- * with one short text (which already gets every kernel optimized) and timed twice, or once
- * with --quick; wasm batches take seconds and get a full warm-up batch and five timings.
+ * Rounds and repetitions per configuration. Each round runs one child per thread count, one
+ * after the other, so the 1-thread and 2-thread timings of a shape are taken in alternation: on
+ * a shared machine whose cores slow down for minutes at a time (see the capacity section), a
+ * 1→2 speed-up must compare timings from the same minutes, not from two different ones.
+ * A pure-TS 8×128 batch takes tens of seconds, so it is warmed with one short text (which
+ * already gets every kernel optimized) and timed once per round, two rounds (one with --quick);
+ * wasm batches take seconds and get a full warm-up batch and two timings per round, three rounds.
  */
-function plan(kernels: KernelName, quick: boolean): { reps: number; warmup: "full" | "small" } {
-  if (kernels === "ts") return { reps: quick ? 1 : 2, warmup: "small" };
-  return { reps: quick ? 2 : 5, warmup: "full" };
+function plan(kernels: KernelName, quick: boolean): { rounds: number; reps: number; warmup: "full" | "small" } {
+  if (kernels === "ts") return { rounds: quick ? 1 : 2, reps: 1, warmup: "small" };
+  return { rounds: quick ? 1 : 3, reps: 2, warmup: "full" };
 }
 
 export async function benchE2e(modelDir: string, opts: E2eOptions): Promise<E2eResult[]> {
   const results: E2eResult[] = [];
   for (const kernels of opts.kernels) {
-    const { reps, warmup } = plan(kernels, opts.quick);
+    const { rounds, reps, warmup } = plan(kernels, opts.quick);
     for (const [batch, len] of E2E_SHAPES) {
+      const runs = new Map<number, E2eChildResult[]>(opts.threads.map((t) => [t, []]));
+      for (let round = 0; round < rounds; round++) {
+        for (const threads of opts.threads) {
+          opts.log(`e2e: ${kernels}, ${threads} thread(s), ${batch}×${len}, round ${round + 1}/${rounds}: ${reps} rep(s) after a ${warmup} warm-up`);
+          // A wasm child whose every batch was contended is run again (up to twice); a pure-TS one would cost minutes.
+          const attempts = kernels === "wasm" && !opts.quick ? 3 : 1;
+          runs.get(threads)!.push(await runTimedChild<E2eChildResult>(CHILD, ["--model", modelDir, "--kernels", kernels, "--threads", String(threads),
+            "--batch", String(batch), "--len", String(len), "--reps", String(reps), "--warmup", warmup], attempts, opts.quick));
+        }
+      }
       for (const threads of opts.threads) {
-        opts.log(`e2e: ${kernels}, ${threads} thread(s), ${batch}×${len}, ${reps} rep(s) after a ${warmup} warm-up`);
-        // A wasm child whose every batch was contended is run again (up to twice); a pure-TS one would cost minutes.
-        const attempts = kernels === "wasm" && !opts.quick ? 3 : 1;
-        const r = await runTimedChild<E2eChildResult>(CHILD, ["--model", modelDir, "--kernels", kernels, "--threads", String(threads),
-          "--batch", String(batch), "--len", String(len), "--reps", String(reps), "--warmup", warmup], attempts, opts.quick);
-        results.push({ ...r, minMs: Math.min(...r.batchMs), tokensPerSec: (batch * len * 1000) / r.medianMs, warmup });
+        const rs = runs.get(threads)!;
+        const all: E2eChildResult = {
+          ...rs[rs.length - 1],
+          loadMs: median(rs.map((r) => r.loadMs)),
+          batchMs: rs.flatMap((r) => r.batchMs),
+          batchCpu: rs.flatMap((r) => r.batchCpu),
+          rssAfterLoad: Math.max(...rs.map((r) => r.rssAfterLoad)),
+          maxRss: Math.max(...rs.map((r) => r.maxRss)),
+        };
+        if (rs.some((r) => r.firstLogit !== all.firstLogit)) throw new Error(`e2e: ${kernels} ${batch}×${len} ${threads} thread(s): logits differ between runs`);
+        const q = quietMedian(all);
+        results.push({ ...all, ...q, minMs: Math.min(...all.batchMs), tokensPerSec: (batch * len * 1000) / q.medianMs, warmup });
       }
     }
   }

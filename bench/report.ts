@@ -49,7 +49,7 @@ export function kernelTables(results: KernelResult[]): string {
 
 export function e2eTable(results: E2eResult[]): string {
   const one = (r: E2eResult) => results.find((x) => x.kernels === r.kernels && x.batch === r.batch && x.len === r.len && x.threads === 1);
-  return formatTable("end to end: GPT-2 base (random F32 weights), one child process per row; ms per batch = median after warm-up",
+  return formatTable("end to end: GPT-2 base (random F32 weights), child processes in rounds; ms per batch = median after warm-up",
     ["kernels", "threads", "batch", "ms/batch", "min", "runs", "tokens/s", "1→2 (median)", "1→2 (min)", "busy", "CPU×", "others' CPU", "peak RSS MiB", "RSS after load", "logit[0]"],
     results.map((r) => {
       const base = one(r);
@@ -58,7 +58,9 @@ export function e2eTable(results: E2eResult[]): string {
         String(r.batchMs.length), fixed(r.tokensPerSec, 0), up(base?.medianMs ?? 0, r.medianMs), up(base?.minMs ?? 0, r.minMs),
         busy(r), r.threads > 1 && base ? `${(cpuMs(r) / cpuMs(base)).toFixed(2)}` : "", fixed(r.otherCores, 2), mib(r.maxRss), mib(r.rssAfterLoad), r.firstLogit === null ? "—" : r.firstLogit.toPrecision(8)];
     }),
-    ["warm-up: wasm one full batch; ts one 32-token text (a full pure-TS batch takes tens of seconds).",
+    ["rounds: each round runs one child process per thread count, one after the other, so a 1→2 speed-up compares timings",
+      "  from the same minutes (wasm: 3 rounds of 2 batches, ts: 2 rounds of 1; --quick: 1 round); peak RSS: a row's largest child.",
+      "warm-up in each child: wasm one full batch; ts one 32-token text (a full pure-TS batch takes tens of seconds).",
       "busy: our CPU time / (wall time × threads) over the timed batches; below 100% the threads waited for each other.",
       "CPU×: CPU time of a batch (median) relative to 1 thread; above 1 each core did the same work slower (SMT, memory, host).",
       "  So speed-up = threads × busy / CPU×: busy is the pool's share of the loss, CPU× the machine's.",
