@@ -1,7 +1,7 @@
 /**
  * One end-to-end configuration in a process of its own, so its peak RSS is its own:
  *   node dist/bench/e2e-child.js --model DIR --kernels ts|wasm --threads N
- *        [--batch S --len T --reps R --warmup full|small|none]
+ *        [--batch S --len T --reps R --warmup full|small|none] [--dtype f32|f16|bf16]
  * Loads the model (timed), scores R batches of S random texts of T tokens after a warm-up, and
  * prints one JSON line (E2eChildResult). --batch 0 only loads: the load-time benchmark.
  *   node dist/bench/e2e-child.js --floor FILE
@@ -9,7 +9,7 @@
  * the copy out of the page cache, which every loader without mmap pays), as {"floorMs": ...}.
  */
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
-import { RewardModel } from "../src/model.js";
+import { RewardModel, type WeightDTypeChoice } from "../src/model.js";
 import { cpuMark, cpuUse, type CpuUse } from "./cpu.js";
 import { randomIds, rng } from "./random.js";
 import { childArg } from "./child-args.js";
@@ -64,9 +64,10 @@ const batch = Number(arg("batch", "0"));
 const len = Number(arg("len", "0"));
 const reps = Number(arg("reps", "1"));
 const warmup = arg("warmup", "full");
+const dtype = arg("dtype", "f32") as WeightDTypeChoice;
 
 const t0 = performance.now();
-const model = RewardModel.load(arg("model"), { kernels, threads });
+const model = RewardModel.load(arg("model"), { kernels, threads, dtype });
 const loadMs = performance.now() - t0;
 const rssAfterLoad = process.memoryUsage().rss;
 

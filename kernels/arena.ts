@@ -66,12 +66,24 @@ export class Arena {
    * pages are ones the following weights land in anyway. Valid until the next allocation.
    */
   above(floats: number[], n: number): Float32Array {
-    let start = this.top;
-    for (const f of floats) start = align(start + Math.max(f * 4, 1));
-    this.ensure(start + n * 4);
-    // It will hold data: allocations over it later must clear it.
-    this.highWater = Math.max(this.highWater, start + n * 4);
+    const start = this.aboveBytes(floats.map((f) => f * 4), n * 4);
     return new Float32Array(this.memory.buffer, start, n);
+  }
+
+  /** `above` in bytes: allocations of `sizes[i]` bytes from here, then `n` bytes; returns its offset. */
+  aboveBytes(sizes: number[], n: number): number {
+    let start = this.top;
+    for (const b of sizes) start = align(start + Math.max(b, 1));
+    this.ensure(start + n);
+    // It will hold data: allocations over it later must clear it.
+    this.highWater = Math.max(this.highWater, start + n);
+    return start;
+  }
+
+  /** n zero-filled 16-bit values (16-bit weights), 64-byte aligned. */
+  allocUint16(n: number): Uint16Array {
+    const offset = this.bytes(n * 2, true);
+    return new Uint16Array(this.memory.buffer, offset, n);
   }
 
   allocInt32(n: number): Int32Array {

@@ -14,14 +14,20 @@
  * bit-identical for any thread count.
  */
 
-import type { RowReader } from "./matmul.js";
+import type { WeightDType } from "./half.js";
+import type { RowReader, RowReader16 } from "./matmul.js";
+
+/** Floats per input index of the scratch panel a 16-bit linear widens into (panels are at most 16 wide). */
+export const LINEAR_SCRATCH_COLS = 16;
 
 /** A weight matrix prepared once, at load, in the layout a backend's matmul reads fastest. */
 export interface PackedLinear {
   inDim: number;
   outDim: number;
-  /** Backend-specific layout of the [inDim, outDim] Conv1D weight. */
-  packed: Float32Array;
+  /** How `packed` stores the weights: F32, or 16-bit as the checkpoint did (kernels/half.ts). */
+  dtype: WeightDType;
+  /** Backend-specific layout of the [inDim, outDim] Conv1D weight: Float32Array, or Uint16Array if 16-bit. */
+  packed: Float32Array | Uint16Array;
   bias: Float32Array;
   /** How many of the weights are NaN or ±Inf: counted while packing, for the loader's report. */
   nonFinite: number;
@@ -49,14 +55,21 @@ export interface Kernels {
    */
   packLinearRows(inDim: number, outDim: number, bias: Float32Array, read: RowReader): PackedLinear;
 
+  /**
+   * packLinearRows for a weight stored 16-bit (F16 or BF16) that stays 16-bit: `read` fills
+   * Uint16Array blocks with the raw values. linear then needs a scratch panel per thread.
+   */
+  packLinearRows16(inDim: number, outDim: number, bias: Float32Array, dtype: "BF16" | "F16", read: RowReader16): PackedLinear;
+
   /** How many values of x are NaN or ±Inf (a loader checks every weight). */
   countNonFinite(x: Float32Array): number;
 
   /**
    * out[rows, outDim] = inp[rows, inDim] · W + b, then GELU (gelu_new) if `gelu`.
-   * Computes only output columns [colStart, colEnd); a pool splits the columns.
+   * Computes only output columns [colStart, colEnd); a pool splits the columns. A 16-bit `w`
+   * needs `scratch`: LINEAR_SCRATCH_COLS × inDim floats that this call may overwrite.
    */
-  linear(out: Float32Array, inp: Float32Array, w: PackedLinear, rows: number, gelu: boolean, colStart: number, colEnd: number): void;
+  linear(out: Float32Array, inp: Float32Array, w: PackedLinear, rows: number, gelu: boolean, colStart: number, colEnd: number, scratch?: Float32Array): void;
 
   /** out[rows, C] = LayerNorm(inp) * weight + bias, for rows [rowStart, rowEnd). */
   layernorm(out: Float32Array, inp: Float32Array, weight: Float32Array, bias: Float32Array, C: number, eps: number, rowStart: number, rowEnd: number): void;

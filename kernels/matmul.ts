@@ -7,6 +7,9 @@
  */
 import { countNonFinite, nonFiniteFlag } from "./finite.js";
 import { geluScalar } from "./gelu.js";
+import type { Arena } from "./arena.js";
+import type { PackedLinear } from "./backend.js";
+import { countNonFinite16, pack16, widen16, type WeightDType } from "./half.js";
 
 /** inp is (rows, inDim), weight is (inDim, outDim), bias is (outDim) or null, out is (rows, outDim). */
 export function matmulReference(
@@ -85,6 +88,8 @@ export function packMatmulWeight(dst: Float32Array, rows: Float32Array, inDim: n
 
 /** Fills `into` (rowEnd − rowStart rows of a weight) with rows [rowStart, rowEnd). */
 export type RowReader = (rowStart: number, rowEnd: number, into: Float32Array) => void;
+/** The same for a 16-bit weight: its raw values. */
+export type RowReader16 = (rowStart: number, rowEnd: number, into: Uint16Array) => void;
 
 /** packLinear's input as a RowReader, after checking the sizes. */
 export function rowsOf(weight: Float32Array, bias: Float32Array, inDim: number, outDim: number): RowReader {
@@ -106,15 +111,15 @@ export function packBlockRows(inDim: number, outDim: number): number {
  * Feeds a weight (inDim, outDim) through `block` a block of rows at a time: `read` fills the
  * block, `pack` packs those rows and returns their NaN/Inf count. Returns the weight's count.
  */
-export function packInBlocks(
-  block: Float32Array, inDim: number, outDim: number, read: RowReader,
-  pack: (rows: Float32Array, rowStart: number, rowEnd: number) => number,
+export function packInBlocks<A extends Float32Array | Uint16Array>(
+  block: A, inDim: number, outDim: number, read: (rowStart: number, rowEnd: number, into: A) => void,
+  pack: (rows: A, rowStart: number, rowEnd: number) => number,
 ): number {
   const step = Math.floor(block.length / outDim);
   let nonFinite = 0;
   for (let r0 = 0; r0 < inDim; r0 += step) {
     const r1 = Math.min(inDim, r0 + step);
-    const rows = block.subarray(0, (r1 - r0) * outDim);
+    const rows = block.subarray(0, (r1 - r0) * outDim) as A;
     read(r0, r1, rows);
     nonFinite += pack(rows, r0, r1);
   }
@@ -128,16 +133,27 @@ export function packInBlocks(
  * column range it falls in: that is what makes thread splits bit-identical.
  */
 export function matmulPacked(
-  out: Float32Array, inp: Float32Array, packed: Float32Array, bias: Float32Array,
+  out: Float32Array, inp: Float32Array, packed: Float32Array | Uint16Array, bias: Float32Array,
   rows: number, inDim: number, outDim: number, gelu: boolean, colStart: number, colEnd: number,
+  dtype: WeightDType = "F32", scratch: Float32Array | null = null,
 ): void {
   // PANEL as a local: V8 reads a module-level const from the module's context (with a check that
   // it is initialized) at every use, and in the inner loop that cost 15% of the kernel's speed.
   const panel = PANEL;
   const pStart = Math.floor(colStart / panel);
   const pEnd = Math.ceil(colEnd / panel);
+  if (dtype !== "F32" && !(scratch && scratch.length >= inDim * panel)) throw new RangeError(`matmulPacked: 16-bit weights need a scratch panel of ${inDim * panel} floats`);
   for (let p = pStart; p < pEnd; p++) {
-    const wBase = p * inDim * panel;
+    // A 16-bit weight's panel is widened into the scratch panel first (kernels/half.ts).
+    let w32: Float32Array, wBase: number;
+    if (dtype === "F32") {
+      w32 = packed as Float32Array;
+      wBase = p * inDim * panel;
+    } else {
+      widen16(scratch!, packed as Uint16Array, p * inDim * panel, inDim * panel, dtype);
+      w32 = scratch!;
+      wBase = 0;
+    }
     const c0 = p * panel;
     const lo = Math.max(colStart, c0) - c0;
     const hi = Math.min(colEnd, c0 + panel) - c0;
@@ -153,8 +169,8 @@ export function matmulPacked(
       let w = wBase;
       for (let i = 0; i < inDim; i++, w += panel) {
         const a0 = inp[x0++], a1 = inp[x1++], a2 = inp[x2++], a3 = inp[x3++], a4 = inp[x4++], a5 = inp[x5++];
-        const w0 = packed[w], w1 = packed[w + 1], w2 = packed[w + 2], w3 = packed[w + 3];
-        const w4 = packed[w + 4], w5 = packed[w + 5], w6 = packed[w + 6], w7 = packed[w + 7];
+        const w0 = w32[w], w1 = w32[w + 1], w2 = w32[w + 2], w3 = w32[w + 3];
+        const w4 = w32[w + 4], w5 = w32[w + 5], w6 = w32[w + 6], w7 = w32[w + 7];
         s00 += a0 * w0; s01 += a0 * w1; s02 += a0 * w2; s03 += a0 * w3; s04 += a0 * w4; s05 += a0 * w5; s06 += a0 * w6; s07 += a0 * w7;
         s10 += a1 * w0; s11 += a1 * w1; s12 += a1 * w2; s13 += a1 * w3; s14 += a1 * w4; s15 += a1 * w5; s16 += a1 * w6; s17 += a1 * w7;
         s20 += a2 * w0; s21 += a2 * w1; s22 += a2 * w2; s23 += a2 * w3; s24 += a2 * w4; s25 += a2 * w5; s26 += a2 * w6; s27 += a2 * w7;
@@ -175,8 +191,8 @@ export function matmulPacked(
       let w = wBase;
       for (let i = 0; i < inDim; i++, w += panel) {
         const a = inp[x++];
-        s0 += a * packed[w]; s1 += a * packed[w + 1]; s2 += a * packed[w + 2]; s3 += a * packed[w + 3];
-        s4 += a * packed[w + 4]; s5 += a * packed[w + 5]; s6 += a * packed[w + 6]; s7 += a * packed[w + 7];
+        s0 += a * w32[w]; s1 += a * w32[w + 1]; s2 += a * w32[w + 2]; s3 += a * w32[w + 3];
+        s4 += a * w32[w + 4]; s5 += a * w32[w + 5]; s6 += a * w32[w + 6]; s7 += a * w32[w + 7];
       }
       storeTile(out, r * outDim + c0, bias, c0, lo, hi, gelu, s0, s1, s2, s3, s4, s5, s6, s7);
     }
@@ -205,4 +221,27 @@ function storeTile(
     const v = Math.fround(t[j] + bias[c0 + j]);
     out[at + j] = gelu ? geluScalar(v) : v;
   }
+}
+
+/**
+ * Kernels.packLinearRows16 for panels `width` wide, read block by block like the F32 weights:
+ * the 16-bit values are moved, not widened, and their NaN/Inf counted on the way. The bias is
+ * padded to a whole panel.
+ */
+export function packLinear16(
+  arena: Arena, width: number, inDim: number, outDim: number, bias: Float32Array, dtype: "BF16" | "F16", read: RowReader16,
+): PackedLinear {
+  const panels = Math.ceil(outDim / width);
+  const size = panels * inDim * width;
+  const blockLength = packBlockRows(inDim, outDim) * outDim;
+  const at = arena.aboveBytes([size * 2, panels * width * 4], blockLength * 2); // may grow the memory: before taking its buffer
+  const block = new Uint16Array(arena.memory.buffer, at, blockLength);
+  const packed = arena.allocUint16(size); // cleared: the tail panel's padding stays zero
+  const nonFinite = packInBlocks(block, inDim, outDim, read, (rows, r0, r1) => {
+    pack16(packed, rows, inDim, outDim, width, r0, r1);
+    return countNonFinite16(rows, dtype);
+  });
+  const b = arena.alloc(panels * width);
+  b.set(bias.subarray(0, outDim));
+  return { inDim, outDim, dtype, packed, bias: b.subarray(0, outDim), nonFinite };
 }

@@ -4,7 +4,7 @@ import { attention } from "./attention.js";
 import type { Kernels, PackedLinear } from "./backend.js";
 import { countNonFinite } from "./finite.js";
 import { layernorm } from "./layernorm.js";
-import { matmulPacked, packBlockRows, packInBlocks, packMatmulWeight, packedSize, rowsOf } from "./matmul.js";
+import { PANEL, matmulPacked, packBlockRows, packInBlocks, packLinear16, packMatmulWeight, packedSize, rowsOf } from "./matmul.js";
 import { residual } from "./residual.js";
 
 export function createTsKernels(arena: Arena = new Arena()): Kernels {
@@ -21,11 +21,12 @@ export function createTsKernels(arena: Arena = new Arena()): Kernels {
       const nonFinite = packInBlocks(block, inDim, outDim, read, (rows, r0, r1) => packMatmulWeight(packed, rows, inDim, outDim, r0, r1));
       const b = arena.alloc(outDim);
       b.set(bias.subarray(0, outDim));
-      return { inDim, outDim, packed, bias: b, nonFinite };
+      return { inDim, outDim, dtype: "F32", packed, bias: b, nonFinite };
     },
+    packLinearRows16: (inDim, outDim, bias, dtype, read) => packLinear16(arena, PANEL, inDim, outDim, bias, dtype, read),
     countNonFinite,
-    linear(out, inp, w, rows, gelu, colStart, colEnd) {
-      matmulPacked(out, inp, w.packed, w.bias, rows, w.inDim, w.outDim, gelu, colStart, colEnd);
+    linear(out, inp, w, rows, gelu, colStart, colEnd, scratch) {
+      matmulPacked(out, inp, w.packed, w.bias, rows, w.inDim, w.outDim, gelu, colStart, colEnd, w.dtype, scratch);
     },
     layernorm,
     attention,

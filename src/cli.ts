@@ -25,12 +25,17 @@ import { runVerify } from "./verify.js";
 const USAGE = `usage:
   gpt2-reward score --model <model> [--input <file.jsonl>|-] [--batch-size N] [--max-length N]
                     [--pooling last-non-pad|before-first-pad|non-pad-count]
-                    [--threads N] [--kernels auto|wasm|ts] [--output <file> [--resume]] [TEXT...]
+                    [--threads N] [--kernels auto|wasm|ts] [--dtype f32|f16|bf16]
+                    [--output <file> [--resume]] [TEXT...]
   gpt2-reward tokenize [--input <file.jsonl>|-] [--max-length N] [TEXT...]
   gpt2-reward inspect <model> [--json]
   gpt2-reward convert <model> <out.safetensors> [--dtype f32|f16|bf16]
   gpt2-reward demo [--model <model>]
   gpt2-reward verify --model <model> --golden <golden.json> [--tolerance X] [--threads N] [--kernels K]
+                     [--dtype D]
+
+--dtype f16|bf16 keeps the weights of the linear layers 16-bit in memory, as the checkpoint
+stores them (half the memory, the same scores); f32, the default, widens them at load.
 
 <model> is a folder (config.json + model.safetensors, shards, or pytorch_model.bin), a weights
 file with config.json beside it, or a Hugging Face repo owner/name[@revision] (HF_TOKEN,
@@ -96,12 +101,15 @@ function hubOptions(): HubOptions {
   };
 }
 
-function loadOptions(values: { threads?: string; kernels?: string }): LoadOptions {
+function loadOptions(values: { threads?: string; kernels?: string; dtype?: string }): LoadOptions {
   const kernels = values.kernels ?? "auto";
   if (kernels !== "auto" && kernels !== "wasm" && kernels !== "ts") throw new UsageError(`--kernels must be auto, wasm or ts, got "${kernels}"`);
+  const dtype = values.dtype ?? "f32";
+  if (dtype !== "f32" && dtype !== "f16" && dtype !== "bf16") throw new UsageError(`--dtype must be f32, f16 or bf16, got "${dtype}"`);
   return {
     threads: values.threads === undefined ? undefined : positiveInt("threads", values.threads, 1),
     kernels,
+    dtype,
     onWarning: (m) => process.stderr.write(`gpt2-reward: warning: ${m}\n`),
     hub: hubOptions(),
   };
@@ -116,6 +124,7 @@ async function score(args: string[]): Promise<number> {
     pooling: { type: "string" },
     threads: { type: "string" },
     kernels: { type: "string" },
+    dtype: { type: "string" },
     output: { type: "string" },
     resume: { type: "boolean" },
   });
@@ -185,6 +194,7 @@ async function demo(args: string[]): Promise<number> {
 async function verify(args: string[]): Promise<number> {
   const { values } = parse(args, {
     model: { type: "string" }, golden: { type: "string" }, tolerance: { type: "string" }, threads: { type: "string" }, kernels: { type: "string" },
+    dtype: { type: "string" },
   });
   if (!values.model || !values.golden) throw new UsageError("verify needs --model and --golden");
   const tolerance = values.tolerance === undefined ? 1e-4 : Number(values.tolerance);

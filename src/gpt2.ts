@@ -11,6 +11,7 @@
  * kernels/backend.ts), and ln_f and score run only at the S scored positions: a reward model
  * never needs hidden states anywhere else, let alone an LM head over the vocabulary.
  */
+import { LINEAR_SCRATCH_COLS } from "../kernels/backend.js";
 import { embedding } from "../kernels/embedding.js";
 import type { GPT2Config } from "./config.js";
 import { Gpt2RewardError } from "./errors.js";
@@ -54,6 +55,7 @@ export function forward(model: GPT2Model, runner: Runner, seqs: ArrayLike<number
     const ids = kernels.allocInt32(N);
     for (let s = 0; s < S; s++) ids.set(seqs[s], seqStarts[s]);
     let x: Float32Array, xn: Float32Array, qkv: Float32Array, att: Float32Array, proj: Float32Array, fc: Float32Array, scratch: Float32Array;
+    let panels: Float32Array | undefined;
     try {
       x = kernels.alloc(N * C); // the residual stream
       xn = kernels.alloc(N * C); // layernorm output
@@ -62,6 +64,8 @@ export function forward(model: GPT2Model, runner: Runner, seqs: ArrayLike<number
       proj = kernels.alloc(N * C); // c_proj outputs, before the residual add
       fc = kernels.alloc(N * n_inner); // mlp.c_fc output after GELU
       scratch = kernels.alloc(maxLen * runner.threads); // one attention score row per thread
+      // 16-bit weights (--dtype): one widened weight panel per thread (kernels/half.ts).
+      if (weights.h.some((b) => b.attn.c_attn.dtype !== "F32")) panels = kernels.alloc(runner.threads * LINEAR_SCRATCH_COLS * Math.max(C, n_inner));
     } catch (e) {
       // All buffers live in one wasm32 memory (4 GiB at most): a huge batch is a user's choice.
       if (e instanceof RangeError) throw new Gpt2RewardError(`a batch of ${S} texts (${N} tokens) does not fit in memory next to the weights: use a smaller batch size`);
@@ -74,14 +78,14 @@ export function forward(model: GPT2Model, runner: Runner, seqs: ArrayLike<number
     for (let l = 0; l < n_layer; l++) {
       const block = weights.h[l];
       runner.layernorm(xn, x, block.ln_1.weight, block.ln_1.bias, N, C, eps);
-      runner.linear(qkv, xn, block.attn.c_attn, N, false);
+      runner.linear(qkv, xn, block.attn.c_attn, N, false, panels);
       runner.attention(att, qkv, seqStarts, n_head, C, scratch, maxLen);
-      runner.linear(proj, att, block.attn.c_proj, N, false);
+      runner.linear(proj, att, block.attn.c_proj, N, false, panels);
       runner.residual(x, x, proj, N * C);
 
       runner.layernorm(xn, x, block.ln_2.weight, block.ln_2.bias, N, C, eps);
-      runner.linear(fc, xn, block.mlp.c_fc, N, true); // GELU fused into c_fc
-      runner.linear(proj, fc, block.mlp.c_proj, N, false);
+      runner.linear(fc, xn, block.mlp.c_fc, N, true, panels); // GELU fused into c_fc
+      runner.linear(proj, fc, block.mlp.c_proj, N, false, panels);
       runner.residual(x, x, proj, N * C);
       opts.onHiddenState?.(l + 1, x);
     }

@@ -19,7 +19,7 @@ import { createPool, defaultThreads } from "./pool.js";
 import { enableRelaxedSimd } from "./relaxed-simd.js";
 import { serialRunner, type Runner } from "./runner.js";
 import { encodeTruncated } from "./tokenizer.js";
-import { loadWeights, type GPT2Weights, type LoadReport } from "./weights.js";
+import { loadWeights, type GPT2Weights, type LinearDType, type LoadReport } from "./weights.js";
 
 export type KernelChoice = "ts" | "wasm" | "auto";
 
@@ -32,7 +32,14 @@ export interface LoadOptions {
   kernels?: KernelChoice;
   /** Where and how to fetch a Hub model (fromPretrained only). */
   hub?: HubOptions;
+  /**
+   * How the Conv1D weights are kept in memory: "f32" (default), or "f16" / "bf16" for a
+   * checkpoint that stores them so: half their memory, the same logits.
+   */
+  dtype?: WeightDTypeChoice;
 }
+
+export type WeightDTypeChoice = "f32" | "f16" | "bf16";
 
 export interface ScoreOptions {
   /** Tokens kept per text, from the end (HF truncation_side='left'). Default 256, as the model card. */
@@ -102,13 +109,15 @@ export class RewardModel {
     const { configFile, weightsPath } = locate(path);
     const config = readConfig(configFile);
     const threads = opts.threads ?? defaultThreads();
+    const dtype = opts.dtype ?? "f32";
+    if (dtype !== "f32" && dtype !== "f16" && dtype !== "bf16") throw new Gpt2RewardError(`dtype must be f32, f16 or bf16, got ${quote(dtype)}`);
     if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new Gpt2RewardError(`threads must be an integer from 1 to 256, got ${threads}`);
     const backend = chooseKernels(opts.kernels ?? "auto");
     const kernels: Kernels = backend === "wasm" ? createWasmKernels(new Arena()) : createTsKernels(new Arena());
     const checkpoint = openCheckpoint(weightsPath);
     let loaded: ReturnType<typeof loadWeights>;
     try {
-      loaded = loadWeights(checkpoint.source, config, kernels);
+      loaded = loadWeights(checkpoint.source, config, kernels, dtype.toUpperCase() as LinearDType);
     } finally {
       checkpoint.close();
     }

@@ -7,7 +7,7 @@ import { Arena } from "../kernels/arena.js";
 import type { Kernels } from "../kernels/backend.js";
 import { createTsKernels } from "../kernels/ts-backend.js";
 import { createWasmKernels } from "../kernels/wasm/backend.js";
-import { CTRL, Op, type WorkerInit } from "./pool-protocol.js";
+import { CTRL, Op, WEIGHT_DTYPES, type WorkerInit } from "./pool-protocol.js";
 
 const init = workerData as WorkerInit;
 const ctrl = new Int32Array(init.ctrl);
@@ -54,9 +54,12 @@ for (;;) {
 function runOp(start: number, end: number, a: (i: number) => number): void {
   switch (ctrl[CTRL.OP] as Op) {
     case Op.Linear: {
-      const [rows, inDim, outDim] = [a(5), a(6), a(7)];
-      const w = { inDim, outDim, packed: f32(a(2), a(3)), bias: f32(a(4), outDim), nonFinite: 0 };
-      kernels.linear(f32(a(0), rows * outDim), f32(a(1), rows * inDim), w, rows, a(8) === 1, start, end);
+      const [rows, inDim, outDim, stride] = [a(5), a(6), a(7), a(11)];
+      const dtype = WEIGHT_DTYPES[a(9)];
+      const packed = dtype === "F32" ? f32(a(2), a(3)) : new Uint16Array(init.memory.buffer, a(2), a(3));
+      const w = { inDim, outDim, dtype, packed, bias: f32(a(4), outDim), nonFinite: 0 };
+      const scratch = stride > 0 ? f32(a(10) + 4 * stride * init.thread, stride) : undefined;
+      kernels.linear(f32(a(0), rows * outDim), f32(a(1), rows * inDim), w, rows, a(8) === 1, start, end, scratch);
       break;
     }
     case Op.LayerNorm: {

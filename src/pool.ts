@@ -21,7 +21,7 @@ import type { Kernels, PackedLinear } from "../kernels/backend.js";
 import type { WasmKernels } from "../kernels/wasm/backend.js";
 import { PANEL } from "../kernels/matmul.js";
 import type { Runner } from "./runner.js";
-import { Op, CTRL, ctrlInts, type WorkerInit } from "./pool-protocol.js";
+import { Op, CTRL, WEIGHT_DTYPES, ctrlInts, type WorkerInit } from "./pool-protocol.js";
 
 /**
  * The compiled worker beside this module; when this module runs from TypeScript source (vitest),
@@ -113,9 +113,13 @@ export function createPool(kernels: Kernels, backend: "ts" | "wasm", threads: nu
   return {
     kernels,
     threads,
-    linear(out, inp, w: PackedLinear, rows, gelu) {
-      run(Op.Linear, [off(out), off(inp), off(w.packed), w.packed.length, off(w.bias), rows, w.inDim, w.outDim, gelu ? 1 : 0],
-        w.outDim, chunkOf(w.outDim, threads, PANEL), (c0, c1) => kernels.linear(out, inp, w, rows, gelu, c0, c1));
+    linear(out, inp, w: PackedLinear, rows, gelu, scratch) {
+      // 16-bit weights: each thread widens panels into its own slice of `scratch`.
+      const stride = scratch ? Math.floor(scratch.length / threads) : 0;
+      const mine = scratch?.subarray(0, stride);
+      run(Op.Linear, [off(out), off(inp), w.packed.byteOffset, w.packed.length, off(w.bias), rows, w.inDim, w.outDim, gelu ? 1 : 0,
+        WEIGHT_DTYPES.indexOf(w.dtype), scratch ? off(scratch) : 0, stride],
+        w.outDim, chunkOf(w.outDim, threads, PANEL), (c0, c1) => kernels.linear(out, inp, w, rows, gelu, c0, c1, mine));
     },
     layernorm(out, inp, weight, bias, rows, C, e) {
       eps[0] = e;

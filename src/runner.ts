@@ -10,7 +10,8 @@ export interface Runner {
   readonly kernels: Kernels;
   readonly threads: number;
   /** out[rows, outDim] = inp · W + b (then GELU). */
-  linear(out: Float32Array, inp: Float32Array, w: PackedLinear, rows: number, gelu: boolean): void;
+  /** A 16-bit `w` needs `scratch`: LINEAR_SCRATCH_COLS × inDim floats per thread. */
+  linear(out: Float32Array, inp: Float32Array, w: PackedLinear, rows: number, gelu: boolean, scratch?: Float32Array): void;
   layernorm(out: Float32Array, inp: Float32Array, weight: Float32Array, bias: Float32Array, rows: number, C: number, eps: number): void;
   /** `scratch` holds maxLen floats per thread. */
   attention(out: Float32Array, qkv: Float32Array, seqStarts: Int32Array, nHead: number, C: number, scratch: Float32Array, maxLen: number): void;
@@ -22,7 +23,7 @@ export function serialRunner(kernels: Kernels): Runner {
   return {
     kernels,
     threads: 1,
-    linear: (out, inp, w, rows, gelu) => kernels.linear(out, inp, w, rows, gelu, 0, w.outDim),
+    linear: (out, inp, w, rows, gelu, scratch) => kernels.linear(out, inp, w, rows, gelu, 0, w.outDim, scratch),
     layernorm: (out, inp, weight, bias, rows, C, eps) => kernels.layernorm(out, inp, weight, bias, C, eps, 0, rows),
     attention: (out, qkv, seqStarts, nHead, C, scratch) =>
       kernels.attention(out, qkv, seqStarts, nHead, C, scratch, 0, (seqStarts.length - 1) * nHead),

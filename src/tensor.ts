@@ -3,7 +3,10 @@
  * Every reader (safetensors, PyTorch zip) produces these; `toFloat32` turns them into the
  * Float32Array the kernels compute with.
  */
+import { F16_TABLE, f16ToF32 } from "../kernels/half.js";
 import { FormatError } from "./errors.js";
+
+export { f16ToF32 };
 
 export type DType =
   | "F64" | "F32" | "F16" | "BF16" | "F8_E4M3" | "F8_E5M2"
@@ -69,22 +72,6 @@ export function elementCount(shape: readonly number[]): number {
   for (const d of shape) n *= d;
   return n;
 }
-
-/** IEEE half -> float, exact (every F16 value is representable in F32). */
-export function f16ToF32(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24; // subnormal
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
-}
-
-const F16_TABLE = /* @__PURE__ */ (() => {
-  const t = new Float32Array(65536);
-  for (let i = 0; i < 65536; i++) t[i] = f16ToF32(i);
-  return t;
-})();
 
 /** Decodes `bytes` of a floating-point dtype into `dst` (F32). F16 and BF16 are widened exactly. */
 export function decodeFloat32Into(dst: Float32Array, dtype: DType, bytes: Uint8Array, file: string, name: string): void {

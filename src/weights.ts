@@ -42,7 +42,13 @@ export interface LoadReport {
 /** Buffers that old GPT-2 checkpoints save but that carry no weights (the causal mask and its fill value). */
 export const IGNORED_BUFFERS = /^(transformer\.)?h\.\d+\.attn\.(bias|masked_bias)$/;
 
-export function loadWeights(src: TensorSource, config: GPT2Config, kernels: Kernels): { weights: GPT2Weights; report: LoadReport } {
+/**
+ * How the Conv1D weights (85M of GPT-2 base's 124M parameters) are kept: "F32", or as the
+ * checkpoint stores them, 16-bit, for half the memory and the same logits (kernels/half.ts).
+ */
+export type LinearDType = "F32" | "BF16" | "F16";
+
+export function loadWeights(src: TensorSource, config: GPT2Config, kernels: Kernels, linearDType: LinearDType = "F32"): { weights: GPT2Weights; report: LoadReport } {
   const { n_embd: C, n_inner, n_layer, vocab_size, n_positions, num_labels } = config;
   const present = new Set(src.names());
   const used = new Set<string>();
@@ -123,8 +129,13 @@ export function loadWeights(src: TensorSource, config: GPT2Config, kernels: Kern
     // The Conv1D weight goes from the file to the kernels in blocks of rows, each packed while
     // in cache, which also counts its NaN/Inf: one pass over 85M floats, no second copy.
     const { k, dtype } = find(`${name}.weight`, [inDim, outDim]);
+    if (linearDType !== "F32" && dtype !== linearDType) {
+      throw new FormatError(src.file, `tensor ${k} is stored as ${dtype}, so its weights cannot stay ${linearDType} (--dtype ${linearDType.toLowerCase()} keeps the checkpoint's own 16-bit values; to round them, convert the model first: gpt2-reward convert MODEL OUT.safetensors --dtype ${linearDType.toLowerCase()})`);
+    }
     const b = readF32(`${name}.bias`, [outDim], (n) => new Float32Array(n));
-    const packed = fits(() => kernels.packLinearRows(inDim, outDim, b, (r0, r1, into) => readInto(k, dtype, into, r0 * outDim)));
+    const packed = fits(() => linearDType === "F32"
+      ? kernels.packLinearRows(inDim, outDim, b, (r0, r1, into) => readInto(k, dtype, into, r0 * outDim))
+      : kernels.packLinearRows16(inDim, outDim, b, linearDType, (r0, r1, into) => src.read(k, new Uint8Array(into.buffer, into.byteOffset, into.byteLength), r0 * outDim * 2)));
     noteNonFinite(k, packed.nonFinite);
     return packed;
   };

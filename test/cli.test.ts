@@ -85,6 +85,8 @@ describe("score", () => {
       ["score", "--model", SMALL, "--batch-size", "0", "hi"],
       ["score", "--model", SMALL, "--max-length", "400", "hi"], // n_positions is 320
       ["score", "--model", SMALL, "--input", "/nonexistent.jsonl"],
+      ["score", "--model", SMALL, "--dtype", "f8", "hi"],
+      ["score", "--model", SMALL, "--dtype", "bf16", "hi"], // stored as F16: cannot stay BF16
       ["frobnicate"],
     ];
     for (const args of cases) {
@@ -175,9 +177,9 @@ describe("long jobs", () => {
 describe("verify", () => {
   const golden = join(FIXTURES, "golden", "f16-8head.json");
 
-  it("passes on the fixture with either kernel set and thread count, and fails on a golden one logit off", () => {
-    for (const [kernels, threads] of [["ts", "1"], ["wasm", "2"]]) {
-      const r = runCli(["verify", "--model", SMALL, "--golden", golden, "--kernels", kernels, "--threads", threads]);
+  it("passes on the fixture with either kernel set, thread count and weight dtype, and fails on a golden one logit off", () => {
+    for (const [kernels, threads, dtype] of [["ts", "1", "f32"], ["wasm", "2", "f32"], ["wasm", "2", "f16"], ["ts", "1", "f16"]]) {
+      const r = runCli(["verify", "--model", SMALL, "--golden", golden, "--kernels", kernels, "--threads", threads, "--dtype", dtype]);
       expect(r.status, r.stderr).toBe(0);
       expect(r.stdout).toMatch(/^OK: \d+ golden cases .* max \|logit − HF\| = \S+ \(tolerance 0\.0001\)\n$/);
     }

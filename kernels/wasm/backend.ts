@@ -9,12 +9,13 @@
 import { Arena } from "../arena.js";
 import type { Kernels, PackedLinear } from "../backend.js";
 import { countNonFinite } from "../finite.js";
-import { PANEL, packBlockRows, packInBlocks, packMatmulWeight, rowsOf } from "../matmul.js";
+import type { WeightDType } from "../half.js";
+import { PANEL, packBlockRows, packInBlocks, packLinear16, packMatmulWeight, rowsOf } from "../matmul.js";
 import { DEFAULT_OPTIONS, buildKernelModule, simdProbe, type KernelModuleOptions } from "./module.js";
 
 interface WasmExports {
   linear(out: number, inp: number, w: number, bias: number, rows: number, inDim: number, outDim: number,
-    gelu: number, colStart: number, colEnd: number): void;
+    gelu: number, colStart: number, colEnd: number, dtype: number, scratch: number): void;
   layernorm(out: number, inp: number, weight: number, bias: number, C: number, eps: number, rowStart: number, rowEnd: number): void;
   attention(out: number, qkv: number, seqStarts: number, nHead: number, C: number, scratch: number,
     itemStart: number, itemEnd: number): void;
@@ -35,6 +36,9 @@ export function wasmRelaxedSimdSupported(): boolean {
 }
 
 export interface WasmKernelOptions extends Partial<KernelModuleOptions> {}
+
+/** The wasm linear's dtype argument. */
+const DTYPE_CODE: Record<WeightDType, number> = { F32: 0, BF16: 1, F16: 2 };
 
 const compiled = new Map<string, WebAssembly.Module>();
 
@@ -67,11 +71,11 @@ export function createWasmKernels(arena: Arena = new Arena(), options: WasmKerne
   const NR = o.tileCols;
 
   /** True if `a` is a view into the arena memory, which wasm can address. */
-  const inArena = (a: Float32Array | Int32Array): boolean =>
+  const inArena = (a: Float32Array | Int32Array | Uint16Array): boolean =>
     a.buffer instanceof SharedArrayBuffer && a.byteOffset + a.byteLength <= arena.memory.buffer.byteLength;
 
   /** The byte offset of a view into the arena memory, checked so wasm cannot write past the view. */
-  const ptr = (a: Float32Array | Int32Array, what: string, need: number): number => {
+  const ptr = (a: Float32Array | Int32Array | Uint16Array, what: string, need: number): number => {
     if (!inArena(a)) throw new Error(`wasm kernels: ${what} is not a view into the kernels' memory (allocate it with kernels.alloc)`);
     if (a.length < need) throw new RangeError(`wasm kernels: ${what} has ${a.length} elements, needs ${need}`);
     return a.byteOffset;
@@ -121,12 +125,14 @@ export function createWasmKernels(arena: Arena = new Arena(), options: WasmKerne
       const nonFinite = packInBlocks(block, inDim, outDim, read, pack);
       const b = arena.alloc(panels * NR);
       b.set(bias.subarray(0, outDim));
-      return { inDim, outDim, packed, bias: b.subarray(0, outDim), nonFinite };
+      return { inDim, outDim, dtype: "F32", packed, bias: b.subarray(0, outDim), nonFinite };
     },
+
+    packLinearRows16: (inDim, outDim, bias, dtype, read) => packLinear16(arena, NR, inDim, outDim, bias, dtype, read),
 
     countNonFinite: nonFiniteIn,
 
-    linear(out, inp, w, rows, gelu, colStart, colEnd) {
+    linear(out, inp, w, rows, gelu, colStart, colEnd, scratch) {
       const { inDim, outDim } = w;
       if (!(0 <= colStart && colStart <= colEnd && colEnd <= outDim)) {
         throw new RangeError(`linear: columns [${colStart}, ${colEnd}) outside [0, ${outDim})`);
@@ -135,7 +141,8 @@ export function createWasmKernels(arena: Arena = new Arena(), options: WasmKerne
       const panels = Math.ceil(outDim / NR);
       wasm.linear(ptr(out, "linear out", rows * outDim), ptr(inp, "linear inp", rows * inDim),
         ptr(w.packed, "linear packed weight", panels * inDim * NR), ptr(w.bias, "linear bias", outDim),
-        rows, inDim, outDim, gelu ? 1 : 0, colStart, colEnd);
+        rows, inDim, outDim, gelu ? 1 : 0, colStart, colEnd, DTYPE_CODE[w.dtype],
+        w.dtype === "F32" ? 0 : ptr(scratch ?? new Float32Array(0), "linear scratch (16-bit weights)", inDim * NR));
     },
 
     layernorm(out, inp, weight, bias, C, eps, rowStart, rowEnd) {

@@ -200,6 +200,9 @@ export const i32x4 = {
   splat: (a: Expr) => simd(0x11, a),
   add: (a: Expr, b: Expr) => simd(0xae, a, b),
   shl: (a: Expr, b: Expr) => simd(0xab, a, b),
+  eq: (a: Expr, b: Expr) => simd(0x37, a, b),
+  /** The low four u16 lanes of an i16x8, zero-extended. */
+  extend_low_i16x8_u: (a: Expr) => simd(0xa9, a),
   /** The four lanes' sign bits as an i32 (bit l = lane l). */
   bitmask: (a: Expr) => simd(0xa4, a),
   trunc_sat_f32x4_s: (a: Expr) => simd(0xf8, a),

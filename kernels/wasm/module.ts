@@ -13,6 +13,7 @@ import {
   Func, Local, ModuleBuilder, call, f32, f32Lanes, f32x4, f32x4Const, f64, f64x2, forUp, i32, i32x4,
   i32x4Const, if_, select, set, v128, type Expr,
 } from "./emit.js";
+import { LINEAR_SCRATCH_COLS } from "../backend.js";
 
 export interface KernelModuleOptions {
   /** Output rows of the matmul register tile. */
@@ -39,13 +40,13 @@ const v4 = f32x4Const;
 const ZERO = v4(0);
 
 export function buildKernelModule(o: KernelModuleOptions = DEFAULT_OPTIONS): Uint8Array<ArrayBuffer> {
-  if (o.tileCols % 4 !== 0 || o.tileRows < 1 || o.unroll < 1) throw new Error(`bad tile ${o.tileRows}x${o.tileCols}`);
+  if (o.tileCols % 4 !== 0 || o.tileCols > LINEAR_SCRATCH_COLS || o.tileRows < 1 || o.unroll < 1) throw new Error(`bad tile ${o.tileRows}x${o.tileCols}`);
   const m = new ModuleBuilder();
   const exp4 = defineExp4(m);
   const gelu4 = defineGelu4(m, exp4);
   const tiles: Func[] = [];
   for (let mr = 1; mr <= o.tileRows; mr++) tiles.push(defineLinearTile(m, mr, o, gelu4));
-  defineLinear(m, o, tiles);
+  defineLinear(m, o, tiles, defineWiden(m));
   defineGelu(m, gelu4);
   defineLayernorm(m);
   defineAttention(m, exp4);
@@ -193,19 +194,54 @@ function defineLinearTile(m: ModuleBuilder, mr: number, o: KernelModuleOptions, 
 }
 
 /**
- * linear(out, inp, w, bias, rows, inDim, outDim, gelu, colStart, colEnd):
+ * widen(dst, src, n, dtype): n (a multiple of 4) 16-bit weights at src → F32 at dst, exactly;
+ * dtype 1 = BF16 (the top half of an F32: a shift), 2 = F16. F16 by bits: the 15 magnitude bits
+ * shifted into an F32's place are the value times 2^-112 (subnormals included), so one multiply
+ * by 2^112 rebiases the exponent; an all-ones exponent (±Inf, NaN) becomes an F32 all-ones one.
+ */
+function defineWiden(m: ModuleBuilder): Func {
+  const f = m.func("widen", [["dst", "i32"], ["src", "i32"], ["n", "i32"], ["dtype", "i32"]]);
+  const [dst, src, n, dtype] = f.params;
+  const i = f.local("i32", "i");
+  const x = f.local("v128", "x");
+  const mag = f.local("v128", "mag");
+  const load4 = (): Expr => i32x4.extend_low_i16x8_u(v128.load64_zero(i32.add(src, i32.shl(i, i32.const(1)))));
+  const at = i32.add(dst, i32.shl(i, i32.const(2)));
+  f.define(
+    if_(i32.eq(dtype, i32.const(1)), [
+      forUp(i, i32.const(0), n, 4, [v128.store(at, i32x4.shl(load4(), i32.const(16)))]),
+    ], [
+      forUp(i, i32.const(0), n, 4, [
+        set(x, load4()),
+        set(mag, i32x4.shl(v128.and(x, i32x4Const(0x7fff)), i32.const(13))),
+        v128.store(at, v128.or(
+          v128.bitselect(
+            v128.or(mag, i32x4Const(0x7f800000)),
+            f32x4.mul(mag, v4(2 ** 112)),
+            i32x4.eq(v128.and(x, i32x4Const(0x7c00)), i32x4Const(0x7c00))),
+          i32x4.shl(v128.and(x, i32x4Const(0x8000)), i32.const(16)))),
+      ]),
+    ]),
+  );
+  return f;
+}
+
+/**
+ * linear(out, inp, w, bias, rows, inDim, outDim, gelu, colStart, colEnd, dtype, scratch):
  * out (rows, outDim), inp (rows, inDim), w packed (⌈outDim/tileCols⌉, inDim, tileCols), bias
  * padded to a whole panel. Panel-major: one panel (768·8 floats = 24 KiB for GPT-2's 768 inputs)
- * stays in L1 while every row tile streams past it.
+ * stays in L1 while every row tile streams past it. dtype 0 = F32 weights; 1 (BF16), 2 (F16):
+ * each panel is first widened into `scratch` (inDim·tileCols floats) and the tiles read that.
  */
-function defineLinear(m: ModuleBuilder, o: KernelModuleOptions, tiles: Func[]): void {
+function defineLinear(m: ModuleBuilder, o: KernelModuleOptions, tiles: Func[], widen: Func): void {
   const NR = o.tileCols;
   const MR = o.tileRows;
   const f = m.func("linear", [
     ["out", "i32"], ["inp", "i32"], ["w", "i32"], ["bias", "i32"], ["rows", "i32"],
     ["inDim", "i32"], ["outDim", "i32"], ["gelu", "i32"], ["colStart", "i32"], ["colEnd", "i32"],
+    ["dtype", "i32"], ["scratch", "i32"],
   ], [], true);
-  const [out, inp, w, bias, rows, inDim, outDim, gelu, colStart, colEnd] = f.params;
+  const [out, inp, w, bias, rows, inDim, outDim, gelu, colStart, colEnd, dtype, scratch] = f.params;
   const p = f.local("i32", "panel");
   const c0 = f.local("i32", "c0");
   const lo = f.local("i32", "lo");
@@ -223,7 +259,10 @@ function defineLinear(m: ModuleBuilder, o: KernelModuleOptions, tiles: Func[]): 
       set(lo, select(lo, i32.const(0), i32.gt_s(lo, i32.const(0)))),
       set(hi, i32.sub(colEnd, c0)),
       set(hi, select(hi, i32.const(NR), i32.lt_s(hi, i32.const(NR)))),
-      set(wp, byteAt(w, i32.mul(p, i32.mul(inDim, i32.const(NR))))),
+      if_(dtype, [
+        call(widen, scratch, i32.add(w, i32.shl(i32.mul(p, i32.mul(inDim, i32.const(NR))), i32.const(1))), i32.mul(inDim, i32.const(NR)), dtype),
+        set(wp, scratch),
+      ], [set(wp, byteAt(w, i32.mul(p, i32.mul(inDim, i32.const(NR)))))]),
       forUp(r, i32.const(0), i32.sub(rows, i32.const(MR - 1)), MR, [tile(tiles[MR - 1])]),
       // rows % MR left over: the smaller tile of the same shape
       ...tiles.slice(0, MR - 1).map((fn, i) => if_(i32.eq(i32.sub(rows, r), i32.const(i + 1)), [tile(fn)])),
