@@ -72,7 +72,7 @@ export function forward(model: GPT2Model, runner: Runner, seqs: ArrayLike<number
       throw e;
     }
 
-    embedding(x, ids, seqStarts, weights.wte, weights.wpe, C);
+    embedding(x, ids, seqStarts, weights.wte, weights.wpe, C, weights.wteDType);
     opts.onHiddenState?.(0, x);
 
     for (let l = 0; l < n_layer; l++) {

@@ -19,7 +19,8 @@ import { createPool, defaultThreads } from "./pool.js";
 import { enableRelaxedSimd } from "./relaxed-simd.js";
 import { serialRunner, type Runner } from "./runner.js";
 import { encodeTruncated } from "./tokenizer.js";
-import { loadWeights, type GPT2Weights, type LinearDType, type LoadReport } from "./weights.js";
+import type { WeightDType } from "../kernels/half.js";
+import { loadWeights, type GPT2Weights, type LoadReport } from "./weights.js";
 
 export type KernelChoice = "ts" | "wasm" | "auto";
 
@@ -117,7 +118,7 @@ export class RewardModel {
     const checkpoint = openCheckpoint(weightsPath);
     let loaded: ReturnType<typeof loadWeights>;
     try {
-      loaded = loadWeights(checkpoint.source, config, kernels, dtype.toUpperCase() as LinearDType);
+      loaded = loadWeights(checkpoint.source, config, kernels, dtype.toUpperCase() as WeightDType);
     } finally {
       checkpoint.close();
     }

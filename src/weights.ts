@@ -4,6 +4,7 @@
  * tensor is an error that names it.
  */
 import type { Kernels, PackedLinear } from "../kernels/backend.js";
+import { countNonFinite16, type WeightDType } from "../kernels/half.js";
 import type { GPT2Config } from "./config.js";
 import { FormatError } from "./errors.js";
 import { DTYPE_BYTES, decodeFloat32Into, elementCount, type DType, type TensorSource } from "./tensor.js";
@@ -24,7 +25,9 @@ export interface BlockWeights {
 }
 
 export interface GPT2Weights {
-  wte: Float32Array; // (vocab_size, C)
+  wte: Float32Array | Uint16Array; // (vocab_size, C)
+  /** F32, or 16-bit (a Uint16Array wte) when loaded with --dtype from a checkpoint storing it so. */
+  wteDType: WeightDType;
   wpe: Float32Array; // (n_positions, C)
   h: BlockWeights[];
   ln_f: LayerNormWeights;
@@ -43,12 +46,11 @@ export interface LoadReport {
 export const IGNORED_BUFFERS = /^(transformer\.)?h\.\d+\.attn\.(bias|masked_bias)$/;
 
 /**
- * How the Conv1D weights (85M of GPT-2 base's 124M parameters) are kept: "F32", or as the
- * checkpoint stores them, 16-bit, for half the memory and the same logits (kernels/half.ts).
+ * `linearDType`: how the Conv1D weights (85M of GPT-2 base's 124M parameters) are kept: "F32",
+ * or 16-bit as the checkpoint stores them, for half the memory and the same logits
+ * (kernels/half.ts); a checkpoint storing them otherwise is refused.
  */
-export type LinearDType = "F32" | "BF16" | "F16";
-
-export function loadWeights(src: TensorSource, config: GPT2Config, kernels: Kernels, linearDType: LinearDType = "F32"): { weights: GPT2Weights; report: LoadReport } {
+export function loadWeights(src: TensorSource, config: GPT2Config, kernels: Kernels, linearDType: WeightDType = "F32"): { weights: GPT2Weights; report: LoadReport } {
   const { n_embd: C, n_inner, n_layer, vocab_size, n_positions, num_labels } = config;
   const present = new Set(src.names());
   const used = new Set<string>();
@@ -112,6 +114,18 @@ export function loadWeights(src: TensorSource, config: GPT2Config, kernels: Kern
     noteNonFinite(k, count);
     return dst;
   };
+  /** Reads a 16-bit tensor's n raw values as they are, counting its NaN/Inf a block at a time. */
+  const read16 = (k: string, n: number, dtype: "BF16" | "F16"): Uint16Array => {
+    const dst = new Uint16Array(n);
+    let count = 0;
+    for (let at = 0; at < n; at += 2 * READ_BLOCK) {
+      const block = dst.subarray(at, at + 2 * READ_BLOCK);
+      src.read(k, new Uint8Array(block.buffer, block.byteOffset, block.byteLength), 2 * at);
+      count += countNonFinite16(block, dtype);
+    }
+    noteNonFinite(k, count);
+    return dst;
+  };
   // The arena's "out of model memory" RangeError (past wasm32's 4 GiB) is a limit a user meets
   // with a big model, not a bug: it gets a one-line error naming the file.
   const fits = <T>(f: () => T): T => {
@@ -140,7 +154,11 @@ export function loadWeights(src: TensorSource, config: GPT2Config, kernels: Kern
     return packed;
   };
 
-  const wte = readF32("wte.weight", [vocab_size, C], modelMemory);
+  // Under --dtype f16|bf16, wte (39M of GPT-2 base's 124M parameters) stays 16-bit too if the
+  // checkpoint stores it so; it is only ever read a row per token (kernels/embedding.ts).
+  const wteInfo = find("wte.weight", [vocab_size, C]);
+  const wteDType: WeightDType = linearDType !== "F32" && wteInfo.dtype === linearDType ? linearDType : "F32";
+  const wte = wteDType === "F32" ? readF32("wte.weight", [vocab_size, C], modelMemory) : read16(wteInfo.k, vocab_size * C, wteDType);
   const wpe = readF32("wpe.weight", [n_positions, C], modelMemory);
   const h: BlockWeights[] = [];
   for (let l = 0; l < n_layer; l++) {
@@ -155,5 +173,5 @@ export function loadWeights(src: TensorSource, config: GPT2Config, kernels: Kern
   const score = readF32("score.weight", [num_labels, C], modelMemory);
 
   const unused = [...present].filter((k) => !used.has(k) && !IGNORED_BUFFERS.test(k));
-  return { weights: { wte, wpe, h, ln_f, score }, report: { unused, nonFinite } };
+  return { weights: { wte, wteDType, wpe, h, ln_f, score }, report: { unused, nonFinite } };
 }

@@ -5,7 +5,8 @@
  * linear (tail panels, any column split), and the logits of the 16-bit fixture models with 1 and
  * 2 threads.
  */
-import { readFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Arena } from "../kernels/arena.js";
@@ -16,6 +17,8 @@ import { createTsKernels } from "../kernels/ts-backend.js";
 import { createWasmKernels } from "../kernels/wasm/backend.js";
 import { RewardModel, type WeightDTypeChoice } from "../src/model.js";
 import { Gpt2RewardError } from "../src/errors.js";
+import { loadCheckpoint } from "../src/formats/checkpoint.js";
+import { writeSafetensors } from "../src/formats/write-safetensors.js";
 import { enableRelaxedSimd } from "../src/relaxed-simd.js";
 import { rng } from "./helpers/random.js";
 
@@ -119,6 +122,8 @@ describe("RewardModel.load({ dtype }) on the 16-bit fixture models", () => {
         for (const threads of [1, 2]) {
           const m = RewardModel.load(dir, { kernels, threads, dtype });
           try {
+            expect(m.weights.wteDType).toBe(dtype.toUpperCase()); // the fixtures store wte 16-bit too
+            expect(m.weights.wte.byteLength).toBe(f32.weights.wte.byteLength / 2);
             const c_fc = m.weights.h[0].mlp.c_fc;
             expect(c_fc.dtype).toBe(dtype.toUpperCase());
             expect(c_fc.packed.byteLength).toBe(f32.weights.h[0].mlp.c_fc.packed.byteLength / 2);
@@ -132,6 +137,32 @@ describe("RewardModel.load({ dtype }) on the 16-bit fixture models", () => {
       });
     }
   }
+
+  it("reports NaN/Inf in 16-bit weights kept 16-bit (wte and a Conv1D weight) like the F32 load does", () => {
+    const source = join(FIXTURES, "models", "f16-8head");
+    const { tensors } = loadCheckpoint(source);
+    const poke = (name: string, at: number, bits: number) => {
+      const t = tensors.get(name)!;
+      const bytes = t.bytes.slice();
+      new DataView(bytes.buffer).setUint16(2 * at, bits, true);
+      tensors.set(name, { ...t, bytes });
+    };
+    poke("transformer.wte.weight", 5, 0x7e00); // NaN
+    poke("transformer.h.1.attn.c_attn.weight", 40, 0xfc00); // -Inf
+    const dir = mkdtempSync(join(tmpdir(), "gpt2-reward-dtype-"));
+    try {
+      writeSafetensors(join(dir, "model.safetensors"), tensors);
+      copyFileSync(join(source, "config.json"), join(dir, "config.json"));
+      const want = { "transformer.wte.weight": 1, "transformer.h.1.attn.c_attn.weight": 1 };
+      for (const dtype of ["f32", "f16"] as const) {
+        const m = RewardModel.load(dir, { kernels: "wasm", threads: 1, dtype });
+        expect(Object.fromEntries(m.loadReport.nonFinite.map((x) => [x.name, x.count])), dtype).toEqual(want);
+        void m.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it("refuses --dtype bf16 for weights stored in another dtype, naming the file and the tensor", () => {
     const dir = join(FIXTURES, "models", "f16-8head");
