@@ -128,22 +128,48 @@ export async function benchE2e(modelDir: string, opts: E2eOptions): Promise<E2eR
             "--batch", String(batch), "--len", String(len), "--reps", String(reps), "--warmup", warmup], attempts, opts.quick));
         }
       }
-      for (const threads of opts.threads) {
-        const rs = runs.get(threads)!;
-        const all: E2eChildResult = {
-          ...rs[rs.length - 1],
-          loadMs: median(rs.map((r) => r.loadMs)),
-          batchMs: rs.flatMap((r) => r.batchMs),
-          batchCpu: rs.flatMap((r) => r.batchCpu),
-          rssAfterLoad: Math.max(...rs.map((r) => r.rssAfterLoad)),
-          maxRss: Math.max(...rs.map((r) => r.maxRss)),
-        };
-        if (rs.some((r) => r.firstLogit !== all.firstLogit)) throw new Error(`e2e: ${kernels} ${batch}×${len} ${threads} thread(s): logits differ between runs`);
-        const q = quietMedian(all);
-        results.push({ ...all, ...q, minMs: Math.min(...all.batchMs), tokensPerSec: (batch * len * 1000) / q.medianMs, warmup });
-      }
+      for (const threads of opts.threads) results.push({ ...merge(runs.get(threads)!, `${kernels} ${batch}×${len} ${threads} thread(s)`), warmup });
     }
   }
+  return results;
+}
+
+/** One row from the children of its rounds: all their batches, the median load, the largest RSS. */
+function merge(rs: E2eChildResult[], what: string): Omit<E2eResult, "warmup"> {
+  const all: E2eChildResult = {
+    ...rs[rs.length - 1],
+    loadMs: median(rs.map((r) => r.loadMs)),
+    batchMs: rs.flatMap((r) => r.batchMs),
+    batchCpu: rs.flatMap((r) => r.batchCpu),
+    rssAfterLoad: Math.max(...rs.map((r) => r.rssAfterLoad)),
+    maxRss: Math.max(...rs.map((r) => r.maxRss)),
+  };
+  if (rs.some((r) => r.firstLogit !== all.firstLogit)) throw new Error(`e2e: ${what}: logits differ between runs`);
+  const q = quietMedian(all);
+  return { ...all, ...q, minMs: Math.min(...all.batchMs), tokensPerSec: (all.batch * all.len * 1000) / q.medianMs };
+}
+
+export interface DtypeResult extends Omit<E2eResult, "warmup"> {
+  dtype: "f32" | "bf16";
+}
+
+/**
+ * `--dtype bf16` against `--dtype f32` on the same BF16 checkpoint: wasm, 8×128, 1 and 2 threads,
+ * the four configurations alternating in rounds. The logits must be the same bits.
+ */
+export async function benchDtype(modelDir: string, opts: E2eOptions): Promise<DtypeResult[]> {
+  const rounds = opts.quick ? 1 : 2;
+  const keys = opts.threads.flatMap((threads) => (["f32", "bf16"] as const).map((dtype) => ({ dtype, threads })));
+  const runs = new Map(keys.map((k) => [k, [] as E2eChildResult[]]));
+  for (let round = 0; round < rounds; round++) {
+    for (const k of keys) {
+      opts.log(`dtype: wasm, --dtype ${k.dtype}, ${k.threads} thread(s), 8×128, round ${round + 1}/${rounds}`);
+      runs.get(k)!.push(await runTimedChild<E2eChildResult>(CHILD, ["--model", modelDir, "--kernels", "wasm", "--threads", String(k.threads),
+        "--batch", "8", "--len", "128", "--reps", "2", "--warmup", "full", "--dtype", k.dtype], opts.quick ? 1 : 2, opts.quick));
+    }
+  }
+  const results = keys.map((k) => ({ ...merge(runs.get(k)!, `--dtype ${k.dtype} ${k.threads} thread(s)`), dtype: k.dtype }));
+  if (results.some((r) => r.firstLogit !== results[0].firstLogit)) throw new Error("dtype: --dtype bf16 and f32 give different logits");
   return results;
 }
 

@@ -1,6 +1,6 @@
 /**
  * A GPT-2 base reward model with random weights, written once to os.tmpdir() as F32
- * safetensors (~500 MB) + config.json: the end-to-end and load benchmarks need the real shapes,
+ * safetensors (~500 MB) + config.json (and once more as BF16 for the --dtype section): the end-to-end and load benchmarks need the real shapes,
  * not real weights, and must never download anything. The file is reused while its header
  * still validates (which also checks that the data runs exactly to the end of the file).
  */
@@ -48,7 +48,15 @@ function tensorPlan(): [string, number[], number, number][] {
 export const RANDOM_GPT2_BASE_DIR = join(tmpdir(), "gpt2-reward-bench", "gpt2-base-random-f32-v1");
 
 export function ensureRandomGpt2Base(log: (msg: string) => void): Fixture {
-  const dir = RANDOM_GPT2_BASE_DIR;
+  return ensureModel(RANDOM_GPT2_BASE_DIR, "F32", log);
+}
+
+/** The same random weights stored as BF16 (rounded to nearest even), ~250 MB: for `--dtype bf16`. */
+export function ensureRandomGpt2BaseBF16(log: (msg: string) => void): Fixture {
+  return ensureModel(join(tmpdir(), "gpt2-reward-bench", "gpt2-base-random-bf16-v1"), "BF16", log);
+}
+
+function ensureModel(dir: string, dtype: "F32" | "BF16", log: (msg: string) => void): Fixture {
   const file = join(dir, "model.safetensors");
   const plan = tensorPlan();
   if (existsSync(file) && existsSync(join(dir, "config.json"))) {
@@ -59,16 +67,24 @@ export function ensureRandomGpt2Base(log: (msg: string) => void): Fixture {
       // truncated or from another version of this script: write it again
     }
   }
-  log(`writing random GPT-2 base weights to ${file} (~500 MB, once)...`);
+  log(`writing random GPT-2 base weights (${dtype}) to ${file} (once)...`);
   mkdirSync(dir, { recursive: true });
   const next = rng(0x6b2);
   const tensors: [string, RawTensor][] = plan.map(([name, shape, std, mean]) => {
     const x = fillUniform(new Float32Array(shape.reduce((a, b) => a * b, 1)), next, std, mean);
-    return [name, { dtype: "F32", shape, bytes: new Uint8Array(x.buffer) }];
+    return [name, { dtype, shape, bytes: dtype === "F32" ? new Uint8Array(x.buffer) : new Uint8Array(toBF16(x).buffer) }];
   });
   writeSafetensors(file, tensors);
   const config = { model_type: "gpt2", architectures: ["GPT2ForSequenceClassification"], ...GPT2_BASE,
     n_ctx: GPT2_BASE.n_positions, activation_function: "gelu_new", layer_norm_epsilon: 1e-5, pad_token_id: 50256 };
   writeFileSync(join(dir, "config.json"), JSON.stringify(config, null, 2) + "\n");
   return { dir, file, bytes: readSafetensorsHeader(file).fileSize, created: true };
+}
+
+/** F32 → BF16 bits, rounded to nearest even (the values are finite). */
+function toBF16(x: Float32Array): Uint16Array {
+  const u = new Uint32Array(x.buffer, x.byteOffset, x.length);
+  const out = new Uint16Array(x.length);
+  for (let i = 0; i < u.length; i++) out[i] = (u[i] + 0x7fff + ((u[i] >>> 16) & 1)) >>> 16;
+  return out;
 }

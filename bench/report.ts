@@ -1,6 +1,6 @@
 /** The benchmark's results as terminal tables, and the issue's targets checked against them. */
 import type { CapacityResult } from "./capacity.js";
-import { CONTENDED, type E2eResult, type LoadResult } from "./e2e.js";
+import { CONTENDED, type DtypeResult, type E2eResult, type LoadResult } from "./e2e.js";
 import type { KernelResult } from "./kernels.js";
 import type { OpsChildResult } from "./ops-child.js";
 import type { PeerResult } from "./peers.js";
@@ -174,4 +174,13 @@ export function targetTable(t: Target[]): string {
   const met = t.filter((x) => x.met).length;
   return formatTable(`targets (issue 4): ${met} of ${t.length} met`, ["target", "measured", "required", "met"],
     t.map((x) => [x.target, x.measured, x.required, x.met === null ? "—" : x.met ? "yes" : "NO"]));
+}
+
+export function dtypeTable(results: DtypeResult[]): string {
+  return formatTable("--dtype: GPT-2 base stored as BF16 (the same random weights, rounded), wasm, 8×128; f32 widens the weights at load, bf16 keeps them",
+    ["dtype", "threads", "ms/batch", "min", "runs", "load ms", "RSS after load MiB", "peak RSS MiB", "others' CPU", "logit[0]"],
+    results.map((r) => [r.dtype, String(r.threads), fixed(r.medianMs, 0) + (r.contended ? "*" : ""), fixed(r.minMs, 0), String(r.batchMs.length),
+      fixed(r.loadMs, 0), mib(r.rssAfterLoad), mib(r.maxRss), fixed(r.otherCores, 2), r.firstLogit === null ? "—" : r.firstLogit.toPrecision(8)]),
+    ["child processes in rounds, the four configurations alternating; ms/batch = median after a full warm-up batch.",
+      "logit[0] must be the same bits for both dtypes (the bench stops otherwise): widening a panel is exact."]);
 }

@@ -1,7 +1,7 @@
 /**
  * The benchmark of issue 4: kernels, end-to-end scoring, load time, and the issue's targets.
  *   npm run bench            (= npm run build && node dist/bench/run.js)
- *   node dist/bench/run.js [--quick] [--only kernels|capacity|e2e|ops|load|peers[,...]] [--json out.json] [--onnx model.onnx]
+ *   node dist/bench/run.js [--quick] [--only kernels|capacity|e2e|ops|load|dtype|peers[,...]] [--json out.json] [--onnx model.onnx]
  *   node dist/bench/run.js --from bench/results/latest.json     (print a saved run's tables again)
  * Prints tables as each section finishes and writes everything, with the machine, to
  * bench/results/latest.json (or --json). Exits 1 if a kernel disagrees with its reference.
@@ -12,15 +12,15 @@ import { availableParallelism, loadavg } from "node:os";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { benchCapacity, type CapacityResult } from "./capacity.js";
-import { benchE2e, benchLoad, benchOps, type E2eResult, type KernelName, type LoadResult } from "./e2e.js";
-import { ensureRandomGpt2Base, type Fixture } from "./fixture.js";
+import { benchDtype, benchE2e, benchLoad, benchOps, type DtypeResult, type E2eResult, type KernelName, type LoadResult } from "./e2e.js";
+import { ensureRandomGpt2Base, ensureRandomGpt2BaseBF16, type Fixture } from "./fixture.js";
 import { benchKernels, type KernelResult } from "./kernels.js";
 import { machine, machineLine, type Machine } from "./machine.js";
 import { benchPeers, type PeerResult } from "./peers.js";
 import type { OpsChildResult } from "./ops-child.js";
-import { capacityTable, e2eTable, kernelTables, loadTable, opsTable, peerTable, targetTable, targets } from "./report.js";
+import { capacityTable, dtypeTable, e2eTable, kernelTables, loadTable, opsTable, peerTable, targetTable, targets } from "./report.js";
 
-const SECTIONS = ["kernels", "capacity", "e2e", "ops", "load", "peers"] as const;
+const SECTIONS = ["kernels", "capacity", "e2e", "ops", "load", "dtype", "peers"] as const;
 type Section = (typeof SECTIONS)[number];
 
 function parseArgs(argv: string[]): { quick: boolean; only: Set<Section>; json: string; onnx?: string; from?: string } {
@@ -73,6 +73,7 @@ let e2e: E2eResult[] = [];
 let capacity: CapacityResult[] = [];
 let ops: OpsChildResult[] = [];
 let load: LoadResult[] = [];
+let dtype: DtypeResult[] = [];
 let peers: PeerResult[] = [];
 let peerNotes: string[] = [];
 let fixture: Fixture | null = null;
@@ -82,7 +83,7 @@ const save = () => {
   mkdirSync(dirname(args.json), { recursive: true });
   const t = targets(kernels, e2e, peers, load, capacity);
   writeFileSync(args.json, JSON.stringify({ machine: { ...m, loadAvgStart, loadAvgEnd: loadavg() }, quick: args.quick,
-    seconds: (performance.now() - started) / 1000, fixture, kernels, capacity, e2e, ops, load, peers, peerNotes, targets: t }, null, 2) + "\n");
+    seconds: (performance.now() - started) / 1000, fixture, kernels, capacity, e2e, ops, load, dtype, peers, peerNotes, targets: t }, null, 2) + "\n");
 };
 
 if (args.only.has("kernels")) {
@@ -114,6 +115,10 @@ if (args.only.has("load")) {
   load = benchLoad(f.dir, f.file, f.bytes, e2eOpts);
   console.log(loadTable(load, f.bytes));
 }
+if (args.only.has("dtype")) {
+  dtype = await benchDtype(ensureRandomGpt2BaseBF16(log).dir, e2eOpts);
+  console.log(dtypeTable(dtype));
+}
 console.log(targetTable(targets(kernels, e2e, peers, load, capacity)));
 save();
 const seconds = (performance.now() - started) / 1000;
@@ -128,7 +133,7 @@ if (bad.length) {
 function reprint(file: string): void {
   const saved = JSON.parse(readFileSync(file, "utf8")) as {
     machine: Machine & { loadAvgStart: number[] }; seconds: number; fixture: Fixture | null; kernels: KernelResult[]; capacity?: CapacityResult[];
-    e2e: E2eResult[]; ops?: OpsChildResult[]; load: LoadResult[]; peers: PeerResult[]; peerNotes: string[];
+    e2e: E2eResult[]; ops?: OpsChildResult[]; load: LoadResult[]; dtype?: DtypeResult[]; peers: PeerResult[]; peerNotes: string[];
   };
   console.log(`machine: ${machineLine(saved.machine)}; load average ${saved.machine.loadAvgStart.map((x) => x.toFixed(2)).join(" ")}\n`);
   if (saved.kernels.length) console.log(kernelTables(saved.kernels));
@@ -137,6 +142,7 @@ function reprint(file: string): void {
   if (saved.ops?.length) console.log(opsTable(saved.ops));
   if (saved.peers.length) console.log(peerTable(saved.peers, saved.peerNotes));
   if (saved.load.length && saved.fixture) console.log(loadTable(saved.load, saved.fixture.bytes));
+  if (saved.dtype?.length) console.log(dtypeTable(saved.dtype));
   console.log(targetTable(targets(saved.kernels, saved.e2e, saved.peers, saved.load, saved.capacity)));
   console.log(`from ${file}; that run took ${saved.seconds.toFixed(0)} s`);
 }
