@@ -8,6 +8,9 @@
 /** How a packed weight is stored. */
 export type WeightDType = "F32" | "BF16" | "F16";
 
+/** A WeightDType as a number (its index here): the wasm linear's and the thread pool's argument. */
+export const WEIGHT_DTYPES: readonly WeightDType[] = ["F32", "BF16", "F16"];
+
 /** IEEE half -> float, exact (every F16 value is representable in F32). */
 export function f16ToF32(h: number): number {
   const sign = h & 0x8000 ? -1 : 1;

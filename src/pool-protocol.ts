@@ -1,5 +1,4 @@
 /** The layout of the pool's shared control block (see src/pool.ts). */
-import type { WeightDType } from "../kernels/half.js";
 import type { KernelModuleOptions } from "../kernels/wasm/module.js";
 
 export enum Op {
@@ -8,9 +7,6 @@ export enum Op {
   Attention = 3,
   Residual = 4,
 }
-
-/** PackedLinear.dtype as the linear call's argument: its index here. */
-export const WEIGHT_DTYPES: readonly WeightDType[] = ["F32", "BF16", "F16"];
 
 export const CTRL = { GEN: 0, DONE: 1, FAILED: 2, READY: 3, OP: 4, ITEMS: 5, CHUNK: 6, NEXT: 7, ARGS: 8 } as const;
 const MAX_ARGS = 16;

@@ -7,7 +7,8 @@ import { Arena } from "../kernels/arena.js";
 import type { Kernels } from "../kernels/backend.js";
 import { createTsKernels } from "../kernels/ts-backend.js";
 import { createWasmKernels } from "../kernels/wasm/backend.js";
-import { CTRL, Op, WEIGHT_DTYPES, type WorkerInit } from "./pool-protocol.js";
+import { WEIGHT_DTYPES } from "../kernels/half.js";
+import { CTRL, Op, type WorkerInit } from "./pool-protocol.js";
 
 const init = workerData as WorkerInit;
 const ctrl = new Int32Array(init.ctrl);

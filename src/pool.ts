@@ -21,7 +21,8 @@ import type { Kernels, PackedLinear } from "../kernels/backend.js";
 import type { WasmKernels } from "../kernels/wasm/backend.js";
 import { PANEL } from "../kernels/matmul.js";
 import type { Runner } from "./runner.js";
-import { Op, CTRL, WEIGHT_DTYPES, ctrlInts, type WorkerInit } from "./pool-protocol.js";
+import { WEIGHT_DTYPES } from "../kernels/half.js";
+import { Op, CTRL, ctrlInts, type WorkerInit } from "./pool-protocol.js";
 
 /**
  * The compiled worker beside this module; when this module runs from TypeScript source (vitest),

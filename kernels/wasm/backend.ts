@@ -9,7 +9,7 @@
 import { Arena } from "../arena.js";
 import type { Kernels, PackedLinear } from "../backend.js";
 import { countNonFinite } from "../finite.js";
-import type { WeightDType } from "../half.js";
+import { WEIGHT_DTYPES } from "../half.js";
 import { PANEL, packBlockRows, packInBlocks, packLinear16, packMatmulWeight, rowsOf } from "../matmul.js";
 import { DEFAULT_OPTIONS, buildKernelModule, simdProbe, type KernelModuleOptions } from "./module.js";
 
@@ -36,9 +36,6 @@ export function wasmRelaxedSimdSupported(): boolean {
 }
 
 export interface WasmKernelOptions extends Partial<KernelModuleOptions> {}
-
-/** The wasm linear's dtype argument. */
-const DTYPE_CODE: Record<WeightDType, number> = { F32: 0, BF16: 1, F16: 2 };
 
 const compiled = new Map<string, WebAssembly.Module>();
 
@@ -141,7 +138,7 @@ export function createWasmKernels(arena: Arena = new Arena(), options: WasmKerne
       const panels = Math.ceil(outDim / NR);
       wasm.linear(ptr(out, "linear out", rows * outDim), ptr(inp, "linear inp", rows * inDim),
         ptr(w.packed, "linear packed weight", panels * inDim * NR), ptr(w.bias, "linear bias", outDim),
-        rows, inDim, outDim, gelu ? 1 : 0, colStart, colEnd, DTYPE_CODE[w.dtype],
+        rows, inDim, outDim, gelu ? 1 : 0, colStart, colEnd, WEIGHT_DTYPES.indexOf(w.dtype),
         w.dtype === "F32" ? 0 : ptr(scratch ?? new Float32Array(0), "linear scratch (16-bit weights)", inDim * NR));
     },
 

@@ -230,8 +230,9 @@ function defineWiden(m: ModuleBuilder): Func {
  * linear(out, inp, w, bias, rows, inDim, outDim, gelu, colStart, colEnd, dtype, scratch):
  * out (rows, outDim), inp (rows, inDim), w packed (⌈outDim/tileCols⌉, inDim, tileCols), bias
  * padded to a whole panel. Panel-major: one panel (768·8 floats = 24 KiB for GPT-2's 768 inputs)
- * stays in L1 while every row tile streams past it. dtype 0 = F32 weights; 1 (BF16), 2 (F16):
- * each panel is first widened into `scratch` (inDim·tileCols floats) and the tiles read that.
+ * stays in L1 while every row tile streams past it. dtype (an index of kernels/half.ts's
+ * WEIGHT_DTYPES): 0 = F32 weights; 1 (BF16), 2 (F16): each panel is first widened into `scratch`
+ * (inDim·tileCols floats) and the tiles read that.
  */
 function defineLinear(m: ModuleBuilder, o: KernelModuleOptions, tiles: Func[], widen: Func): void {
   const NR = o.tileCols;
