@@ -114,13 +114,16 @@ export function loadWeights(src: TensorSource, config: GPT2Config, kernels: Kern
     noteNonFinite(k, count);
     return dst;
   };
+  /** Reads raw 16-bit values [first, first + dst.length) of tensor k into dst, as they are. */
+  const readInto16 = (k: string, dst: Uint16Array, first: number): void =>
+    src.read(k, new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength), 2 * first);
   /** Reads a 16-bit tensor's n raw values as they are, counting its NaN/Inf a block at a time. */
   const read16 = (k: string, n: number, dtype: "BF16" | "F16"): Uint16Array => {
     const dst = new Uint16Array(n);
     let count = 0;
     for (let at = 0; at < n; at += 2 * READ_BLOCK) {
       const block = dst.subarray(at, at + 2 * READ_BLOCK);
-      src.read(k, new Uint8Array(block.buffer, block.byteOffset, block.byteLength), 2 * at);
+      readInto16(k, block, at);
       count += countNonFinite16(block, dtype);
     }
     noteNonFinite(k, count);
@@ -149,7 +152,7 @@ export function loadWeights(src: TensorSource, config: GPT2Config, kernels: Kern
     const b = readF32(`${name}.bias`, [outDim], (n) => new Float32Array(n));
     const packed = fits(() => linearDType === "F32"
       ? kernels.packLinearRows(inDim, outDim, b, (r0, r1, into) => readInto(k, dtype, into, r0 * outDim))
-      : kernels.packLinearRows16(inDim, outDim, b, linearDType, (r0, r1, into) => src.read(k, new Uint8Array(into.buffer, into.byteOffset, into.byteLength), r0 * outDim * 2)));
+      : kernels.packLinearRows16(inDim, outDim, b, linearDType, (r0, r1, into) => readInto16(k, into, r0 * outDim)));
     noteNonFinite(k, packed.nonFinite);
     return packed;
   };
