@@ -6,9 +6,9 @@
  * prints one JSON line: { gflops, cpuMs } (cpuMs: the whole process's CPU time).
  */
 import { Arena } from "../kernels/arena.js";
-import { createTsKernels } from "../kernels/ts-backend.js";
-import { createWasmKernels } from "../kernels/wasm/backend.js";
-import { enableRelaxedSimd } from "../src/relaxed-simd.js";
+import { createTsKernels } from "../kernels/ts-kernels.js";
+import { createWasmKernels } from "../kernels/wasm/wasm-kernels.js";
+import { enableRelaxedSimd } from "../src/run/relaxed-simd.js";
 import { fillUniform, rng } from "./random.js";
 import { childArg } from "./child-args.js";
 

@@ -9,7 +9,7 @@
  * the copy out of the page cache, which every loader without mmap pays), as {"floorMs": ...}.
  */
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
-import { RewardModel, type WeightDTypeChoice } from "../src/model.js";
+import { RewardModel, type WeightDTypeChoice } from "../src/model/reward-model.js";
 import { cpuMark, cpuUse, type CpuUse } from "./cpu.js";
 import { randomIds, rng } from "./random.js";
 import { childArg } from "./child-args.js";

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readSafetensorsHeader } from "../src/formats/safetensors.js";
 import { writeSafetensors } from "../src/formats/write-safetensors.js";
-import type { RawTensor } from "../src/tensor.js";
+import type { RawTensor } from "../src/formats/tensor.js";
 import { fillUniform, rng } from "./random.js";
 
 /** GPT-2 base ("gpt2" on the Hub) with a one-logit reward head. */

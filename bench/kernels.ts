@@ -14,8 +14,8 @@ import { attention, attentionReference } from "../kernels/attention.js";
 import { geluReference, geluScalar } from "../kernels/gelu.js";
 import { layernorm, layernormReference } from "../kernels/layernorm.js";
 import { matmulPacked, matmulReference, packMatmulWeight, packedSize } from "../kernels/matmul.js";
-import { createWasmKernels } from "../kernels/wasm/backend.js";
-import { enableRelaxedSimd } from "../src/relaxed-simd.js";
+import { createWasmKernels } from "../kernels/wasm/wasm-kernels.js";
+import { enableRelaxedSimd } from "../src/run/relaxed-simd.js";
 import { cpuMark, cpuUse, waitForQuiet } from "./cpu.js";
 import { fillUniform, rng } from "./random.js";
 

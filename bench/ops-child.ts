@@ -1,15 +1,15 @@
 /**
  * Where one forward pass spends its time, op by op, in a process of its own:
  *   node dist/bench/ops-child.js --model DIR --kernels ts|wasm --threads N --batch S --len T [--forwards F]
- * Runs src/gpt2.ts's forward through a Runner that times each call it forwards to the model's
+ * Runs src/model/gpt2.ts's forward through a Runner that times each call it forwards to the model's
  * own runner (serial or pool), after one untimed warm-up batch, F times (default 3), and prints
  * the fastest of them as one JSON line (OpsChildResult): ms per op summed over the 12 layers,
  * and the whole forward. The fastest, because a virtual core's speed wanders from second to second.
  */
-import type { PackedLinear } from "../kernels/backend.js";
-import { forward } from "../src/gpt2.js";
-import { RewardModel } from "../src/model.js";
-import type { Runner } from "../src/runner.js";
+import type { PackedLinear } from "../kernels/contract.js";
+import { forward } from "../src/model/gpt2.js";
+import { RewardModel } from "../src/model/reward-model.js";
+import type { Runner } from "../src/run/runner.js";
 import { cpuMark, cpuUse, type CpuUse } from "./cpu.js";
 import { randomIds, rng } from "./random.js";
 import { childArg } from "./child-args.js";

@@ -4,7 +4,7 @@
  * of it, and the pure-TypeScript kernels see ordinary Float32Arrays. A bump allocator is all we
  * need: weights are allocated once at load, activations once per batch shape (`mark`/`release`).
  */
-import type { Kernels } from "./backend.js";
+import type { Kernels } from "./contract.js";
 
 const PAGE = 65536;
 const ALIGN = 64;

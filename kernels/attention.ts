@@ -1,5 +1,5 @@
 /**
- * Causal multi-head self-attention over packed sequences (see kernels/backend.ts).
+ * Causal multi-head self-attention over packed sequences (see kernels/contract.ts).
  *
  * qkv is (N, 3C): for token t, q = qkv[t, 0:C], k = qkv[t, C:2C], v = qkv[t, 2C:3C], as HF splits
  * the c_attn output; head h owns the slice [h·D, (h+1)·D) of each, D = C / nHead.

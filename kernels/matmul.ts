@@ -8,7 +8,7 @@
 import { countNonFinite, nonFiniteFlag } from "./finite.js";
 import { geluScalar } from "./gelu.js";
 import type { Arena } from "./arena.js";
-import type { PackedLinear } from "./backend.js";
+import type { PackedLinear, RowReader, RowReader16 } from "./contract.js";
 import { countNonFinite16, pack16, widen16, type WeightDType } from "./half.js";
 
 /** inp is (rows, inDim), weight is (inDim, outDim), bias is (outDim) or null, out is (rows, outDim). */
@@ -86,10 +86,6 @@ export function packMatmulWeight(dst: Float32Array, rows: Float32Array, inDim: n
   return countNonFinite(rows.subarray(0, n));
 }
 
-/** Fills `into` (rowEnd − rowStart rows of a weight) with rows [rowStart, rowEnd). */
-export type RowReader = (rowStart: number, rowEnd: number, into: Float32Array) => void;
-/** The same for a 16-bit weight: its raw values. */
-export type RowReader16 = (rowStart: number, rowEnd: number, into: Uint16Array) => void;
 
 /** packLinear's input as a RowReader, after checking the sizes. */
 export function rowsOf(weight: Float32Array, bias: Float32Array, inDim: number, outDim: number): RowReader {

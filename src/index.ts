@@ -7,23 +7,23 @@
  */
 
 // The model and how it scores.
-export { RewardModel, DEFAULT_MAX_LENGTH } from "./model.js";
-export type { LoadOptions, ScoreOptions, ScoreResult, KernelChoice } from "./model.js";
-export { scoredPosition, POOLING_RULES, parsePoolingRule } from "./pooling.js";
-export type { PoolingRule } from "./pooling.js";
-export { encode, encodeTruncated, truncateLeft, ENDOFTEXT, ENDOFTEXT_ID } from "./tokenizer.js";
+export { RewardModel, DEFAULT_MAX_LENGTH } from "./model/reward-model.js";
+export type { LoadOptions, ScoreOptions, ScoreResult, KernelChoice } from "./model/reward-model.js";
+export { scoredPosition, POOLING_RULES, parsePoolingRule } from "./model/pooling.js";
+export type { PoolingRule } from "./model/pooling.js";
+export { encode, encodeTruncated, truncateLeft, ENDOFTEXT, ENDOFTEXT_ID } from "./model/tokenizer.js";
 export { Gpt2RewardError, FormatError, UnsafeFileError, ConfigError, InputError } from "./errors.js";
 
 // The transformer.
-export { forward } from "./gpt2.js";
-export type { GPT2Model, ForwardOptions } from "./gpt2.js";
-export { readConfig, parseConfig, GPT2_EOS } from "./config.js";
-export type { GPT2Config } from "./config.js";
-export { loadWeights, IGNORED_BUFFERS } from "./weights.js";
-export type { GPT2Weights, BlockWeights, LayerNormWeights, LoadReport } from "./weights.js";
-export { serialRunner } from "./runner.js";
-export type { Runner } from "./runner.js";
-export { createPool, defaultThreads } from "./pool.js";
+export { forward } from "./model/gpt2.js";
+export type { GPT2Model, ForwardOptions } from "./model/gpt2.js";
+export { readConfig, parseConfig, GPT2_EOS } from "./model/config.js";
+export type { GPT2Config } from "./model/config.js";
+export { loadWeights, IGNORED_BUFFERS } from "./model/weights.js";
+export type { GPT2Weights, BlockWeights, LayerNormWeights, LoadReport } from "./model/weights.js";
+export { serialRunner } from "./run/runner.js";
+export type { Runner } from "./run/runner.js";
+export { createPool, defaultThreads } from "./run/pool.js";
 
 // Files: safetensors, PyTorch checkpoints, checkpoints in folders, the Hub.
 export { readSafetensors, readSafetensorsHeader, parseSafetensorsHeader, safetensorsSource } from "./formats/safetensors.js";
@@ -32,10 +32,10 @@ export { loadCheckpoint, openCheckpoint, WEIGHT_FILES } from "./formats/checkpoi
 export { writeSafetensors, convertTensor } from "./formats/write-safetensors.js";
 export { readZip } from "./formats/zip.js";
 export { loadPickle } from "./formats/pickle.js";
-export { resolveHubModel, inspectHubModel, isHubRepoId } from "./hub.js";
-export type { HubOptions } from "./hub.js";
-export { mapSource, toFloat32, decodeFloat32Into, elementCount, DTYPE_BYTES } from "./tensor.js";
-export type { RawTensor, DType, TensorSource } from "./tensor.js";
+export { resolveHubModel, inspectHubModel, isHubRepoId } from "./hub/hub.js";
+export type { HubOptions } from "./hub/hub.js";
+export { mapSource, toFloat32, decodeFloat32Into, elementCount, DTYPE_BYTES } from "./formats/tensor.js";
+export type { RawTensor, DType, TensorSource } from "./formats/tensor.js";
 
 // Kernels: each fast kernel next to its slow, obviously-right reference.
 export { matmulReference, matmulPacked, packMatmulWeight, packedSize, PANEL } from "../kernels/matmul.js";
@@ -46,6 +46,6 @@ export { softmaxReference, softmaxInPlace } from "../kernels/softmax.js";
 export { residualReference, residual } from "../kernels/residual.js";
 export { embedding } from "../kernels/embedding.js";
 export { Arena } from "../kernels/arena.js";
-export type { Kernels, PackedLinear } from "../kernels/backend.js";
-export { createTsKernels } from "../kernels/ts-backend.js";
-export { createWasmKernels, wasmSimdSupported, wasmRelaxedSimdSupported } from "../kernels/wasm/backend.js";
+export type { Kernels, PackedLinear } from "../kernels/contract.js";
+export { createTsKernels } from "../kernels/ts-kernels.js";
+export { createWasmKernels, wasmSimdSupported, wasmRelaxedSimdSupported } from "../kernels/wasm/wasm-kernels.js";

@@ -7,9 +7,9 @@
  * each keeps its best: the speed it reaches when nothing else is running.
  */
 import { Arena } from "../arena.js";
-import type { Kernels } from "../backend.js";
-import { createTsKernels } from "../ts-backend.js";
-import { createWasmKernels, wasmRelaxedSimdSupported } from "./backend.js";
+import type { Kernels } from "../contract.js";
+import { createTsKernels } from "../ts-kernels.js";
+import { createWasmKernels, wasmRelaxedSimdSupported } from "./wasm-kernels.js";
 import { DEFAULT_OPTIONS } from "./module.js";
 
 const ROUNDS = 8;

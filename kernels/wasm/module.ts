@@ -13,7 +13,7 @@ import {
   Func, Local, ModuleBuilder, call, f32, f32Lanes, f32x4, f32x4Const, f64, f64x2, forUp, i32, i32x4,
   i32x4Const, if_, select, set, v128, type Expr,
 } from "./emit.js";
-import { LINEAR_SCRATCH_COLS } from "../backend.js";
+import { LINEAR_SCRATCH_COLS } from "../contract.js";
 
 export interface KernelModuleOptions {
   /** Output rows of the matmul register tile. */
@@ -337,7 +337,7 @@ function defineLayernorm(m: ModuleBuilder): void {
 // attention
 
 /**
- * attention(out, qkv, seqStarts, nHead, C, scratch, itemStart, itemEnd): see kernels/backend.ts.
+ * attention(out, qkv, seqStarts, nHead, C, scratch, itemStart, itemEnd): see kernels/contract.ts.
  * qkv (N, 3C), out (N, C), seqStarts int32 (S+1), scratch ≥ max sequence length floats.
  * For query i of a (sequence, head) item: scores against keys 0..i (never a later or another
  * sequence's token), softmax, then out = Σ_j p_j·v_j. Head dim D = C/nHead; any D works, the

@@ -10,7 +10,7 @@
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { FormatError } from "../errors.js";
-import type { RawTensor, TensorSource } from "../tensor.js";
+import type { RawTensor, TensorSource } from "./tensor.js";
 import { pytorchSource, readPytorchCheckpoint } from "./pytorch.js";
 import { readSafetensors, safetensorsSource } from "./safetensors.js";
 

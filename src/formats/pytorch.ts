@@ -22,7 +22,7 @@
  */
 import { readFileSync } from "node:fs";
 import { FormatError, UnsafeFileError, quote } from "../errors.js";
-import { DTYPE_BYTES, checkReadRange, elementCount, mapSource, type DType, type RawTensor, type TensorSource } from "../tensor.js";
+import { DTYPE_BYTES, checkReadRange, elementCount, mapSource, type DType, type RawTensor, type TensorSource } from "./tensor.js";
 import { describe, isPickleCallable, isTuple, loadPickle, type PickleCallable } from "./pickle.js";
 import { bufferSource, fileSource, isZip, readZip, type ByteSource } from "./zip.js";
 

@@ -11,7 +11,7 @@
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { validateTensorEntry, type TensorInfo } from "@huggingface/hub";
 import { FormatError, quote } from "../errors.js";
-import { DTYPE_BYTES, checkReadRange, elementCount, isDType, type DType, type RawTensor, type TensorSource } from "../tensor.js";
+import { DTYPE_BYTES, checkReadRange, elementCount, isDType, type DType, type RawTensor, type TensorSource } from "./tensor.js";
 
 export const MAX_HEADER_BYTES = 100_000_000;
 

@@ -9,7 +9,7 @@
  */
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { Gpt2RewardError } from "../errors.js";
-import { DTYPE_BYTES, elementCount, f16ToF32, type DType, type RawTensor } from "../tensor.js";
+import { DTYPE_BYTES, elementCount, f16ToF32, type DType, type RawTensor } from "./tensor.js";
 
 export function writeSafetensors(
   file: string,

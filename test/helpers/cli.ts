@@ -3,7 +3,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { join } from "node:path";
 
 export const ROOT = join(import.meta.dirname, "..", "..");
-export const CLI = join(ROOT, "dist", "src", "cli.js");
+export const CLI = join(ROOT, "dist", "src", "cli", "main.js");
 export const FIXTURES = join(ROOT, "fixtures");
 
 export interface Run {

@@ -6,8 +6,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseConfig } from "../../src/config.js";
-import { DTYPE_BYTES, type DType } from "../../src/tensor.js";
+import { parseConfig } from "../../src/model/config.js";
+import { DTYPE_BYTES, type DType } from "../../src/formats/tensor.js";
 import { concat } from "./fuzz-common.js";
 
 export const TINY_CONFIG_JSON = {

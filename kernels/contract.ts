@@ -1,0 +1,91 @@
+/**
+ * The contract between the GPT-2 forward pass (src/model/gpt2.ts) and a set of kernels.
+ *
+ * Activations are "packed varlen": the texts of a batch are laid end to end, so a batch of
+ * sequences with lengths [5, 3] is a [8, C] matrix plus seqStarts = [0, 5, 8]. No kernel ever
+ * sees a padding position: matmuls, layernorms and GELUs run over real tokens only, and
+ * attention is causal inside each sequence. With right padding a real token never attends to a
+ * pad, so this computes exactly what Hugging Face computes for the real tokens of a padded batch.
+ *
+ * All buffers a kernel touches come from `memory` (via `alloc`), so that WebAssembly kernels
+ * and worker threads can address them by byte offset. Every kernel that a thread pool may split
+ * takes a half-open range [start, end) of its outer work items; a backend must compute each
+ * output element with the same arithmetic whatever the range, so that the logits are
+ * bit-identical for any thread count.
+ */
+
+import type { WeightDType } from "./half.js";
+
+/** Fills `into` (rowEnd − rowStart rows of a weight) with rows [rowStart, rowEnd). */
+export type RowReader = (rowStart: number, rowEnd: number, into: Float32Array) => void;
+/** The same for a 16-bit weight: its raw values. */
+export type RowReader16 = (rowStart: number, rowEnd: number, into: Uint16Array) => void;
+
+/** Floats per input index of the scratch panel a 16-bit linear widens into (panels are at most 16 wide). */
+export const LINEAR_SCRATCH_COLS = 16;
+
+/** A weight matrix prepared once, at load, in the layout a backend's matmul reads fastest. */
+export interface PackedLinear {
+  inDim: number;
+  outDim: number;
+  /** How `packed` stores the weights: F32, or 16-bit as the checkpoint did (kernels/half.ts). */
+  dtype: WeightDType;
+  /** Backend-specific layout of the [inDim, outDim] Conv1D weight: Float32Array, or Uint16Array if 16-bit. */
+  packed: Float32Array | Uint16Array;
+  bias: Float32Array;
+  /** How many of the weights are NaN or ±Inf: counted while packing, for the loader's report. */
+  nonFinite: number;
+}
+
+export interface Kernels {
+  readonly name: string;
+  /** A zero-filled Float32Array of n floats inside `memory`, 64-byte aligned. */
+  alloc(n: number): Float32Array;
+  /** Same, for int32 data (token ids, positions, sequence starts). */
+  allocInt32(n: number): Int32Array;
+  /** The memory every buffer lives in (shared, so workers can see it). */
+  readonly memory: WebAssembly.Memory;
+  /** Allocation mark; `release(mark)` frees everything allocated after it (a batch's buffers). */
+  mark(): number;
+  release(mark: number): void;
+
+  /** Prepares a Conv1D weight [inDim, outDim] and its bias [outDim]; the input may be discarded afterwards. */
+  packLinear(weight: Float32Array, bias: Float32Array, inDim: number, outDim: number): PackedLinear;
+
+  /**
+   * packLinear for a weight that arrives in blocks of rows (a loader reading the file): `read`
+   * fills each block, which then is packed while still in cache. The block is a small buffer
+   * just above where the packed weight goes, so no memory besides the weights' own is touched.
+   */
+  packLinearRows(inDim: number, outDim: number, bias: Float32Array, read: RowReader): PackedLinear;
+
+  /**
+   * packLinearRows for a weight stored 16-bit (F16 or BF16) that stays 16-bit: `read` fills
+   * Uint16Array blocks with the raw values. linear then needs a scratch panel per thread.
+   */
+  packLinearRows16(inDim: number, outDim: number, bias: Float32Array, dtype: "BF16" | "F16", read: RowReader16): PackedLinear;
+
+  /** How many values of x are NaN or ±Inf (a loader checks every weight). */
+  countNonFinite(x: Float32Array): number;
+
+  /**
+   * out[rows, outDim] = inp[rows, inDim] · W + b, then GELU (gelu_new) if `gelu`.
+   * Computes only output columns [colStart, colEnd); a pool splits the columns. A 16-bit `w`
+   * needs `scratch`: LINEAR_SCRATCH_COLS × inDim floats that this call may overwrite.
+   */
+  linear(out: Float32Array, inp: Float32Array, w: PackedLinear, rows: number, gelu: boolean, colStart: number, colEnd: number, scratch?: Float32Array): void;
+
+  /** out[rows, C] = LayerNorm(inp) * weight + bias, for rows [rowStart, rowEnd). */
+  layernorm(out: Float32Array, inp: Float32Array, weight: Float32Array, bias: Float32Array, C: number, eps: number, rowStart: number, rowEnd: number): void;
+
+  /**
+   * Causal self-attention inside each sequence. qkv[N, 3C] holds q | k | v per token (HF's
+   * c_attn output); out[N, C] gets the heads concatenated. Work items are (sequence, head)
+   * pairs, numbered seq * nHead + head; computes items [itemStart, itemEnd).
+   * `scratch` holds at least maxLen floats per call.
+   */
+  attention(out: Float32Array, qkv: Float32Array, seqStarts: Int32Array, nHead: number, C: number, scratch: Float32Array, itemStart: number, itemEnd: number): void;
+
+  /** out[i] = a[i] + b[i] for i in [start, end). `out` may alias `a` or `b`. */
+  residual(out: Float32Array, a: Float32Array, b: Float32Array, start: number, end: number): void;
+}

@@ -1,0 +1,175 @@
+/**
+ * The WebAssembly SIMD128 kernels behind the `Kernels` contract (kernels/contract.ts).
+ *
+ * The module is emitted by kernels/wasm/module.ts when this file first needs it, compiled once per
+ * thread, and instantiated over the arena's shared memory, so a Float32Array from the arena is
+ * passed to wasm as its byte offset. Every kernel of the contract runs in wasm, and so do the
+ * loader's packing and NaN/Inf scan (the exact count of a flagged tensor is TypeScript's).
+ */
+import { Arena } from "../arena.js";
+import type { Kernels, PackedLinear } from "../contract.js";
+import { countNonFinite } from "../finite.js";
+import { WEIGHT_DTYPES } from "../half.js";
+import { PANEL, packBlockRows, packInBlocks, packLinear16, packMatmulWeight, rowsOf } from "../matmul.js";
+import { DEFAULT_OPTIONS, buildKernelModule, simdProbe, type KernelModuleOptions } from "./module.js";
+
+interface WasmExports {
+  linear(out: number, inp: number, w: number, bias: number, rows: number, inDim: number, outDim: number,
+    gelu: number, colStart: number, colEnd: number, dtype: number, scratch: number): void;
+  layernorm(out: number, inp: number, weight: number, bias: number, C: number, eps: number, rowStart: number, rowEnd: number): void;
+  attention(out: number, qkv: number, seqStarts: number, nHead: number, C: number, scratch: number,
+    itemStart: number, itemEnd: number): void;
+  residual(out: number, a: number, b: number, start: number, end: number): void;
+  gelu(out: number, inp: number, n: number): void;
+  pack(dst: number, src: number, inDim: number, outDim: number, rowStart: number, rowEnd: number): number;
+  nonfinite(x: number, n: number): number;
+}
+
+/** True if this engine runs WebAssembly SIMD128 (Node ≥ 16.4; every current browser). */
+export function wasmSimdSupported(): boolean {
+  return WebAssembly.validate(simdProbe(false));
+}
+
+/** True if relaxed SIMD is on (Node 20: only with --experimental-wasm-relaxed-simd). */
+export function wasmRelaxedSimdSupported(): boolean {
+  return WebAssembly.validate(simdProbe(true));
+}
+
+export interface WasmKernelOptions extends Partial<KernelModuleOptions> {}
+
+const compiled = new Map<string, WebAssembly.Module>();
+
+function compile(o: KernelModuleOptions): WebAssembly.Module {
+  const key = JSON.stringify(o);
+  let mod = compiled.get(key);
+  if (!mod) {
+    mod = new WebAssembly.Module(buildKernelModule(o));
+    compiled.set(key, mod);
+  }
+  return mod;
+}
+
+/**
+ * `options` picks the matmul tile (for kernels/wasm/measure.ts); by default the measured-fastest
+ * 4×8 tile, with relaxed-SIMD fused multiply-add where the engine has it.
+ * All the `Kernels` on one memory must agree on the tile, as packLinear's layout depends on it.
+ */
+/** The wasm kernels: the contract, a standalone GELU (for tests), and the options they were built with. */
+export type WasmKernels = Kernels & {
+  gelu(out: Float32Array, inp: Float32Array, n: number): void;
+  /** Every copy of these kernels (a pool's threads) must be built with the same, or sums differ. */
+  readonly options: KernelModuleOptions;
+};
+
+export function createWasmKernels(arena: Arena = new Arena(), options: WasmKernelOptions = {}): WasmKernels {
+  if (!wasmSimdSupported()) throw new Error("WebAssembly SIMD128 is not available in this JavaScript engine");
+  const o: KernelModuleOptions = { ...DEFAULT_OPTIONS, fma: wasmRelaxedSimdSupported(), ...options };
+  const wasm = new WebAssembly.Instance(compile(o), { env: { memory: arena.memory } }).exports as unknown as WasmExports;
+  const NR = o.tileCols;
+
+  /** True if `a` is a view into the arena memory, which wasm can address. */
+  const inArena = (a: Float32Array | Int32Array | Uint16Array): boolean =>
+    a.buffer instanceof SharedArrayBuffer && a.byteOffset + a.byteLength <= arena.memory.buffer.byteLength;
+
+  /** The byte offset of a view into the arena memory, checked so wasm cannot write past the view. */
+  const ptr = (a: Float32Array | Int32Array | Uint16Array, what: string, need: number): number => {
+    if (!inArena(a)) throw new Error(`wasm kernels: ${what} is not a view into the kernels' memory (allocate it with kernels.alloc)`);
+    if (a.length < need) throw new RangeError(`wasm kernels: ${what} has ${a.length} elements, needs ${need}`);
+    return a.byteOffset;
+  };
+
+  /** Exact count only when the wasm scan finds any: every sane checkpoint has none. */
+  const nonFiniteIn = (x: Float32Array): number => (!inArena(x) || wasm.nonfinite(x.byteOffset, x.length) !== 0 ? countNonFinite(x) : 0);
+
+  return {
+    name: "wasm",
+    options: o,
+    ...arena.allocation(),
+
+    /**
+     * weight (inDim, outDim) → panels (⌈outDim/NR⌉, inDim, NR), the tail panel zero-padded; the
+     * bias is padded to a whole panel too, so the kernel reads full vectors of both.
+     */
+    packLinear(weight, bias, inDim, outDim) {
+      return this.packLinearRows(inDim, outDim, bias, rowsOf(weight, bias, inDim, outDim));
+    },
+
+    packLinearRows(inDim, outDim, bias, read): PackedLinear {
+      const panels = Math.ceil(outDim / NR);
+      const size = panels * inDim * NR;
+      const block = arena.above([size, panels * NR], packBlockRows(inDim, outDim) * outDim);
+      let packed: Float32Array;
+      let pack: (rows: Float32Array, r0: number, r1: number) => number;
+      if (outDim % NR === 0) {
+        packed = arena.allocUncleared(size); // wasm.pack writes every float
+        pack = (rows, r0, r1) => (wasm.pack(packed.byteOffset, rows.byteOffset, inDim, outDim, r0, r1) !== 0 ? countNonFinite(rows) : 0);
+      } else if (NR === PANEL) {
+        packed = arena.allocUncleared(size); // so does packMatmulWeight, the TS kernels' layout
+        pack = (rows, r0, r1) => packMatmulWeight(packed, rows, inDim, outDim, r0, r1);
+      } else {
+        packed = arena.alloc(size); // the tail panel's padding stays zero
+        pack = (rows, r0, r1) => {
+          for (let p = 0; p < panels; p++) {
+            const width = Math.min(NR, outDim - p * NR);
+            for (let i = r0; i < r1; i++) {
+              const src = (i - r0) * outDim + p * NR;
+              packed.set(rows.subarray(src, src + width), (p * inDim + i) * NR);
+            }
+          }
+          return countNonFinite(rows);
+        };
+      }
+      const nonFinite = packInBlocks(block, inDim, outDim, read, pack);
+      const b = arena.alloc(panels * NR);
+      b.set(bias.subarray(0, outDim));
+      return { inDim, outDim, dtype: "F32", packed, bias: b.subarray(0, outDim), nonFinite };
+    },
+
+    packLinearRows16: (inDim, outDim, bias, dtype, read) => packLinear16(arena, NR, inDim, outDim, bias, dtype, read),
+
+    countNonFinite: nonFiniteIn,
+
+    linear(out, inp, w, rows, gelu, colStart, colEnd, scratch) {
+      const { inDim, outDim } = w;
+      if (!(0 <= colStart && colStart <= colEnd && colEnd <= outDim)) {
+        throw new RangeError(`linear: columns [${colStart}, ${colEnd}) outside [0, ${outDim})`);
+      }
+      if (rows === 0 || colStart === colEnd) return;
+      const panels = Math.ceil(outDim / NR);
+      wasm.linear(ptr(out, "linear out", rows * outDim), ptr(inp, "linear inp", rows * inDim),
+        ptr(w.packed, "linear packed weight", panels * inDim * NR), ptr(w.bias, "linear bias", outDim),
+        rows, inDim, outDim, gelu ? 1 : 0, colStart, colEnd, WEIGHT_DTYPES.indexOf(w.dtype),
+        w.dtype === "F32" ? 0 : ptr(scratch ?? new Float32Array(0), "linear scratch (16-bit weights)", inDim * NR));
+    },
+
+    layernorm(out, inp, weight, bias, C, eps, rowStart, rowEnd) {
+      if (rowEnd <= rowStart) return;
+      wasm.layernorm(ptr(out, "layernorm out", rowEnd * C), ptr(inp, "layernorm inp", rowEnd * C),
+        ptr(weight, "layernorm weight", C), ptr(bias, "layernorm bias", C), C, eps, rowStart, rowEnd);
+    },
+
+    attention(out, qkv, seqStarts, nHead, C, scratch, itemStart, itemEnd) {
+      if (itemEnd <= itemStart) return;
+      if (C % nHead !== 0) throw new RangeError(`attention: C=${C} is not a multiple of nHead=${nHead}`);
+      const S = seqStarts.length - 1;
+      if (itemEnd > S * nHead) throw new RangeError(`attention: items up to ${itemEnd}, only ${S}×${nHead}`);
+      let maxLen = 0;
+      for (let s = Math.floor(itemStart / nHead); s <= Math.floor((itemEnd - 1) / nHead); s++) {
+        maxLen = Math.max(maxLen, seqStarts[s + 1] - seqStarts[s]);
+      }
+      const N = seqStarts[S];
+      wasm.attention(ptr(out, "attention out", N * C), ptr(qkv, "attention qkv", N * 3 * C),
+        ptr(seqStarts, "attention seqStarts", S + 1), nHead, C, ptr(scratch, "attention scratch", maxLen),
+        itemStart, itemEnd);
+    },
+
+    residual(out, a, b, start, end) {
+      if (end <= start) return;
+      wasm.residual(ptr(out, "residual out", end), ptr(a, "residual a", end), ptr(b, "residual b", end), start, end);
+    },
+
+    gelu(out, inp, n) {
+      wasm.gelu(ptr(out, "gelu out", n), ptr(inp, "gelu inp", n), n);
+    },
+  };
+}

@@ -1,0 +1,54 @@
+/**
+ * `convert`: any checkpoint we read (safetensors, shards, pytorch_model.bin) → one standard
+ * safetensors file, optionally in another float dtype. The 2023-era attention buffers
+ * (attn.bias, attn.masked_bias) are dropped, as transformers does when it saves today: they
+ * hold no weights.
+ */
+import { copyFileSync, existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { Gpt2RewardError } from "../errors.js";
+import { loadCheckpoint } from "../formats/checkpoint.js";
+import { convertTensor, writeSafetensors } from "../formats/write-safetensors.js";
+import { locate } from "../model/reward-model.js";
+import { readConfig } from "../model/config.js";
+import type { RawTensor } from "../formats/tensor.js";
+import { IGNORED_BUFFERS } from "../model/weights.js";
+
+export type ConvertDType = "F32" | "F16" | "BF16";
+
+export function parseDType(s: string): ConvertDType | null {
+  const up = s.toUpperCase();
+  return up === "F32" || up === "F16" || up === "BF16" ? up : null;
+}
+
+export interface ConvertResult {
+  tensors: number;
+  dropped: string[];
+  configWritten: string | null;
+}
+
+export function convertModel(modelPath: string, out: string, dtype: ConvertDType | null): ConvertResult {
+  const { configFile, weightsPath } = locate(modelPath);
+  readConfig(configFile); // refuse a model we could not score before writing anything
+  if (!out.endsWith(".safetensors")) throw new Gpt2RewardError(`${out}: the output file name must end in .safetensors`);
+  const ckpt = loadCheckpoint(weightsPath);
+  const tensors = new Map<string, RawTensor>();
+  const dropped: string[] = [];
+  for (const [name, t] of ckpt.tensors) {
+    if (IGNORED_BUFFERS.test(name)) {
+      dropped.push(name);
+      continue;
+    }
+    const isFloat = t.dtype === "F32" || t.dtype === "F16" || t.dtype === "BF16" || t.dtype === "F64";
+    tensors.set(name, dtype && isFloat ? convertTensor(t, dtype) : t);
+  }
+  writeSafetensors(out, tensors, { format: "pt" });
+  // A safetensors file alone is not a model: put the config beside it unless one is there.
+  const outConfig = join(dirname(out), "config.json");
+  let configWritten: string | null = null;
+  if (!existsSync(outConfig)) {
+    copyFileSync(configFile, outConfig);
+    configWritten = outConfig;
+  }
+  return { tensors: tensors.size, dropped, configWritten };
+}

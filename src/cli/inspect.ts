@@ -1,0 +1,51 @@
+/**
+ * `inspect`: what a checkpoint holds (format, config, tensor names, dtypes, shapes, parameter
+ * count) without scoring anything. For a Hub repo with safetensors, only the headers are read,
+ * with HTTP range requests: nothing is downloaded.
+ */
+import { existsSync } from "node:fs";
+import { readConfig, type GPT2Config } from "../model/config.js";
+import { openCheckpoint } from "../formats/checkpoint.js";
+import { inspectHubModel, isHubRepoId, type HubOptions } from "../hub/hub.js";
+import { locate } from "../model/reward-model.js";
+import { elementCount } from "../formats/tensor.js";
+
+export interface Inspection {
+  source: string;
+  format: string;
+  files: string[];
+  config: GPT2Config | null;
+  tensors: { name: string; dtype: string; shape: number[] }[];
+  parameters: number;
+}
+
+export async function inspectModel(spec: string, hub?: HubOptions): Promise<Inspection> {
+  if (!existsSync(spec) && isHubRepoId(spec)) {
+    const r = await inspectHubModel(spec, hub);
+    const tensors = Object.entries(r.tensors).map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape }));
+    return { source: `${r.repo}@${r.revision}`, format: "safetensors (remote header)", files: r.files, config: null, tensors, parameters: r.parameterCount };
+  }
+  const { configFile, weightsPath } = locate(spec);
+  const config = readConfig(configFile);
+  const ckpt = openCheckpoint(weightsPath);
+  try {
+    const tensors = ckpt.source.names().map((name) => ({ name, ...ckpt.source.info(name) }));
+    const parameters = tensors.reduce((n, t) => n + elementCount(t.shape), 0);
+    return { source: spec, format: ckpt.format, files: [configFile, ...ckpt.files], config, tensors, parameters };
+  } finally {
+    ckpt.close();
+  }
+}
+
+export function formatInspection(r: Inspection): string {
+  const lines = [`${r.source}: ${r.format}, ${r.tensors.length} tensors, ${r.parameters.toLocaleString("en-US")} parameters`];
+  for (const f of r.files) lines.push(`  file ${f}`);
+  if (r.config) {
+    const c = r.config;
+    lines.push(`  config: ${c.n_layer} layers, n_embd ${c.n_embd}, ${c.n_head} heads, n_inner ${c.n_inner}, n_positions ${c.n_positions}, vocab ${c.vocab_size}, eps ${c.layer_norm_epsilon}`);
+    lines.push(`  labels: ${c.labels.join(", ")}; pad_token_id ${c.pad_token_id ?? "none (scores read the last token)"}`);
+  }
+  const width = Math.max(...r.tensors.map((t) => t.name.length));
+  for (const t of r.tensors) lines.push(`  ${t.name.padEnd(width)}  ${t.dtype.padEnd(4)}  [${t.shape.join(", ")}]`);
+  return lines.join("\n");
+}

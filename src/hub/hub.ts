@@ -1,0 +1,547 @@
+/**
+ * Models on the Hugging Face Hub: `owner/name[@revision]` -> a snapshot folder in the standard
+ * hub cache (layout in hub-cache.ts), holding config.json and the weights, which the loader then
+ * reads like any local folder. Files Python's huggingface_hub already downloaded are reused, and
+ * ours are reused by Python.
+ *
+ * Requests (all to `<endpoint>/<owner>/<name>/resolve/<revision>/<file>`, the endpoint Python uses):
+ * - revision is a commit hash and the snapshot has the files: none at all.
+ * - revision is a branch or tag (`main`): one HEAD of config.json, whose X-Repo-Commit says which
+ *   commit the branch points at now. Every other file is then asked for at that commit, so a
+ *   snapshot never mixes two commits, and files already in that snapshot cost no request. (Python
+ *   sends one HEAD per file instead; the result on disk is the same.)
+ * - a file not in the snapshot: a HEAD (ETag / X-Linked-Etag name the blob, X-Linked-Size or
+ *   Content-Length give its size, an absolute redirect is the CDN copy of an LFS file), then a
+ *   GET only if no blob of that name is cached yet.
+ * - a weights file the Hub says is absent (404 EntryNotFound) is remembered in .no_exist/, as
+ *   Python does, so the preference order below is walked without requests next time.
+ * No network (a failed fetch, a timeout, a 5xx) or offline mode (HF_HUB_OFFLINE=1): the cache
+ * alone answers, through refs/<revision>, and an error names the file it looked for.
+ */
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
+import { homedir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { parseSafetensorsMetadata, SafetensorParseError } from "@huggingface/hub";
+import { FormatError, Gpt2RewardError } from "../errors.js";
+import { parseIndex, WEIGHT_FILES } from "../formats/checkpoint.js";
+import { readSafetensorsHeader } from "../formats/safetensors.js";
+import {
+  blobPath, COMMIT_HASH, hubCacheRoot, incompletePath, isFile, isKnownMissing, linkSnapshotFile,
+  markMissing, readRef, refPath, repoCacheDir, snapshotDir, snapshotPath, writeRef,
+} from "./cache.js";
+
+export interface HubOptions {
+  /** Cache root. Default: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub. */
+  cacheDir?: string;
+  /** Use the cache only. Default: $HF_HUB_OFFLINE (or $TRANSFORMERS_OFFLINE) is 1/true/yes/on. */
+  offline?: boolean;
+  /**
+   * Sent as `Authorization: Bearer`. Default, as huggingface_hub finds it: $HF_TOKEN, else
+   * $HUGGING_FACE_HUB_TOKEN, else the file `hf auth login` writes ($HF_TOKEN_PATH, else
+   * $HF_HOME/token, else ~/.cache/huggingface/token); none if $HF_HUB_DISABLE_IMPLICIT_TOKEN is set.
+   */
+  token?: string;
+  /** Default: $HF_ENDPOINT, else https://huggingface.co. */
+  endpoint?: string;
+  fetch?: typeof fetch;
+  /** Called as bytes of a download arrive (not for files reused from the cache). */
+  progress?: (file: string, done: number, total?: number) => void;
+}
+
+export interface HubModel {
+  /** The snapshot folder: config.json and the weights, as a local model folder. */
+  dir: string;
+  repo: string;
+  revision: string;
+  commit?: string;
+  /** Paths inside `dir`: config.json, then the weights (an index comes before its shards). */
+  files: string[];
+}
+
+export interface HubTensorInfo {
+  dtype: string;
+  shape: number[];
+}
+
+export interface HubInspection {
+  repo: string;
+  revision: string;
+  /** The safetensors files the header came from: model.safetensors, or the index and its shards. */
+  files: string[];
+  tensors: Record<string, HubTensorInfo>;
+  parameterCount: number;
+}
+
+const DEFAULT_ENDPOINT = "https://huggingface.co";
+/** Python's default HEAD timeout (HF_HUB_ETAG_TIMEOUT): a dead network falls back to the cache quickly. */
+const DEFAULT_HEAD_TIMEOUT_S = 10;
+const MAX_RELATIVE_REDIRECTS = 10;
+
+// ---------------------------------------------------------------------------- repo ids
+
+/** owner and name: word characters, '.', '-'; starting and ending with a word character (the Hub's rule). */
+const REPO_PART = /^\w(?:[\w.-]{0,94}\w)?$/;
+
+function parseSpec(spec: string): { repo: string; revision: string } | undefined {
+  const at = spec.indexOf("@");
+  const id = at < 0 ? spec : spec.slice(0, at);
+  const revision = at < 0 ? "main" : spec.slice(at + 1);
+  const parts = id.split("/");
+  if (parts.length !== 2) return undefined;
+  // "--" would be ambiguous in the cache folder name models--owner--name.
+  if (parts.some((p) => !REPO_PART.test(p) || p.includes("--") || p.includes(".."))) return undefined;
+  if (!isSafeRelativePath(revision)) return undefined; // refs/pr/1 is a revision, and a path under refs/
+  return { repo: id, revision };
+}
+
+/** `owner/name` or `owner/name@revision`, and not a path that exists here (a local folder wins). */
+export function isHubRepoId(s: string): boolean {
+  return parseSpec(s) !== undefined && !existsSync(s);
+}
+
+/** A relative path that stays inside its folder: no '..', no root, no drive, no backslash. */
+function isSafeRelativePath(p: string): boolean {
+  if (p === "" || p.startsWith("/") || /[\\:\s\u0000-\u001f]/.test(p)) return false;
+  return p.split("/").every((s) => s !== "" && s !== "." && s !== "..");
+}
+
+// ---------------------------------------------------------------------------- settings
+
+interface Hub {
+  repo: string;
+  revision: string;
+  endpoint: string;
+  token?: string;
+  /** Where the token came from, for error messages ("HF_TOKEN", a file...). */
+  tokenFrom: string;
+  offline: boolean;
+  /** Said first when the cache alone has to answer and cannot. */
+  offlineReason: string;
+  fetch: typeof fetch;
+  progress?: HubOptions["progress"];
+  repoDir: string;
+  headTimeoutMs: number;
+}
+
+function envFlag(name: string): boolean {
+  return ["1", "ON", "YES", "TRUE"].includes((process.env[name] ?? "").trim().toUpperCase());
+}
+
+/** The token and where it came from, in huggingface_hub's order (see HubOptions.token). */
+function findToken(explicit: string | undefined): { token?: string; tokenFrom: string } {
+  const env = process.env;
+  const clean = (t: string | undefined) => t?.trim() || undefined;
+  if (explicit !== undefined) return { token: clean(explicit), tokenFrom: "the token given" };
+  if (envFlag("HF_HUB_DISABLE_IMPLICIT_TOKEN")) return { tokenFrom: "HF_TOKEN (HF_HUB_DISABLE_IMPLICIT_TOKEN is set)" };
+  for (const name of ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"]) {
+    const token = clean(env[name]);
+    if (token) return { token, tokenFrom: name };
+  }
+  const home = env.HF_HOME || join(env.XDG_CACHE_HOME || join(homedir(), ".cache"), "huggingface");
+  const file = env.HF_TOKEN_PATH || join(home, "token");
+  try {
+    return { token: clean(readFileSync(file, "utf8")), tokenFrom: `the token in ${file}` };
+  } catch {
+    return { tokenFrom: "HF_TOKEN" }; // no file (or unreadable): no token, as huggingface_hub does
+  }
+}
+
+function openHub(spec: string, opts: HubOptions): Hub {
+  const parsed = parseSpec(spec);
+  if (!parsed) {
+    throw new Gpt2RewardError(`"${spec}" is not a Hugging Face repo id: expected owner/name or owner/name@revision`);
+  }
+  const env = process.env;
+  const endpoint = (opts.endpoint ?? (env.HF_ENDPOINT || DEFAULT_ENDPOINT)).replace(/\/+$/, "");
+  if (!/^https?:\/\/[^/]/.test(endpoint)) {
+    throw new Gpt2RewardError(`Hub endpoint "${endpoint}" (HF_ENDPOINT) is not an http(s) URL`);
+  }
+  const { token, tokenFrom } = findToken(opts.token);
+  const envOffline = envFlag("HF_HUB_OFFLINE") || envFlag("TRANSFORMERS_OFFLINE");
+  const timeout = Number(env.HF_HUB_ETAG_TIMEOUT);
+  return {
+    ...parsed,
+    endpoint,
+    token,
+    tokenFrom,
+    offline: opts.offline ?? envOffline,
+    offlineReason: opts.offline === undefined ? "HF_HUB_OFFLINE is set" : "offline mode is on",
+    fetch: opts.fetch ?? fetch,
+    progress: opts.progress,
+    repoDir: repoCacheDir(resolve(hubCacheRoot(opts.cacheDir)), parsed.repo),
+    headTimeoutMs: 1000 * (timeout > 0 ? timeout : DEFAULT_HEAD_TIMEOUT_S),
+  };
+}
+
+// ---------------------------------------------------------------------------- HTTP
+
+/** The Hub could not be asked (no network, timeout, 5xx): the cache may still answer. */
+class HubUnreachable extends Gpt2RewardError {
+  override name = "HubUnreachable";
+}
+
+function describeFailure(err: unknown): string {
+  if (err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError")) return "timed out";
+  const cause = err instanceof Error ? (err.cause as NodeJS.ErrnoException | undefined) : undefined;
+  const text = cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err));
+  return text.replace(/\s+/g, " ");
+}
+
+async function send(hub: Hub, url: string, init: RequestInit): Promise<Response> {
+  let res: Response;
+  try {
+    res = await hub.fetch(url, init);
+  } catch (err) {
+    throw new HubUnreachable(`cannot reach ${hub.endpoint} (${describeFailure(err)})`);
+  }
+  if (res.status >= 500) {
+    await res.body?.cancel();
+    throw new HubUnreachable(`${hub.endpoint} answered HTTP ${res.status}`);
+  }
+  return res;
+}
+
+function requestHeaders(hub: Hub, withToken: boolean): Record<string, string> {
+  // identity: a compressed body would not match the size the Hub announces.
+  const headers: Record<string, string> = { "accept-encoding": "identity" };
+  if (withToken && hub.token) headers.authorization = `Bearer ${hub.token}`;
+  return headers;
+}
+
+function resolveUrl(hub: Hub, revision: string, file: string): string {
+  const path = file.split("/").map(encodeURIComponent).join("/");
+  return `${hub.endpoint}/${hub.repo}/resolve/${encodeURIComponent(revision)}/${path}`;
+}
+
+/** A failed answer from the Hub as a one-line error; the Hub explains itself in X-Error-Code. */
+function httpError(hub: Hub, status: number, headers: Headers, file: string): Gpt2RewardError {
+  const code = headers.get("x-error-code");
+  const where = `${hub.repo}@${hub.revision}`;
+  if (status === 401 || status === 403) {
+    if (headers.get("x-error-message") === "Invalid credentials in Authorization header") {
+      return new Gpt2RewardError(`${hub.endpoint} rejected the token (HTTP ${status}): check ${hub.tokenFrom}`);
+    }
+    const what = code === "GatedRepo" ? "is a gated repo" : "is a private or gated repo, or does not exist";
+    const fix = hub.token
+      ? `the token sent (${hub.tokenFrom}) has no access to it; request access on its page or use another token`
+      : "set HF_TOKEN to a token that can read it";
+    return new Gpt2RewardError(`${hub.repo} ${what} (HTTP ${status} for ${file}): ${fix}`);
+  }
+  if (status === 404 && code === "RevisionNotFound") {
+    return new Gpt2RewardError(`${hub.repo}: revision "${hub.revision}" not found on ${hub.endpoint}`);
+  }
+  if (status === 404 && code === "RepoNotFound") {
+    return new Gpt2RewardError(`${hub.repo}: repository not found on ${hub.endpoint}`);
+  }
+  if (status === 404) return notFound(hub, file);
+  if (status === 429) {
+    return new Gpt2RewardError(`${hub.endpoint} is rate-limiting requests (HTTP 429 for ${where} ${file}); retry later`);
+  }
+  return new Gpt2RewardError(`${where}: unexpected HTTP ${status} for ${file} from ${hub.endpoint}`);
+}
+
+function notFound(hub: Hub, file: string): Gpt2RewardError {
+  return new Gpt2RewardError(`${file} not found in ${hub.repo}@${hub.revision} on ${hub.endpoint}`);
+}
+
+/** What a HEAD says about a file: the blob to store it as, its size, and where to GET it. */
+interface RemoteFile {
+  commit: string;
+  etag: string;
+  size: number;
+  location: string;
+}
+
+type HeadAnswer = ({ found: true } & RemoteFile) | { found: false; commit?: string };
+
+/** `W/"abc"` or `"abc"` -> `abc`; it names a file in blobs/, so it must be a plain name. */
+function blobName(etag: string | null): string | undefined {
+  const name = etag?.replace(/^W\//, "").replace(/^"|"$/g, "");
+  return name && /^[\w.-]+$/.test(name) && !/^\.+$/.test(name) ? name : undefined;
+}
+
+async function headFile(hub: Hub, revision: string, file: string): Promise<HeadAnswer> {
+  let url = resolveUrl(hub, revision, file);
+  for (let hop = 0; hop <= MAX_RELATIVE_REDIRECTS; hop++) {
+    const res = await send(hub, url, {
+      method: "HEAD",
+      redirect: "manual",
+      headers: requestHeaders(hub, true),
+      signal: AbortSignal.timeout(hub.headTimeoutMs),
+    });
+    const h = res.headers;
+    const location = h.get("location");
+    const redirected = res.status >= 300 && res.status < 400 && location !== null;
+    // A relative redirect is the Hub itself (a renamed repo): follow it. An absolute one points
+    // at the CDN copy of an LFS file, and this response's X-Linked-* headers describe that file.
+    if (redirected && !/^[a-z][a-z\d+.-]*:/i.test(location)) {
+      url = new URL(location, url).href;
+      continue;
+    }
+    const code = h.get("x-error-code");
+    if (res.status === 404 && code !== "RepoNotFound" && code !== "RevisionNotFound") {
+      return { found: false, commit: h.get("x-repo-commit") ?? undefined };
+    }
+    if (!res.ok && !redirected) throw httpError(hub, res.status, h, file);
+    const commit = h.get("x-repo-commit") ?? "";
+    const etag = blobName(h.get("x-linked-etag") ?? h.get("etag"));
+    const sizeHeader = h.get("x-linked-size") ?? (redirected ? null : h.get("content-length"));
+    const size = sizeHeader === null ? NaN : Number(sizeHeader);
+    if (!COMMIT_HASH.test(commit) || etag === undefined || !Number.isSafeInteger(size) || size < 0) {
+      const missing = !COMMIT_HASH.test(commit) ? "X-Repo-Commit" : etag === undefined ? "ETag" : "size";
+      throw new Gpt2RewardError(
+        `${hub.endpoint} does not answer like the Hugging Face Hub (no valid ${missing} for ${hub.repo} ${file}); check HF_ENDPOINT`,
+      );
+    }
+    return { found: true, commit, etag, size, location: redirected ? location : url };
+  }
+  throw new Gpt2RewardError(`${hub.repo}: too many redirects for ${file} on ${hub.endpoint}`);
+}
+
+/**
+ * Streams a file into `<blob>.<random>.incomplete` and renames it to the blob only once it has
+ * exactly the announced size (and, for an LFS file, whose ETag is its sha256, that digest), so a
+ * cut download never sits where a complete one is expected. On failure nothing is kept.
+ */
+async function downloadBlob(hub: Hub, file: string, remote: RemoteFile): Promise<void> {
+  const blob = blobPath(hub.repoDir, remote.etag);
+  if (await isFile(blob)) return;
+  await mkdir(dirname(blob), { recursive: true });
+  const tmp = incompletePath(hub.repoDir, remote.etag);
+  const sha256 = /^[0-9a-f]{64}$/.test(remote.etag) ? createHash("sha256") : undefined;
+  // A CDN URL is signed: the token goes only to the Hub's own origin.
+  const withToken = new URL(remote.location).origin === new URL(hub.endpoint).origin;
+  const out = await open(tmp, "w");
+  let closed = false;
+  let done = 0;
+  try {
+    const res = await send(hub, remote.location, { headers: requestHeaders(hub, withToken) });
+    if (!res.ok || !res.body) throw httpError(hub, res.status, res.headers, file);
+    hub.progress?.(file, 0, remote.size);
+    const reader = res.body.getReader();
+    for (;;) {
+      const { done: end, value } = await reader.read();
+      if (end) break;
+      for (let off = 0; off < value.length; ) off += (await out.write(value, off, value.length - off)).bytesWritten;
+      sha256?.update(value);
+      done += value.length;
+      hub.progress?.(file, done, remote.size);
+    }
+    await out.close();
+    closed = true;
+    if (done !== remote.size) throw new Error(`received ${done} of ${remote.size} bytes`);
+    if (sha256 && sha256.digest("hex") !== remote.etag) throw new Error("sha256 does not match the Hub's ETag");
+    await rename(tmp, blob);
+  } catch (err) {
+    if (!closed) await out.close().catch(() => undefined);
+    await rm(tmp, { force: true });
+    const why = err instanceof Gpt2RewardError ? err.message : describeFailure(err);
+    throw new Gpt2RewardError(
+      `download of ${file} from ${hub.repo} failed after ${done} of ${remote.size} bytes (${why}); nothing was kept, run again to retry`,
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------- resolve
+
+/** Makes snapshots/<commit>/<file> present: already there, or linked to a cached blob, or downloaded. */
+async function ensureFile(hub: Hub, commit: string, file: string, known?: RemoteFile): Promise<void> {
+  if (await isFile(snapshotPath(hub.repoDir, commit, file))) return;
+  let remote = known;
+  if (!remote) {
+    const answer = await headFile(hub, commit, file);
+    if (!answer.found) throw notFound(hub, file);
+    remote = answer;
+  }
+  await downloadBlob(hub, file, remote);
+  await linkSnapshotFile(hub.repoDir, commit, file, remote.etag);
+}
+
+/** The shard files an index names, sorted (plain file names beside it: parseIndex refuses anything else). */
+async function readShardList(path: string, name: string): Promise<string[]> {
+  return [...parseIndex(name, await readFile(path, "utf8")).keys()].sort();
+}
+
+/** Walks WEIGHT_FILES at `commit`: cached -> use, known absent -> skip, else ask the Hub. */
+async function ensureWeights(hub: Hub, commit: string): Promise<string[]> {
+  for (const candidate of WEIGHT_FILES) {
+    let remote: RemoteFile | undefined;
+    if (!(await isFile(snapshotPath(hub.repoDir, commit, candidate)))) {
+      if (await isKnownMissing(hub.repoDir, commit, candidate)) continue;
+      const answer = await headFile(hub, commit, candidate);
+      if (!answer.found) {
+        await markMissing(hub.repoDir, commit, candidate);
+        continue;
+      }
+      remote = answer;
+    }
+    await ensureFile(hub, commit, candidate, remote);
+    if (!candidate.endsWith(".index.json")) return [candidate];
+    const shards = await readShardList(snapshotPath(hub.repoDir, commit, candidate), candidate);
+    for (const shard of shards) await ensureFile(hub, commit, shard);
+    return [candidate, ...shards];
+  }
+  throw new Gpt2RewardError(
+    `${hub.repo}@${hub.revision} has no weights on ${hub.endpoint}: none of ${WEIGHT_FILES.join(", ")}`,
+  );
+}
+
+async function resolveOnline(hub: Hub): Promise<HubModel> {
+  let commit = COMMIT_HASH.test(hub.revision) ? hub.revision : undefined;
+  let config: RemoteFile | undefined;
+  if (!commit) {
+    const answer = await headFile(hub, hub.revision, "config.json");
+    if (!answer.found) throw notFound(hub, "config.json");
+    commit = answer.commit;
+    config = answer;
+    await writeRef(hub.repoDir, hub.revision, commit);
+  }
+  await ensureFile(hub, commit, "config.json", config);
+  const weights = await ensureWeights(hub, commit);
+  return { dir: snapshotDir(hub.repoDir, commit), repo: hub.repo, revision: hub.revision, commit, files: ["config.json", ...weights] };
+}
+
+/** The commit the cache knows for the revision, or an error naming the ref file it looked for. */
+async function cachedCommit(hub: Hub, why: string): Promise<string> {
+  const commit = await readRef(hub.repoDir, hub.revision);
+  if (!commit) {
+    throw new Gpt2RewardError(
+      `${why} and ${hub.repo}@${hub.revision} is not in the cache (looked for ${refPath(hub.repoDir, hub.revision)})`,
+    );
+  }
+  return commit;
+}
+
+async function requireCached(hub: Hub, commit: string, file: string, why: string): Promise<void> {
+  const path = snapshotPath(hub.repoDir, commit, file);
+  if (!(await isFile(path))) {
+    throw new Gpt2RewardError(`${why} and ${file} of ${hub.repo}@${hub.revision} is not in the cache (looked for ${path})`);
+  }
+}
+
+/** The first of `candidates` the snapshot has, with its shards if it is an index (all of which must be cached). */
+async function cachedWeights(hub: Hub, commit: string, candidates: readonly string[], why: string): Promise<string[]> {
+  for (const candidate of candidates) {
+    const path = snapshotPath(hub.repoDir, commit, candidate);
+    if (!(await isFile(path))) continue;
+    if (!candidate.endsWith(".index.json")) return [candidate];
+    const shards = await readShardList(path, candidate);
+    for (const shard of shards) await requireCached(hub, commit, shard, why);
+    return [candidate, ...shards];
+  }
+  throw new Gpt2RewardError(
+    `${why} and no weights of ${hub.repo}@${hub.revision} are in the cache ` +
+      `(looked for ${candidates.join(", ")} in ${snapshotDir(hub.repoDir, commit)})`,
+  );
+}
+
+async function resolveFromCache(hub: Hub, why: string): Promise<HubModel> {
+  const commit = await cachedCommit(hub, why);
+  await requireCached(hub, commit, "config.json", why);
+  const weights = await cachedWeights(hub, commit, WEIGHT_FILES, why);
+  return { dir: snapshotDir(hub.repoDir, commit), repo: hub.repo, revision: hub.revision, commit, files: ["config.json", ...weights] };
+}
+
+/**
+ * `owner/name[@revision]` -> the snapshot folder holding config.json and the weights, downloading
+ * what the cache lacks. See the file comment for which requests are made when.
+ */
+export async function resolveHubModel(spec: string, opts: HubOptions = {}): Promise<HubModel> {
+  const hub = openHub(spec, opts);
+  if (hub.offline) return resolveFromCache(hub, hub.offlineReason);
+  try {
+    return await resolveOnline(hub);
+  } catch (err) {
+    if (!(err instanceof HubUnreachable)) throw err;
+    return resolveFromCache(hub, err.message);
+  }
+}
+
+// ---------------------------------------------------------------------------- inspect
+
+/** One safetensors file's tensors, as a header lists them. */
+type HeaderTensors = Iterable<[string, { dtype: string; shape: number[] }]>;
+
+function summarize(hub: Hub, files: string[], headers: HeaderTensors[]): HubInspection {
+  const tensors: Record<string, HubTensorInfo> = {};
+  let parameterCount = 0;
+  for (const header of headers) {
+    for (const [name, { dtype, shape }] of header) {
+      tensors[name] = { dtype, shape: [...shape] };
+      parameterCount += shape.reduce((n, d) => n * d, 1);
+    }
+  }
+  return { repo: hub.repo, revision: hub.revision, files, tensors, parameterCount };
+}
+
+async function inspectFromCache(hub: Hub, why: string): Promise<HubInspection> {
+  const commit = await cachedCommit(hub, why);
+  const files = await cachedWeights(hub, commit, WEIGHT_FILES.slice(0, 2), why);
+  const tensorFiles = files.length === 1 ? files : files.slice(1);
+  const headers = tensorFiles.map((f) => readSafetensorsHeader(snapshotPath(hub.repoDir, commit, f)).entries);
+  return summarize(hub, files, headers);
+}
+
+/**
+ * The tensor names, dtypes and shapes of a safetensors checkpoint, read from its header with Range
+ * requests (via @huggingface/hub's parseSafetensorsMetadata) without downloading the weights.
+ * From the cache when offline, unreachable, or the revision is a commit hash already cached.
+ */
+export async function inspectHubModel(spec: string, opts: HubOptions = {}): Promise<HubInspection> {
+  const hub = openHub(spec, opts);
+  if (hub.offline) return inspectFromCache(hub, hub.offlineReason);
+  if (COMMIT_HASH.test(hub.revision)) {
+    const cached = await inspectFromCache(hub, "").catch(() => undefined);
+    if (cached) return cached;
+  }
+  // The library takes a fetch: ours adds the token for the Hub's origin only (any token shape, not
+  // just hf_…, so mirrors work) and keeps failed answers, whose X-Error-Code the library drops.
+  const origin = new URL(hub.endpoint).origin;
+  const failures: Response[] = [];
+  const hubFetch: typeof fetch = async (input, init) => {
+    const url = input instanceof Request ? input.url : String(input);
+    const headers = new Headers(init?.headers);
+    if (hub.token && new URL(url).origin === origin) headers.set("authorization", `Bearer ${hub.token}`);
+    let res: Response;
+    try {
+      res = await hub.fetch(input, { ...init, headers });
+    } catch (err) {
+      throw new HubUnreachable(`cannot reach ${hub.endpoint} (${describeFailure(err)})`);
+    }
+    if (!res.ok) failures.push(res);
+    return res;
+  };
+  try {
+    const parsed = await parseSafetensorsMetadata({
+      repo: { type: "model", name: hub.repo },
+      revision: hub.revision,
+      hubUrl: hub.endpoint,
+      fetch: hubFetch,
+    });
+    // The library has validated each entry (dtype, shape, offsets within the file).
+    const headers = (parsed.sharded ? Object.values(parsed.headers) : [parsed.header]).map((header) =>
+      Object.entries(header).filter(([name]) => name !== "__metadata__") as HeaderTensors,
+    );
+    return summarize(hub, parsed.filepaths, headers);
+  } catch (err) {
+    if (err instanceof HubUnreachable) return inspectFromCache(hub, err.message);
+    if (err instanceof Gpt2RewardError) throw err;
+    const denied = failures.find(
+      (r) => r.status === 401 || r.status === 403 || /^(Repo|Revision)NotFound$/.test(r.headers.get("x-error-code") ?? ""),
+    );
+    if (denied) throw httpError(hub, denied.status, denied.headers, "model.safetensors");
+    const down = failures.find((r) => r.status >= 500);
+    if (down) return inspectFromCache(hub, `${hub.endpoint} answered HTTP ${down.status}`);
+    const message = (err instanceof Error ? err.message : String(err)).replace(/\s+/g, " ");
+    if (err instanceof SafetensorParseError) throw new FormatError(`${hub.repo}@${hub.revision}`, message);
+    if (message.includes("does not seem to contain safetensors")) {
+      throw new Gpt2RewardError(
+        `${hub.repo}@${hub.revision} has no model.safetensors or model.safetensors.index.json on ${hub.endpoint}: ` +
+          "only safetensors headers can be read without downloading",
+      );
+    }
+    throw new Gpt2RewardError(`${hub.repo}@${hub.revision}: reading the safetensors header failed: ${message}`);
+  }
+}

@@ -1,0 +1,237 @@
+/**
+ * A loaded reward model: config + weights in kernel memory + the tokenizer rules of the model
+ * card (pad id 50256, left truncation to 256 tokens, right padding, pooling at the last
+ * non-pad token). `score` is what users call; everything below it is exported for study.
+ */
+import { existsSync, statSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { Arena } from "../../kernels/arena.js";
+import type { Kernels } from "../../kernels/contract.js";
+import { createTsKernels } from "../../kernels/ts-kernels.js";
+import { createWasmKernels, wasmSimdSupported } from "../../kernels/wasm/wasm-kernels.js";
+import { GPT2_EOS, readConfig, type GPT2Config } from "./config.js";
+import { isHubRepoId, resolveHubModel, type HubOptions } from "../hub/hub.js";
+import { Gpt2RewardError, InputError, quote } from "../errors.js";
+import { openCheckpoint } from "../formats/checkpoint.js";
+import { forward, type ForwardOptions } from "./gpt2.js";
+import { scoredPosition, type PoolingRule } from "./pooling.js";
+import { createPool, defaultThreads } from "../run/pool.js";
+import { enableRelaxedSimd } from "../run/relaxed-simd.js";
+import { serialRunner, type Runner } from "../run/runner.js";
+import { encodeTruncated } from "./tokenizer.js";
+import type { WeightDType } from "../../kernels/half.js";
+import { loadWeights, type GPT2Weights, type LoadReport } from "./weights.js";
+
+export type KernelChoice = "ts" | "wasm" | "auto";
+
+export interface LoadOptions {
+  /** Called with warnings (unused tensors, NaN/Inf in weights). Default: none. */
+  onWarning?: (message: string) => void;
+  /** Threads computing each kernel call (this one included). Default: all cores. */
+  threads?: number;
+  /** "wasm" (WebAssembly SIMD, emitted by kernels/wasm), "ts" (pure TypeScript) or "auto" (wasm where the engine has SIMD). */
+  kernels?: KernelChoice;
+  /** Where and how to fetch a Hub model (fromPretrained only). */
+  hub?: HubOptions;
+  /**
+   * How the Conv1D weights are kept in memory: "f32" (default), or "f16" / "bf16" for a
+   * checkpoint that stores them so: half their memory, the same logits.
+   */
+  dtype?: WeightDTypeChoice;
+}
+
+export type WeightDTypeChoice = "f32" | "f16" | "bf16";
+
+export interface ScoreOptions {
+  /** Tokens kept per text, from the end (HF truncation_side='left'). Default 256, as the model card. */
+  maxLength?: number;
+  /** Which token the score head reads. Default "last-non-pad" (current transformers). */
+  pooling?: PoolingRule;
+  /** Texts per forward pass. Default 8. */
+  batchSize?: number;
+}
+
+export interface ScoreResult {
+  /** One value per label (config num_labels / id2label). */
+  logits: number[];
+  /** Tokens the model saw (after truncation). */
+  tokens: number;
+  /** True when the text was longer than maxLength tokens and its beginning was dropped. */
+  truncated: boolean;
+}
+
+export const DEFAULT_MAX_LENGTH = 256;
+
+export class RewardModel {
+  private constructor(
+    readonly config: GPT2Config,
+    readonly weights: GPT2Weights,
+    readonly runner: Runner,
+    /** The files the model was read from. */
+    readonly files: string[],
+    readonly loadReport: LoadReport,
+  ) {}
+
+  /** The kernels in use: "ts" or "wasm". */
+  get kernels(): string {
+    return this.runner.kernels.name;
+  }
+
+  get threads(): number {
+    return this.runner.threads;
+  }
+
+  /** Label names in logit order. */
+  get labels(): string[] {
+    return this.config.labels;
+  }
+
+  /** The id used for padding, and by the pooling rules: config pad_token_id, else 50256 (EOS). */
+  get padId(): number {
+    return this.config.pad_token_id ?? GPT2_EOS;
+  }
+
+  /**
+   * Loads a model named like on the command line: a local folder or weights file, else a Hub
+   * repo `owner/name[@revision]`, downloaded into (or found in) the Hugging Face cache.
+   */
+  static async fromPretrained(spec: string, opts: LoadOptions = {}): Promise<RewardModel> {
+    if (!existsSync(spec) && isHubRepoId(spec)) {
+      const { dir } = await resolveHubModel(spec, opts.hub);
+      return RewardModel.load(dir, opts);
+    }
+    return RewardModel.load(spec, opts);
+  }
+
+  /**
+   * Loads a model from a folder (config.json + weights) or a weights file (config.json beside it).
+   */
+  static load(path: string, opts: LoadOptions = {}): RewardModel {
+    const { configFile, weightsPath } = locate(path);
+    const config = readConfig(configFile);
+    const threads = opts.threads ?? defaultThreads();
+    const dtype = opts.dtype ?? "f32";
+    if (dtype !== "f32" && dtype !== "f16" && dtype !== "bf16") throw new Gpt2RewardError(`dtype must be f32, f16 or bf16, got ${quote(dtype)}`);
+    if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new Gpt2RewardError(`threads must be an integer from 1 to 256, got ${threads}`);
+    const backend = chooseKernels(opts.kernels ?? "auto");
+    const kernels: Kernels = backend === "wasm" ? createWasmKernels(new Arena()) : createTsKernels(new Arena());
+    const checkpoint = openCheckpoint(weightsPath);
+    let loaded: ReturnType<typeof loadWeights>;
+    try {
+      loaded = loadWeights(checkpoint.source, config, kernels, dtype.toUpperCase() as WeightDType);
+    } finally {
+      checkpoint.close();
+    }
+    const { weights, report } = loaded;
+    if (report.unused.length > 0) {
+      opts.onWarning?.(`${checkpoint.source.file}: ignoring ${report.unused.length} tensor(s) GPT-2 does not use: ${report.unused.slice(0, 5).join(", ")}${report.unused.length > 5 ? ", ..." : ""}`);
+    }
+    for (const { name, count } of report.nonFinite) {
+      opts.onWarning?.(`${checkpoint.source.file}: tensor ${name} holds ${count} NaN or infinite value(s); scores may be NaN`);
+    }
+    const runner = threads > 1 ? createPool(kernels, backend, threads) : serialRunner(kernels);
+    return new RewardModel(config, weights, runner, [configFile, ...checkpoint.files], report);
+  }
+
+  /** A text's ids after left truncation. Throws InputError for an empty text. */
+  tokenize(text: string, maxLength = DEFAULT_MAX_LENGTH): { ids: number[]; truncated: boolean } {
+    this.checkMaxLength(maxLength);
+    const t = encodeTruncated(text, maxLength);
+    if (t.ids.length === 0) throw new InputError("empty text: it has no tokens to score");
+    return t;
+  }
+
+  /** Scores texts; results in input order. Throws InputError naming the first bad text. */
+  score(texts: string[], opts: ScoreOptions = {}): ScoreResult[] {
+    const maxLength = opts.maxLength ?? DEFAULT_MAX_LENGTH;
+    const items = texts.map((text, i) => {
+      try {
+        return this.tokenize(text, maxLength);
+      } catch (e) {
+        if (e instanceof InputError) throw new InputError(`text ${i}: ${e.message}`);
+        throw e;
+      }
+    });
+    return this.scoreTokenized(items, opts);
+  }
+
+  /** Scores pre-tokenized texts (ids are left-truncated to maxLength like texts). */
+  scoreIds(idLists: number[][], opts: ScoreOptions = {}): ScoreResult[] {
+    const maxLength = opts.maxLength ?? DEFAULT_MAX_LENGTH;
+    this.checkMaxLength(maxLength);
+    const items = idLists.map((ids, i) => {
+      const problem = this.checkIds(ids);
+      if (problem) throw new InputError(`ids ${i}: ${problem}`);
+      return ids.length > maxLength ? { ids: ids.slice(ids.length - maxLength), truncated: true } : { ids: ids.slice(), truncated: false };
+    });
+    return this.scoreTokenized(items, opts);
+  }
+
+  /** Why a list of ids cannot be scored, or null if it can. */
+  checkIds(ids: unknown): string | null {
+    if (!Array.isArray(ids)) return "ids must be an array of integers";
+    if (ids.length === 0) return "empty list of ids: nothing to score";
+    for (const id of ids) {
+      if (typeof id !== "number" || !Number.isInteger(id) || id < 0 || id >= this.config.vocab_size) {
+        // quote, not JSON.stringify: an "id" nested 10,000 deep would overflow the stack.
+        return `id ${quote(id)} is outside the vocabulary (0 to ${this.config.vocab_size - 1})`;
+      }
+    }
+    return null;
+  }
+
+  /** Scores already-truncated id lists in batches of batchSize. */
+  scoreTokenized(items: { ids: number[]; truncated: boolean }[], opts: ScoreOptions = {}, fwd: ForwardOptions = {}): ScoreResult[] {
+    const pooling = opts.pooling ?? "last-non-pad";
+    const batchSize = opts.batchSize ?? 8;
+    if (!Number.isInteger(batchSize) || batchSize < 1) throw new Gpt2RewardError(`batch size must be a positive integer, got ${batchSize}`);
+    const results: ScoreResult[] = [];
+    for (let b = 0; b < items.length; b += batchSize) {
+      const batch = items.slice(b, b + batchSize);
+      for (const it of batch) {
+        if (it.ids.length === 0) throw new InputError("empty text: it has no tokens to score");
+        if (it.ids.length > this.config.n_positions) throw new InputError(`${it.ids.length} tokens exceed the model's n_positions ${this.config.n_positions}`);
+      }
+      const seqs = batch.map((it) => it.ids);
+      const scored = seqs.map((ids) => scoredPosition(ids, this.config.pad_token_id, pooling));
+      const logits = forward(this, this.runner, seqs, scored, fwd);
+      batch.forEach((it, i) => results.push({ logits: Array.from(logits[i]), tokens: it.ids.length, truncated: it.truncated }));
+    }
+    return results;
+  }
+
+  checkMaxLength(maxLength: number): void {
+    if (!Number.isInteger(maxLength) || maxLength < 1) throw new Gpt2RewardError(`max length must be a positive integer, got ${maxLength}`);
+    if (maxLength > this.config.n_positions) {
+      // Named after config.json (files[0]): that is where a too-small n_positions comes from.
+      throw new Gpt2RewardError(`${this.files[0]}: max length ${maxLength} exceeds the model's n_positions ${this.config.n_positions} (it has no position embedding beyond that)`);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.runner.close();
+  }
+}
+
+function chooseKernels(choice: KernelChoice): "ts" | "wasm" {
+  if (choice === "ts") return "ts";
+  if (wasmSimdSupported()) {
+    enableRelaxedSimd(); // before the kernels compile: the workers' copies see the same flag
+    return "wasm";
+  }
+  if (choice === "wasm") throw new Gpt2RewardError("--kernels wasm: this JavaScript engine has no WebAssembly SIMD128");
+  return "ts";
+}
+
+/** A folder holds config.json and the weights; a weights file has config.json beside it. */
+export function locate(path: string): { configFile: string; weightsPath: string } {
+  if (!existsSync(path)) throw new Gpt2RewardError(`${path}: no such file or folder`);
+  if (statSync(path).isDirectory()) {
+    const configFile = join(path, "config.json");
+    if (!existsSync(configFile)) throw new Gpt2RewardError(`${path}: no config.json in this folder`);
+    return { configFile, weightsPath: path };
+  }
+  const configFile = join(dirname(path), "config.json");
+  if (!existsSync(configFile)) throw new Gpt2RewardError(`${path}: no config.json beside ${basename(path)}`);
+  return { configFile, weightsPath: path };
+}

@@ -1,0 +1,144 @@
+/**
+ * A pool of worker threads that share the model's memory, so a kernel call is split without
+ * copying a byte: the main thread writes the call's arguments (byte offsets into the shared
+ * memory, sizes, how many work items and how many per chunk) into a small shared control block,
+ * bumps a generation counter and wakes the workers with Atomics.notify; then every thread, the
+ * main one included, claims chunks with Atomics.add on a shared counter until none are left, and
+ * the main thread waits until all have reported. (A postMessage per kernel call costs about
+ * twice as much end to end.)
+ *
+ * Chunks rather than one fixed share per thread, because the two vCPUs of a VM run at different
+ * and wandering speeds: with fixed halves, the faster thread waits at every barrier (measured:
+ * 4–11% of a forward pass). Work items are output columns (linear), rows (layernorm),
+ * (text, head) pairs (attention) or elements (residual); no output element is ever computed by
+ * two threads or in a different order, so the logits are bit-identical for any thread count.
+ */
+import { existsSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
+import type { Kernels, PackedLinear } from "../../kernels/contract.js";
+import type { WasmKernels } from "../../kernels/wasm/wasm-kernels.js";
+import { PANEL } from "../../kernels/matmul.js";
+import type { Runner } from "./runner.js";
+import { WEIGHT_DTYPES } from "../../kernels/half.js";
+import { Op, CTRL, ctrlInts, type WorkerInit } from "./pool-protocol.js";
+
+/**
+ * The compiled worker beside this module; when this module runs from TypeScript source (vitest),
+ * the build in dist/ (npm test compiles first: a worker thread cannot load .ts on Node 20).
+ */
+function workerScript(): URL {
+  const beside = new URL("./pool-worker.js", import.meta.url);
+  if (existsSync(fileURLToPath(beside))) return beside;
+  const built = new URL("../../dist/src/run/pool-worker.js", import.meta.url);
+  if (existsSync(fileURLToPath(built))) return built;
+  throw new Error("worker script not found: run `npm run build` first");
+}
+
+export function defaultThreads(): number {
+  return availableParallelism();
+}
+
+/** Chunk size for n work items: about 8 chunks per thread, a multiple of `step`, at least `min`. */
+function chunkOf(n: number, threads: number, step: number, min = step): number {
+  return Math.max(min, Math.ceil(n / (threads * 8) / step) * step);
+}
+
+export function createPool(kernels: Kernels, backend: "ts" | "wasm", threads: number): Runner {
+  const ctrlBuf = new SharedArrayBuffer(ctrlInts(threads) * 4);
+  const ctrl = new Int32Array(ctrlBuf);
+  const eps = new Float64Array(new SharedArrayBuffer(8));
+  const workers: Worker[] = [];
+  const workerFile = workerScript();
+  // Not re-derived in the workers: whether the engine has relaxed SIMD can change (a V8 flag).
+  const wasmOptions = backend === "wasm" && "options" in kernels ? (kernels as WasmKernels).options : undefined;
+  for (let t = 1; t < threads; t++) {
+    const init: WorkerInit = { memory: kernels.memory, ctrl: ctrlBuf, eps: eps.buffer as SharedArrayBuffer, thread: t, backend, wasmOptions };
+    // No node options for workers: `node -e <script>` would make each worker run the script again.
+    // V8 flags (e.g. --experimental-wasm-relaxed-simd) are process-wide and reach workers anyway,
+    // so every thread compiles the same wasm.
+    const w = new Worker(workerFile, { workerData: init, execArgv: [] });
+    w.unref(); // a pool must never keep the process alive on its own
+    workers.push(w);
+  }
+  let failure: Error | null = null;
+  for (const w of workers) w.on("error", (e) => (failure = e));
+
+  const off = (a: Float32Array | Int32Array) => a.byteOffset;
+
+  /** Before the first call: every thread must be up (a blocked main thread would otherwise wait forever). */
+  let started = false;
+  const awaitStart = () => {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const ready = Atomics.load(ctrl, CTRL.READY);
+      if (ready >= threads - 1) break;
+      if (Date.now() > deadline) throw new Error(`only ${ready} of ${threads - 1} pool threads started within 60 s`);
+      Atomics.wait(ctrl, CTRL.READY, ready, 1000);
+    }
+    started = true;
+  };
+
+  /** Claims chunks of [0, n) until none are left, calling work(start, end) for each. */
+  const claim = (n: number, chunk: number, work: (start: number, end: number) => void) => {
+    for (;;) {
+      const start = Atomics.add(ctrl, CTRL.NEXT, 1) * chunk;
+      if (start >= n) return;
+      work(start, Math.min(start + chunk, n));
+    }
+  };
+
+  /** Publishes the call, claims chunks here too, waits for the other threads. */
+  const run = (op: Op, args: number[], n: number, chunk: number, self: (start: number, end: number) => void) => {
+    if (failure) throw failure;
+    if (!started) awaitStart();
+    for (let i = 0; i < args.length; i++) ctrl[CTRL.ARGS + i] = args[i];
+    ctrl[CTRL.OP] = op;
+    ctrl[CTRL.ITEMS] = n;
+    ctrl[CTRL.CHUNK] = chunk;
+    Atomics.store(ctrl, CTRL.NEXT, 0);
+    Atomics.store(ctrl, CTRL.DONE, 0);
+    Atomics.add(ctrl, CTRL.GEN, 1);
+    Atomics.notify(ctrl, CTRL.GEN);
+    claim(n, chunk, self);
+    for (;;) {
+      const done = Atomics.load(ctrl, CTRL.DONE);
+      if (done >= threads - 1) break;
+      Atomics.wait(ctrl, CTRL.DONE, done, 1000);
+      if (failure) throw failure;
+    }
+    if (Atomics.load(ctrl, CTRL.FAILED)) throw new Error("a pool thread failed (its error is printed above)");
+  };
+
+  return {
+    kernels,
+    threads,
+    linear(out, inp, w: PackedLinear, rows, gelu, scratch) {
+      // 16-bit weights: each thread widens panels into its own slice of `scratch`.
+      const stride = scratch ? Math.floor(scratch.length / threads) : 0;
+      const mine = scratch?.subarray(0, stride);
+      run(Op.Linear, [off(out), off(inp), w.packed.byteOffset, w.packed.length, off(w.bias), rows, w.inDim, w.outDim, gelu ? 1 : 0,
+        WEIGHT_DTYPES.indexOf(w.dtype), scratch ? off(scratch) : 0, stride],
+        w.outDim, chunkOf(w.outDim, threads, PANEL), (c0, c1) => kernels.linear(out, inp, w, rows, gelu, c0, c1, mine));
+    },
+    layernorm(out, inp, weight, bias, rows, C, e) {
+      eps[0] = e;
+      run(Op.LayerNorm, [off(out), off(inp), off(weight), off(bias), rows, C], rows, chunkOf(rows, threads, 1),
+        (r0, r1) => kernels.layernorm(out, inp, weight, bias, C, e, r0, r1));
+    },
+    attention(out, qkv, seqStarts, nHead, C, scratch, maxLen) {
+      // One (text, head) item per chunk: items differ in cost (∝ length²) and there are few of them.
+      const items = (seqStarts.length - 1) * nHead;
+      const mine = scratch.subarray(0, maxLen); // thread 0's scratch row
+      run(Op.Attention, [off(out), off(qkv), off(seqStarts), seqStarts.length - 1, nHead, C, off(scratch), maxLen], items, 1,
+        (i0, i1) => kernels.attention(out, qkv, seqStarts, nHead, C, mine, i0, i1));
+    },
+    residual(out, a, b, n) {
+      run(Op.Residual, [off(out), off(a), off(b), n], n, chunkOf(n, threads, 16, 4096), (i0, i1) => kernels.residual(out, a, b, i0, i1));
+    },
+    async close() {
+      await Promise.all(workers.map((w) => w.terminate()));
+    },
+  };
+}

@@ -1,0 +1,377 @@
+/**
+ * Every bad input of README's "Bad input: what you see" table, one test per row, named like the
+ * row, run through the compiled CLI as a user runs it (`npm test` builds dist/ first).
+ *
+ * File rows break one thing in a copy of a fixture model and run `score --model <copy> hello`:
+ * a non-zero exit, nothing on stdout, and exactly one line on stderr that names the file and the
+ * problem, with no stack trace. Warning rows: exit 0, one warning line naming the tensor, normal
+ * output. Line rows feed three lines with the bad one in the middle: it gets {"index": 1,
+ * "error": ...}, the others are scored, and the exit status is 1.
+ */
+import { spawn } from "node:child_process";
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { deepJson, safetensorsFromText, tempDir } from "../helpers/fuzz-models.js";
+import { PickleWriter, torchZip } from "../helpers/zip-writer.js";
+
+const ROOT = join(import.meta.dirname, "..", "..");
+const CLI = join(ROOT, "dist", "src", "cli", "main.js");
+const MODELS = join(ROOT, "fixtures", "models");
+const tmp = tempDir("bad-input");
+afterAll(() => tmp.cleanup());
+
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function runCli(args: string[], input?: Buffer): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on("data", (d: Buffer) => out.push(d));
+    child.stderr.on("data", (d: Buffer) => err.push(d));
+    child.on("error", reject);
+    child.on("close", (status) => resolve({ status, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8") }));
+    child.stdin.end(input ?? Buffer.alloc(0));
+  });
+}
+
+// ---- breaking a copy of a model ----
+
+let copies = 0;
+/** A fresh copy of fixtures/models/<name>. */
+function copyModel(name: string): string {
+  const dir = join(tmp.dir, `m${copies++}`);
+  mkdirSync(dir);
+  for (const f of ["config.json", "model.safetensors", "pytorch_model.bin"]) {
+    try {
+      copyFileSync(join(MODELS, name, f), join(dir, f));
+    } catch {
+      // the fixture has one weights file or the other
+    }
+  }
+  return dir;
+}
+
+type Header = Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] } | Record<string, string>>;
+
+/** Reads model.safetensors of `dir`, lets `edit` change the header (and data), writes it back. */
+function editSafetensors(dir: string, edit: (header: Header, data: Buffer) => Buffer | void): void {
+  const file = join(dir, "model.safetensors");
+  const bytes = readFileSync(file);
+  const n = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + n).toString("utf8")) as Header;
+  let data: Buffer = Buffer.from(bytes.subarray(8 + n));
+  data = edit(header, data) ?? data;
+  writeFileSync(file, safetensorsFromText(JSON.stringify(header), data));
+}
+
+function editConfig(dir: string, edit: (c: Record<string, unknown>) => void): void {
+  const file = join(dir, "config.json");
+  const c = JSON.parse(readFileSync(file, "utf8"));
+  edit(c);
+  writeFileSync(file, JSON.stringify(c, null, 2));
+}
+
+type Entry = { dtype: string; shape: number[]; data_offsets: [number, number] };
+const entry = (h: Header, name: string) => h[name] as Entry;
+
+/** Removes tensor `name` and its bytes, moving the later tensors down. */
+function dropTensor(h: Header, data: Buffer, name: string): Buffer {
+  const [b, e] = entry(h, name).data_offsets;
+  delete h[name];
+  for (const [k, v] of Object.entries(h)) {
+    if (k === "__metadata__") continue;
+    const t = v as Entry;
+    if (t.data_offsets[0] >= e) t.data_offsets = [t.data_offsets[0] - (e - b), t.data_offsets[1] - (e - b)];
+  }
+  return Buffer.concat([data.subarray(0, b), data.subarray(e)]);
+}
+
+/** Offset of the first central-directory entry of a zip. */
+function firstCentralEntry(bytes: Buffer): number {
+  for (let i = bytes.length - 22; i >= 0; i--) if (bytes.readUInt32LE(i) === 0x06054b50) return bytes.readUInt32LE(i + 16);
+  throw new Error("no end of central directory");
+}
+
+// ---- the rows ----
+
+interface FileRow {
+  row: string;
+  kind: "error" | "warning";
+  model: string;
+  /** Breaks the copy; returns the file the message must name (relative to the copy). */
+  setup: (dir: string) => string;
+  problem: RegExp;
+  args?: string[];
+}
+
+const fileRows: FileRow[] = [
+  {
+    row: "truncated file", kind: "error", model: "f16-8head", problem: /tensor transformer\.\S+ ends at data offset \d+, past the \d+ data bytes after the header \(truncated file\?\)/,
+    setup: (dir) => {
+      const f = join(dir, "model.safetensors");
+      const b = readFileSync(f);
+      writeFileSync(f, b.subarray(0, Math.floor(b.length * 0.6)));
+      return "model.safetensors";
+    },
+  },
+  {
+    row: "header length larger than the file", kind: "error", model: "f16-8head", problem: /safetensors header length \d+ runs past the end of the file \(\d+ bytes\): truncated or not a safetensors file/,
+    setup: (dir) => {
+      const f = join(dir, "model.safetensors");
+      const b = readFileSync(f);
+      b.writeBigUInt64LE(BigInt(b.length + 1000), 0);
+      writeFileSync(f, b);
+      return "model.safetensors";
+    },
+  },
+  {
+    row: "header not JSON", kind: "error", model: "f16-8head", problem: /safetensors header is not valid JSON \(.+\)/,
+    setup: (dir) => {
+      const f = join(dir, "model.safetensors");
+      const b = readFileSync(f);
+      const n = Number(b.readBigUInt64LE(0));
+      b.fill(0x20, 8, 8 + n).write("{not json", 8);
+      writeFileSync(f, b);
+      return "model.safetensors";
+    },
+  },
+  {
+    row: "header not a JSON object", kind: "error", model: "f16-8head", problem: /safetensors header is not a JSON object/,
+    setup: (dir) => {
+      const f = join(dir, "model.safetensors");
+      const b = readFileSync(f);
+      const n = Number(b.readBigUInt64LE(0));
+      b.fill(0x20, 8, 8 + n).write("[]", 8);
+      writeFileSync(f, b);
+      return "model.safetensors";
+    },
+  },
+  {
+    row: "overlapping offsets", kind: "error", model: "f16-8head", problem: /tensor transformer\.h\.0\.ln_1\.(weight|bias) starts at data offset \d+, which overlaps the previous tensor \(offsets must be contiguous from 0\)/,
+    setup: (dir) => {
+      // The later of two same-sized tensors is given the earlier one's bytes.
+      editSafetensors(dir, (h) => {
+        const [a, b] = [entry(h, "transformer.h.0.ln_1.weight"), entry(h, "transformer.h.0.ln_1.bias")].sort((x, y) => x.data_offsets[0] - y.data_offsets[0]);
+        b.data_offsets = [...a.data_offsets];
+      });
+      return "model.safetensors";
+    },
+  },
+  {
+    row: "out-of-order offsets ([end, begin])", kind: "error", model: "f16-8head", problem: /tensor transformer\.ln_f\.bias has invalid data_offsets\./,
+    setup: (dir) => {
+      editSafetensors(dir, (h) => {
+        const e = entry(h, "transformer.ln_f.bias");
+        e.data_offsets = [e.data_offsets[1], e.data_offsets[0]];
+      });
+      return "model.safetensors";
+    },
+  },
+  {
+    row: "unknown dtype", kind: "error", model: "f16-8head", problem: /tensor transformer\.wpe\.weight has unknown or unsupported dtype "Q4_0"/,
+    setup: (dir) => {
+      editSafetensors(dir, (h) => void (entry(h, "transformer.wpe.weight").dtype = "Q4_0"));
+      return "model.safetensors";
+    },
+  },
+  {
+    row: "integer dtype for a weight", kind: "error", model: "f16-8head", problem: /tensor transformer\.ln_f\.weight has dtype I16, expected a floating-point dtype \(F32, F16 or BF16\)/,
+    setup: (dir) => {
+      editSafetensors(dir, (h) => void (entry(h, "transformer.ln_f.weight").dtype = "I16"));
+      return "model.safetensors";
+    },
+  },
+  {
+    row: "shape that disagrees with the config", kind: "error", model: "f16-8head", problem: /tensor transformer\.h\.0\.mlp\.c_fc\.weight has shape \[32, 48\], config expects \[32, 64\]/,
+    setup: (dir) => {
+      editConfig(dir, (c) => void (c.n_inner = 64));
+      return "model.safetensors";
+    },
+  },
+  {
+    row: "missing tensor", kind: "error", model: "f16-8head", problem: /missing tensor transformer\.h\.1\.ln_2\.bias/,
+    setup: (dir) => {
+      editSafetensors(dir, (h, data) => dropTensor(h, data, "transformer.h.1.ln_2.bias"));
+      return "model.safetensors";
+    },
+  },
+  {
+    row: "missing score head (a language model, not a reward model)", kind: "error", model: "f16-8head", problem: /missing tensor score\.weight \(is this a GPT2ForSequenceClassification checkpoint\? a language model has no score head\)/,
+    setup: (dir) => {
+      editSafetensors(dir, (h, data) => dropTensor(h, data, "score.weight"));
+      return "model.safetensors";
+    },
+  },
+  {
+    row: "extra unknown tensors", kind: "warning", model: "f16-8head", problem: /ignoring 1 tensor\(s\) GPT-2 does not use: transformer\.h\.0\.attn\.rotary\.inv_freq/,
+    setup: (dir) => {
+      editSafetensors(dir, (h, data) => {
+        h["transformer.h.0.attn.rotary.inv_freq"] = { dtype: "F16", shape: [4], data_offsets: [data.length, data.length + 8] };
+        return Buffer.concat([data, Buffer.alloc(8)]);
+      });
+      return "model.safetensors";
+    },
+  },
+  {
+    row: "NaN or Inf in weights", kind: "warning", model: "f16-8head", problem: /tensor transformer\.wpe\.weight holds 2 NaN or infinite value\(s\); scores may be NaN/,
+    setup: (dir) => {
+      // In the last position's row of wpe, which "hello" (one token) never reads: the score stays finite.
+      editSafetensors(dir, (h, data) => {
+        const [, end] = entry(h, "transformer.wpe.weight").data_offsets;
+        data.writeUInt16LE(0x7e00, end - 2); // NaN
+        data.writeUInt16LE(0x7c00, end - 4); // +Inf
+      });
+      return "model.safetensors";
+    },
+  },
+  {
+    row: "config: n_head does not divide n_embd", kind: "error", model: "f16-8head", problem: /n_embd 32 is not divisible by n_head 5/,
+    setup: (dir) => {
+      editConfig(dir, (c) => void (c.n_head = 5));
+      return "config.json";
+    },
+  },
+  {
+    row: "config: n_positions smaller than the max length", kind: "error", model: "f16-8head", problem: /max length 256 exceeds the model's n_positions 100 \(it has no position embedding beyond that\)/,
+    setup: (dir) => {
+      // A consistent model with 100 positions: the config says so and wpe has 100 rows.
+      editConfig(dir, (c) => void (c.n_positions = 100));
+      editSafetensors(dir, (h, data) => {
+        const [b] = entry(h, "transformer.wpe.weight").data_offsets;
+        const rows = data.subarray(b, b + 100 * 32 * 2); // F16
+        const rest = dropTensor(h, data, "transformer.wpe.weight");
+        h["transformer.wpe.weight"] = { dtype: "F16", shape: [100, 32], data_offsets: [rest.length, rest.length + rows.length] };
+        return Buffer.concat([rest, rows]);
+      });
+      return "config.json";
+    },
+  },
+  {
+    row: "config: a size field missing (GPT-2's default is used)", kind: "error", model: "f16-8head", problem: /tensor transformer\.wte\.weight has shape \[50257, 32\], config expects \[50257, 768\]/,
+    setup: (dir) => {
+      editConfig(dir, (c) => void delete c.n_embd);
+      return "model.safetensors";
+    },
+  },
+  {
+    row: "config: absurd sizes (vocab_size 8,000,000, n_embd 4096)", kind: "error", model: "f16-8head", problem: /tensor transformer\.wte\.weight has shape \[50257, 32\], config expects \[8000000, 4096\]/,
+    setup: (dir) => {
+      editConfig(dir, (c) => Object.assign(c, { vocab_size: 8_000_000, n_embd: 4096 }));
+      return "model.safetensors";
+    },
+  },
+  {
+    row: "config: a value of the wrong type", kind: "error", model: "f16-8head", problem: /"n_layer" is "2", expected an integer from 1 to 1000/,
+    setup: (dir) => {
+      editConfig(dir, (c) => void (c.n_layer = "2"));
+      return "config.json";
+    },
+  },
+  {
+    row: "config: nested 20,000 deep", kind: "error", model: "f16-8head", problem: /"n_layer" is an array of 1, expected an integer from 1 to 1000/,
+    setup: (dir) => {
+      const f = join(dir, "config.json");
+      writeFileSync(f, readFileSync(f, "utf8").replace(/"n_layer": 2/, `"n_layer": ${deepJson(20_000)}`));
+      return "config.json";
+    },
+  },
+  {
+    row: "config.json not JSON", kind: "error", model: "f16-8head", problem: /not valid JSON \(.+\)/,
+    setup: (dir) => {
+      writeFileSync(join(dir, "config.json"), '{"n_layer": 2,');
+      return "config.json";
+    },
+  },
+  {
+    row: "pickle naming a forbidden global", kind: "error", model: "f16-8head-bin", problem: /pickle refers to the global os\.system, which is not on the allowlist of names a checkpoint may use; refusing to load it/,
+    setup: (dir) => {
+      const pkl = new PickleWriter().proto(2).global("os", "system").str("echo pwned").raw(0x85).reduce().stop().bytes();
+      writeFileSync(join(dir, "pytorch_model.bin"), torchZip(pkl, {}));
+      return "pytorch_model.bin";
+    },
+  },
+  {
+    row: "zip record outside the file", kind: "error", model: "f16-8head-bin", problem: /zip local header of record pytorch_model\/data\.pkl \(bytes \d+\.\.\d+\) lies outside the file \(\d+ bytes\); the archive is truncated or corrupt/,
+    setup: (dir) => {
+      const f = join(dir, "pytorch_model.bin");
+      const b = readFileSync(f);
+      b.writeUInt32LE(b.length + 4096, firstCentralEntry(b) + 42); // the local header offset of the first record
+      writeFileSync(f, b);
+      return "pytorch_model.bin";
+    },
+  },
+];
+
+interface LineRow {
+  row: string;
+  line: Buffer;
+  error: RegExp;
+}
+
+const lineRows: LineRow[] = [
+  { row: "invalid JSON line", line: Buffer.from('{"text": "hi"'), error: /^invalid JSON: .+/ },
+  { row: "invalid UTF-8", line: Buffer.from([0x7b, 0x22, 0x74, 0x65, 0x78, 0x74, 0x22, 0x3a, 0x20, 0x22, 0xff, 0xfe, 0x22, 0x7d]), error: /^line is not valid UTF-8$/ },
+  { row: "lone surrogates", line: Buffer.from('{"text": "a\\ud800b"}'), error: /^text contains a lone UTF-16 surrogate \(\\ud800\) at position 1: not valid Unicode$/ },
+  { row: "an id outside the vocabulary", line: Buffer.from('{"ids": [464, 50257]}'), error: /^id 50257 is outside the vocabulary \(0 to 50256\)$/ },
+  { row: "an empty text", line: Buffer.from('{"text": ""}'), error: /^empty text: it has no tokens to score$/ },
+  { row: "neither text nor ids", line: Buffer.from('{"txt": "hi"}'), error: /^expected a JSON object with "text" or "ids"$/ },
+  { row: "a 20,000-letter word", line: Buffer.from(JSON.stringify({ text: "a".repeat(20_000) })), error: /^text has a 20000-character word \(no space, no change between letters, digits and symbols\): longer than 10000, too costly to tokenize$/ },
+];
+
+// All CLI runs start together (each is a separate node process), then each row checks its own.
+const results = new Map<string, Promise<{ run: Run; dir: string; file: string }>>();
+beforeAll(() => {
+  for (const r of fileRows) {
+    const dir = copyModel(r.model);
+    const file = join(dir, r.setup(dir));
+    results.set(r.row, runCli(["score", "--model", dir, ...(r.args ?? []), "hello"]).then((run) => ({ run, dir, file })));
+  }
+  for (const r of lineRows) {
+    const input = Buffer.concat([Buffer.from('{"text": "User: hi\\nBot: hello"}\n'), r.line, Buffer.from('\n{"ids": [464, 3290]}\n')]);
+    results.set(r.row, runCli(["score", "--model", join(MODELS, "f16-8head")], input).then((run) => ({ run, dir: "", file: "" })));
+  }
+});
+
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+describe("bad files: one line on stderr naming the file and the problem, non-zero exit", () => {
+  it.each(fileRows.filter((r) => r.kind === "error").map((r) => [r.row, r] as const))("%s", async (_, r) => {
+    const { run, file } = await results.get(r.row)!;
+    expect(run.stdout).toBe("");
+    expect(run.stderr).not.toMatch(/\n {4}at /);
+    expect(run.stderr.split("\n")).toHaveLength(2); // one line and its newline
+    expect(run.stderr).toMatch(new RegExp(`^gpt2-reward: ${escape(file)}: ${r.problem.source}\\n$`));
+    expect(run.status).toBe(1);
+  });
+});
+
+describe("suspicious files: a warning naming the tensor, normal output, exit 0", () => {
+  it.each(fileRows.filter((r) => r.kind === "warning").map((r) => [r.row, r] as const))("%s", async (_, r) => {
+    const { run, file } = await results.get(r.row)!;
+    expect(run.stderr).toMatch(new RegExp(`^gpt2-reward: warning: ${escape(file)}: ${r.problem.source}\\n$`));
+    const out = run.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    expect(out).toHaveLength(1);
+    expect(out[0]).toMatchObject({ index: 0, tokens: 1, truncated: false });
+    expect(Number.isFinite(out[0].logits[0])).toBe(true);
+    expect(run.status).toBe(0);
+  });
+});
+
+describe("bad lines: {index, error} for that line, the others scored, exit 1", () => {
+  it.each(lineRows.map((r) => [r.row, r] as const))("%s", async (_, r) => {
+    const { run } = await results.get(r.row)!;
+    expect(run.stderr).toBe("");
+    const out = run.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    expect(out.map((o) => o.index)).toEqual([0, 1, 2]);
+    expect(Object.keys(out[1])).toEqual(["index", "error"]);
+    expect(out[1].error).toMatch(r.error);
+    for (const i of [0, 2]) expect(out[i].logits).toHaveLength(1);
+    expect(run.status).toBe(1);
+  });
+});
