@@ -22,7 +22,7 @@ const next = rng(1);
 const w = kernels.packLinear(fillUniform(new Float32Array(inDim * outDim), next, 0.02), new Float32Array(outDim), inDim, outDim);
 const inp = fillUniform(kernels.alloc(T * inDim), next, 1);
 const out = kernels.alloc(T * outDim);
-const call = () => kernels.linear(out, inp, w, T, false, 0, outDim);
+const call = () => kernels.linear(out, inp, w, T, false, undefined, 0, outDim);
 
 for (const t = performance.now(); performance.now() - t < 500;) call();
 const start = Number(arg("start"));

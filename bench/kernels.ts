@@ -10,6 +10,7 @@
  */
 import Benchmark from "benchmark";
 import { Arena } from "../kernels/arena.js";
+import type { PackedLinear } from "../kernels/contract.js";
 import { attention, attentionReference } from "../kernels/attention.js";
 import { geluReference, geluScalar } from "../kernels/gelu.js";
 import { layernorm, layernormReference } from "../kernels/layernorm.js";
@@ -109,12 +110,13 @@ export function benchKernels(opts: KernelBenchOptions): KernelResult[] {
 
       const packed = arena.alloc(packedSize(inDim, outDim));
       packMatmulWeight(packed, weight, inDim, outDim);
+      const tsW: PackedLinear = { inDim, outDim, dtype: "F32", packed, bias, nonFinite: 0 };
       const outTs = arena.alloc(T * outDim);
       const w = wasm.packLinear(weight, bias, inDim, outDim);
       const outWasm = arena.alloc(T * outDim);
       const variants: Variant[] = [
-        { kernel: "ts packed", out: outTs, timed: true, run: () => matmulPacked(outTs, inp, packed, bias, T, inDim, outDim, gelu, 0, outDim) },
-        { kernel: "wasm", out: outWasm, timed: true, run: () => wasm.linear(outWasm, inp, w, T, gelu, 0, outDim) },
+        { kernel: "ts packed", out: outTs, timed: true, run: () => matmulPacked(outTs, inp, tsW, T, gelu, undefined, 0, outDim) },
+        { kernel: "wasm", out: outWasm, timed: true, run: () => wasm.linear(outWasm, inp, w, T, gelu, undefined, 0, outDim) },
       ];
       // The reference is ~100× slower: timed at T = 64, and at the qkv target shape (256 × c_attn).
       if (T === 64 || (T === 256 && layer === "attn.c_attn")) {
@@ -141,8 +143,8 @@ export function benchKernels(opts: KernelBenchOptions): KernelResult[] {
     const outRef = new Float32Array(rows * C), outFast = arena.alloc(rows * C), outWasm = arena.alloc(rows * C);
     run({ group: "layernorm", shape: `${rows}×${C}`, rows, unit: "GB/s", work: 2 * rows * C * 4, ...fullDiff(ref), variants: [
       { kernel: "reference", out: outRef, timed: true, run: () => layernormReference(outRef, x, weight, bias, rows, C, eps) },
-      { kernel: "ts fast", out: outFast, timed: true, run: () => layernorm(outFast, x, weight, bias, C, eps, 0, rows) },
-      { kernel: "wasm", out: outWasm, timed: true, run: () => wasm.layernorm(outWasm, x, weight, bias, C, eps, 0, rows) },
+      { kernel: "ts fast", out: outFast, timed: true, run: () => layernorm(outFast, x, weight, bias, rows, C, eps, 0, rows) },
+      { kernel: "wasm", out: outWasm, timed: true, run: () => wasm.layernorm(outWasm, x, weight, bias, rows, C, eps, 0, rows) },
     ] });
     arena.release(mark);
   }

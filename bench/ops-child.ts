@@ -51,9 +51,9 @@ const linearName = (w: PackedLinear, gelu: boolean) =>
 const timed: Runner = {
   kernels: inner.kernels,
   threads: inner.threads,
-  linear: (out, inp, w, rows, gelu) => time(linearName(w, gelu), () => inner.linear(out, inp, w, rows, gelu)),
+  linear: (out, inp, w, rows, gelu, scratch) => time(linearName(w, gelu), () => inner.linear(out, inp, w, rows, gelu, scratch)),
   layernorm: (out, inp, weight, bias, rows, C, eps) => time("layernorm", () => inner.layernorm(out, inp, weight, bias, rows, C, eps)),
-  attention: (out, qkv, seqStarts, nHead, C, scratch, maxLen) => time("attention", () => inner.attention(out, qkv, seqStarts, nHead, C, scratch, maxLen)),
+  attention: (out, qkv, seqStarts, nHead, C, scratch) => time("attention", () => inner.attention(out, qkv, seqStarts, nHead, C, scratch)),
   residual: (out, a, b, n) => time("residual", () => inner.residual(out, a, b, n)),
   close: () => inner.close(),
 };

@@ -68,24 +68,27 @@ export interface Kernels {
   /** How many values of x are NaN or ±Inf (a loader checks every weight). */
   countNonFinite(x: Float32Array): number;
 
+  // The four kernels of the forward pass. Each takes exactly the arguments of the Runner method
+  // of the same name (src/run/runner.ts), in the same order, plus the half-open range
+  // [start, end) of work items it computes: a runner only appends the range.
+
   /**
    * out[rows, outDim] = inp[rows, inDim] · W + b, then GELU (gelu_new) if `gelu`.
-   * Computes only output columns [colStart, colEnd); a pool splits the columns. A 16-bit `w`
-   * needs `scratch`: LINEAR_SCRATCH_COLS × inDim floats that this call may overwrite.
+   * Work items are output columns; a pool splits them. A 16-bit `w` needs `scratch`:
+   * LINEAR_SCRATCH_COLS × inDim floats that this call may overwrite (one thread's share).
    */
-  linear(out: Float32Array, inp: Float32Array, w: PackedLinear, rows: number, gelu: boolean, colStart: number, colEnd: number, scratch?: Float32Array): void;
+  linear(out: Float32Array, inp: Float32Array, w: PackedLinear, rows: number, gelu: boolean, scratch: Float32Array | undefined, colStart: number, colEnd: number): void;
 
-  /** out[rows, C] = LayerNorm(inp) * weight + bias, for rows [rowStart, rowEnd). */
-  layernorm(out: Float32Array, inp: Float32Array, weight: Float32Array, bias: Float32Array, C: number, eps: number, rowStart: number, rowEnd: number): void;
+  /** out[rows, C] = LayerNorm(inp) * weight + bias. Work items are rows. */
+  layernorm(out: Float32Array, inp: Float32Array, weight: Float32Array, bias: Float32Array, rows: number, C: number, eps: number, rowStart: number, rowEnd: number): void;
 
   /**
    * Causal self-attention inside each sequence. qkv[N, 3C] holds q | k | v per token (HF's
    * c_attn output); out[N, C] gets the heads concatenated. Work items are (sequence, head)
-   * pairs, numbered seq * nHead + head; computes items [itemStart, itemEnd).
-   * `scratch` holds at least maxLen floats per call.
+   * pairs, numbered seq * nHead + head. `scratch` holds at least maxLen floats (one thread's share).
    */
   attention(out: Float32Array, qkv: Float32Array, seqStarts: Int32Array, nHead: number, C: number, scratch: Float32Array, itemStart: number, itemEnd: number): void;
 
-  /** out[i] = a[i] + b[i] for i in [start, end). `out` may alias `a` or `b`. */
-  residual(out: Float32Array, a: Float32Array, b: Float32Array, start: number, end: number): void;
+  /** out[i] = a[i] + b[i] for i < n. Work items are elements. `out` may alias `a` or `b`. */
+  residual(out: Float32Array, a: Float32Array, b: Float32Array, n: number, start: number, end: number): void;
 }

@@ -17,14 +17,15 @@ export function layernormReference(
 }
 
 /**
- * inp and out are (rows, C), for rows [rowStart, rowEnd); out may alias inp. The mean is
+ * inp and out are (rows, C); computes rows [rowStart, rowEnd); out may alias inp. The mean is
  * subtracted before squaring (not E[x²] − E[x]²) because the residual stream of GPT-2 has
  * large means, and cancellation there would cost digits we need for 2e-5 logits.
  */
 export function layernorm(
   out: Float32Array, inp: Float32Array, weight: Float32Array, bias: Float32Array,
-  C: number, eps: number, rowStart: number, rowEnd: number,
+  rows: number, C: number, eps: number, rowStart: number, rowEnd: number,
 ): void {
+  if (rowEnd > rows) throw new RangeError(`layernorm: rows up to ${rowEnd}, only ${rows}`);
   for (let r = rowStart; r < rowEnd; r++) {
     const base = r * C;
     let sum = 0;

@@ -9,7 +9,7 @@ import { countNonFinite, nonFiniteFlag } from "./finite.js";
 import { geluScalar } from "./gelu.js";
 import type { Arena } from "./arena.js";
 import type { PackedLinear, RowReader, RowReader16 } from "./contract.js";
-import { countNonFinite16, pack16, widen16, type WeightDType } from "./half.js";
+import { countNonFinite16, pack16, widen16 } from "./half.js";
 
 /** inp is (rows, inDim), weight is (inDim, outDim), bias is (outDim) or null, out is (rows, outDim). */
 export function matmulReference(
@@ -123,16 +123,17 @@ export function packInBlocks<A extends Float32Array | Uint16Array>(
 }
 
 /**
- * inp is (rows, inDim), packed is from packMatmulWeight, out is (rows, outDim); computes only
- * output columns [colStart, colEnd), then gelu_new if `gelu` (the MLP's c_fc fuses it).
+ * inp is (rows, inDim), weight.packed is from packMatmulWeight (or pack16), out is (rows, outDim);
+ * computes only output columns [colStart, colEnd), then gelu_new if `gelu` (the MLP's c_fc
+ * fuses it). The TS kernels' `linear`, so it takes the contract's arguments (kernels/contract.ts).
  * Every output element is Σ_i in order, then + bias, in double precision, whatever tile or
  * column range it falls in: that is what makes thread splits bit-identical.
  */
 export function matmulPacked(
-  out: Float32Array, inp: Float32Array, packed: Float32Array | Uint16Array, bias: Float32Array,
-  rows: number, inDim: number, outDim: number, gelu: boolean, colStart: number, colEnd: number,
-  dtype: WeightDType = "F32", scratch: Float32Array | null = null,
+  out: Float32Array, inp: Float32Array, weight: PackedLinear, rows: number, gelu: boolean,
+  scratch: Float32Array | undefined, colStart: number, colEnd: number,
 ): void {
+  const { packed, bias, inDim, outDim, dtype } = weight;
   // PANEL as a local: V8 reads a module-level const from the module's context (with a check that
   // it is initialized) at every use, and in the inner loop that cost 15% of the kernel's speed.
   const panel = PANEL;

@@ -5,7 +5,8 @@ export function residualReference(out: Float32Array, a: Float32Array, b: Float32
   for (let i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
-/** Same, over [start, end); out may alias a or b. */
-export function residual(out: Float32Array, a: Float32Array, b: Float32Array, start: number, end: number): void {
+/** Same, for i in [start, end) of the n; out may alias a or b. */
+export function residual(out: Float32Array, a: Float32Array, b: Float32Array, n: number, start: number, end: number): void {
+  if (end > n) throw new RangeError(`residual: elements up to ${end}, only ${n}`);
   for (let i = start; i < end; i++) out[i] = a[i] + b[i];
 }

@@ -25,9 +25,7 @@ export function createTsKernels(arena: Arena = new Arena()): Kernels {
     },
     packLinearRows16: (inDim, outDim, bias, dtype, read) => packLinear16(arena, PANEL, inDim, outDim, bias, dtype, read),
     countNonFinite,
-    linear(out, inp, w, rows, gelu, colStart, colEnd, scratch) {
-      matmulPacked(out, inp, w.packed, w.bias, rows, w.inDim, w.outDim, gelu, colStart, colEnd, w.dtype, scratch);
-    },
+    linear: matmulPacked,
     layernorm,
     attention,
     residual,

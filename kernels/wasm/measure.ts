@@ -42,7 +42,7 @@ function linearCase(label: string, k: Kernels, [rows, inDim, outDim]: [number, n
   const inp = random(k, rows * inDim);
   const out = k.alloc(rows * outDim);
   return { label: `${label} ${rows}x${inDim}·${inDim}x${outDim}${gelu ? "+gelu" : ""}`, flops: 2 * rows * inDim * outDim,
-    run: () => k.linear(out, inp, w, rows, gelu, 0, outDim), best: Infinity };
+    run: () => k.linear(out, inp, w, rows, gelu, undefined, 0, outDim), best: Infinity };
 }
 
 function attentionCase(label: string, k: Kernels, T: number, nHead = 12, C = 768): Case {
@@ -59,7 +59,7 @@ function attentionCase(label: string, k: Kernels, T: number, nHead = 12, C = 768
 function rowCase(label: string, k: Kernels, what: "layernorm" | "residual", rows = 1024, C = 768): Case {
   const x = random(k, rows * C), y = k.alloc(rows * C), w = random(k, C), b = random(k, C);
   return { label: `${label} ${what} ${rows}x${C}`, flops: 0, best: Infinity,
-    run: what === "layernorm" ? () => k.layernorm(y, x, w, b, C, 1e-5, 0, rows) : () => k.residual(y, x, y, 0, rows * C) };
+    run: what === "layernorm" ? () => k.layernorm(y, x, w, b, rows, C, 1e-5, 0, rows) : () => k.residual(y, x, y, rows * C, 0, rows * C) };
 }
 
 const cases: Case[] = [];

@@ -227,8 +227,8 @@ function defineWiden(m: ModuleBuilder): Func {
 }
 
 /**
- * linear(out, inp, w, bias, rows, inDim, outDim, gelu, colStart, colEnd, dtype, scratch):
- * out (rows, outDim), inp (rows, inDim), w packed (⌈outDim/tileCols⌉, inDim, tileCols), bias
+ * linear(out, inp, w, bias, inDim, outDim, dtype, rows, gelu, scratch, colStart, colEnd), the
+ * contract's arguments with the PackedLinear spelled out in place: out (rows, outDim), inp (rows, inDim), w packed (⌈outDim/tileCols⌉, inDim, tileCols), bias
  * padded to a whole panel. Panel-major: one panel (768·8 floats = 24 KiB for GPT-2's 768 inputs)
  * stays in L1 while every row tile streams past it. dtype (an index of kernels/half.ts's
  * WEIGHT_DTYPES): 0 = F32 weights; 1 (BF16), 2 (F16): each panel is first widened into `scratch`
@@ -238,11 +238,10 @@ function defineLinear(m: ModuleBuilder, o: KernelModuleOptions, tiles: Func[], w
   const NR = o.tileCols;
   const MR = o.tileRows;
   const f = m.func("linear", [
-    ["out", "i32"], ["inp", "i32"], ["w", "i32"], ["bias", "i32"], ["rows", "i32"],
-    ["inDim", "i32"], ["outDim", "i32"], ["gelu", "i32"], ["colStart", "i32"], ["colEnd", "i32"],
-    ["dtype", "i32"], ["scratch", "i32"],
+    ["out", "i32"], ["inp", "i32"], ["w", "i32"], ["bias", "i32"], ["inDim", "i32"], ["outDim", "i32"],
+    ["dtype", "i32"], ["rows", "i32"], ["gelu", "i32"], ["scratch", "i32"], ["colStart", "i32"], ["colEnd", "i32"],
   ], [], true);
-  const [out, inp, w, bias, rows, inDim, outDim, gelu, colStart, colEnd, dtype, scratch] = f.params;
+  const [out, inp, w, bias, inDim, outDim, dtype, rows, gelu, scratch, colStart, colEnd] = f.params;
   const p = f.local("i32", "panel");
   const c0 = f.local("i32", "c0");
   const lo = f.local("i32", "lo");
@@ -276,6 +275,7 @@ function defineLinear(m: ModuleBuilder, o: KernelModuleOptions, tiles: Func[], w
 
 /**
  * layernorm(out, inp, weight, bias, C, eps, rowStart, rowEnd): out, inp (rows, C); weight, bias (C).
+ * (The contract's arguments less `rows`, which only the TypeScript side needs, to check sizes.)
  * Two f64x2 lanes at a time, in double precision like the TypeScript kernel: GPT-2's residual
  * stream has a few channels in the hundreds, and f32 sums would cost digits of the variance.
  * It is a small share of the forward pass, so the halved SIMD width does not matter.
@@ -480,7 +480,7 @@ function defineAttention(m: ModuleBuilder, exp4: Func): void {
 // ---------------------------------------------------------------------------------------------
 // residual
 
-/** residual(out, a, b, start, end): out[i] = a[i] + b[i] for i in [start, end); out may alias a or b. */
+/** residual(out, a, b, start, end): out[i] = a[i] + b[i] for i in [start, end); out may alias a or b (the contract's `n` is checked in TypeScript). */
 function defineResidual(m: ModuleBuilder): void {
   const f = m.func("residual", [["out", "i32"], ["a", "i32"], ["b", "i32"], ["start", "i32"], ["end", "i32"]], [], true);
   const [out, a, b, start, end] = f.params;

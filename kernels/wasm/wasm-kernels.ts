@@ -14,8 +14,8 @@ import { PANEL, packBlockRows, packInBlocks, packLinear16, packMatmulWeight, row
 import { DEFAULT_OPTIONS, buildKernelModule, simdProbe, type KernelModuleOptions } from "./module.js";
 
 interface WasmExports {
-  linear(out: number, inp: number, w: number, bias: number, rows: number, inDim: number, outDim: number,
-    gelu: number, colStart: number, colEnd: number, dtype: number, scratch: number): void;
+  linear(out: number, inp: number, w: number, bias: number, inDim: number, outDim: number, dtype: number,
+    rows: number, gelu: number, scratch: number, colStart: number, colEnd: number): void;
   layernorm(out: number, inp: number, weight: number, bias: number, C: number, eps: number, rowStart: number, rowEnd: number): void;
   attention(out: number, qkv: number, seqStarts: number, nHead: number, C: number, scratch: number,
     itemStart: number, itemEnd: number): void;
@@ -129,7 +129,7 @@ export function createWasmKernels(arena: Arena = new Arena(), options: WasmKerne
 
     countNonFinite: nonFiniteIn,
 
-    linear(out, inp, w, rows, gelu, colStart, colEnd, scratch) {
+    linear(out, inp, w, rows, gelu, scratch, colStart, colEnd) {
       const { inDim, outDim } = w;
       if (!(0 <= colStart && colStart <= colEnd && colEnd <= outDim)) {
         throw new RangeError(`linear: columns [${colStart}, ${colEnd}) outside [0, ${outDim})`);
@@ -138,13 +138,15 @@ export function createWasmKernels(arena: Arena = new Arena(), options: WasmKerne
       const panels = Math.ceil(outDim / NR);
       wasm.linear(ptr(out, "linear out", rows * outDim), ptr(inp, "linear inp", rows * inDim),
         ptr(w.packed, "linear packed weight", panels * inDim * NR), ptr(w.bias, "linear bias", outDim),
-        rows, inDim, outDim, gelu ? 1 : 0, colStart, colEnd, WEIGHT_DTYPES.indexOf(w.dtype),
-        w.dtype === "F32" ? 0 : ptr(scratch ?? new Float32Array(0), "linear scratch (16-bit weights)", inDim * NR));
+        inDim, outDim, WEIGHT_DTYPES.indexOf(w.dtype), rows, gelu ? 1 : 0,
+        w.dtype === "F32" ? 0 : ptr(scratch ?? new Float32Array(0), "linear scratch (16-bit weights)", inDim * NR),
+        colStart, colEnd);
     },
 
-    layernorm(out, inp, weight, bias, C, eps, rowStart, rowEnd) {
+    layernorm(out, inp, weight, bias, rows, C, eps, rowStart, rowEnd) {
       if (rowEnd <= rowStart) return;
-      wasm.layernorm(ptr(out, "layernorm out", rowEnd * C), ptr(inp, "layernorm inp", rowEnd * C),
+      if (rowEnd > rows) throw new RangeError(`layernorm: rows up to ${rowEnd}, only ${rows}`);
+      wasm.layernorm(ptr(out, "layernorm out", rows * C), ptr(inp, "layernorm inp", rows * C),
         ptr(weight, "layernorm weight", C), ptr(bias, "layernorm bias", C), C, eps, rowStart, rowEnd);
     },
 
@@ -163,9 +165,10 @@ export function createWasmKernels(arena: Arena = new Arena(), options: WasmKerne
         itemStart, itemEnd);
     },
 
-    residual(out, a, b, start, end) {
+    residual(out, a, b, n, start, end) {
       if (end <= start) return;
-      wasm.residual(ptr(out, "residual out", end), ptr(a, "residual a", end), ptr(b, "residual b", end), start, end);
+      if (end > n) throw new RangeError(`residual: elements up to ${end}, only ${n}`);
+      wasm.residual(ptr(out, "residual out", n), ptr(a, "residual a", n), ptr(b, "residual b", n), start, end);
     },
 
     gelu(out, inp, n) {

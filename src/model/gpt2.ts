@@ -79,7 +79,7 @@ export function forward(model: GPT2Model, runner: Runner, seqs: ArrayLike<number
       const block = weights.h[l];
       runner.layernorm(xn, x, block.ln_1.weight, block.ln_1.bias, N, C, eps);
       runner.linear(qkv, xn, block.attn.c_attn, N, false, panels);
-      runner.attention(att, qkv, seqStarts, n_head, C, scratch, maxLen);
+      runner.attention(att, qkv, seqStarts, n_head, C, scratch);
       runner.linear(proj, att, block.attn.c_proj, N, false, panels);
       runner.residual(x, x, proj, N * C);
 

@@ -8,7 +8,7 @@ import type { Kernels } from "../../kernels/contract.js";
 import { createTsKernels } from "../../kernels/ts-kernels.js";
 import { createWasmKernels } from "../../kernels/wasm/wasm-kernels.js";
 import { WEIGHT_DTYPES } from "../../kernels/half.js";
-import { CTRL, Op, type WorkerInit } from "./pool-protocol.js";
+import { CTRL, Op, readArgs, type WorkerInit } from "./pool-protocol.js";
 
 const init = workerData as WorkerInit;
 const ctrl = new Int32Array(init.ctrl);
@@ -34,14 +34,13 @@ for (;;) {
   let next: number;
   while ((next = Atomics.load(ctrl, CTRL.GEN)) === gen) Atomics.wait(ctrl, CTRL.GEN, gen);
   gen = next;
-  const a = (i: number) => ctrl[CTRL.ARGS + i];
   const items = ctrl[CTRL.ITEMS];
   const chunk = ctrl[CTRL.CHUNK];
   try {
     for (;;) {
       const start = Atomics.add(ctrl, CTRL.NEXT, 1) * chunk;
       if (start >= items) break;
-      runOp(start, Math.min(start + chunk, items), a);
+      runOp(start, Math.min(start + chunk, items));
     }
   } catch (e) {
     // The main thread is blocked waiting for us and cannot receive an 'error' event: flag it.
@@ -52,32 +51,35 @@ for (;;) {
   Atomics.notify(ctrl, CTRL.DONE);
 }
 
-function runOp(start: number, end: number, a: (i: number) => number): void {
-  switch (ctrl[CTRL.OP] as Op) {
+/** Computes items [start, end) of the published call: the kernel's arguments, read by name. */
+function runOp(start: number, end: number): void {
+  const op = ctrl[CTRL.OP] as Op;
+  switch (op) {
     case Op.Linear: {
-      const [rows, inDim, outDim, stride] = [a(5), a(6), a(7), a(11)];
-      const dtype = WEIGHT_DTYPES[a(9)];
-      const packed = dtype === "F32" ? f32(a(2), a(3)) : new Uint16Array(init.memory.buffer, a(2), a(3));
-      const w = { inDim, outDim, dtype, packed, bias: f32(a(4), outDim), nonFinite: 0 };
-      const scratch = stride > 0 ? f32(a(10) + 4 * stride * init.thread, stride) : undefined;
-      kernels.linear(f32(a(0), rows * outDim), f32(a(1), rows * inDim), w, rows, a(8) === 1, start, end, scratch);
+      const a = readArgs(ctrl, op);
+      const dtype = WEIGHT_DTYPES[a.dtype];
+      const packed = dtype === "F32" ? f32(a.packed, a.packedLength) : new Uint16Array(init.memory.buffer, a.packed, a.packedLength);
+      const w = { inDim: a.inDim, outDim: a.outDim, dtype, packed, bias: f32(a.bias, a.outDim), nonFinite: 0 };
+      const scratch = a.scratchStride > 0 ? f32(a.scratch + 4 * a.scratchStride * init.thread, a.scratchStride) : undefined;
+      kernels.linear(f32(a.out, a.rows * a.outDim), f32(a.inp, a.rows * a.inDim), w, a.rows, a.gelu === 1, scratch, start, end);
       break;
     }
     case Op.LayerNorm: {
-      const [rows, C] = [a(4), a(5)];
-      kernels.layernorm(f32(a(0), rows * C), f32(a(1), rows * C), f32(a(2), C), f32(a(3), C), C, eps[0], start, end);
+      const a = readArgs(ctrl, op);
+      kernels.layernorm(f32(a.out, a.rows * a.C), f32(a.inp, a.rows * a.C), f32(a.weight, a.C), f32(a.bias, a.C), a.rows, a.C, eps[0], start, end);
       break;
     }
     case Op.Attention: {
-      const [S, nHead, C, maxLen] = [a(3), a(4), a(5), a(7)];
-      const seqStarts = i32(a(2), S + 1);
-      const N = seqStarts[S];
-      kernels.attention(f32(a(0), N * C), f32(a(1), N * 3 * C), seqStarts, nHead, C, f32(a(6) + 4 * maxLen * init.thread, maxLen), start, end);
+      const a = readArgs(ctrl, op);
+      const seqStarts = i32(a.seqStarts, a.S + 1);
+      const N = seqStarts[a.S];
+      const scratch = f32(a.scratch + 4 * a.scratchStride * init.thread, a.scratchStride);
+      kernels.attention(f32(a.out, N * a.C), f32(a.qkv, N * 3 * a.C), seqStarts, a.nHead, a.C, scratch, start, end);
       break;
     }
     case Op.Residual: {
-      const n = a(3);
-      kernels.residual(f32(a(0), n), f32(a(1), n), f32(a(2), n), start, end);
+      const a = readArgs(ctrl, op);
+      kernels.residual(f32(a.out, a.n), f32(a.a, a.n), f32(a.b, a.n), a.n, start, end);
       break;
     }
   }

@@ -20,9 +20,9 @@ import { Worker } from "node:worker_threads";
 import type { Kernels, PackedLinear } from "../../kernels/contract.js";
 import type { WasmKernels } from "../../kernels/wasm/wasm-kernels.js";
 import { PANEL } from "../../kernels/matmul.js";
-import type { Runner } from "./runner.js";
+import { workItems, type Runner } from "./runner.js";
 import { WEIGHT_DTYPES } from "../../kernels/half.js";
-import { Op, CTRL, ctrlInts, type WorkerInit } from "./pool-protocol.js";
+import { Op, CTRL, CTRL_INTS, writeArgs, type Args, type WorkerInit } from "./pool-protocol.js";
 
 /**
  * The compiled worker beside this module; when this module runs from TypeScript source (vitest),
@@ -46,7 +46,7 @@ function chunkOf(n: number, threads: number, step: number, min = step): number {
 }
 
 export function createPool(kernels: Kernels, backend: "ts" | "wasm", threads: number): Runner {
-  const ctrlBuf = new SharedArrayBuffer(ctrlInts(threads) * 4);
+  const ctrlBuf = new SharedArrayBuffer(CTRL_INTS * 4);
   const ctrl = new Int32Array(ctrlBuf);
   const eps = new Float64Array(new SharedArrayBuffer(8));
   const workers: Worker[] = [];
@@ -90,10 +90,10 @@ export function createPool(kernels: Kernels, backend: "ts" | "wasm", threads: nu
   };
 
   /** Publishes the call, claims chunks here too, waits for the other threads. */
-  const run = (op: Op, args: number[], n: number, chunk: number, self: (start: number, end: number) => void) => {
+  const run = <O extends Op>(op: O, args: Args<O>, n: number, chunk: number, self: (start: number, end: number) => void) => {
     if (failure) throw failure;
     if (!started) awaitStart();
-    for (let i = 0; i < args.length; i++) ctrl[CTRL.ARGS + i] = args[i];
+    writeArgs(ctrl, op, args);
     ctrl[CTRL.OP] = op;
     ctrl[CTRL.ITEMS] = n;
     ctrl[CTRL.CHUNK] = chunk;
@@ -111,31 +111,39 @@ export function createPool(kernels: Kernels, backend: "ts" | "wasm", threads: nu
     if (Atomics.load(ctrl, CTRL.FAILED)) throw new Error("a pool thread failed (its error is printed above)");
   };
 
+  /** Each thread's equal share of a per-thread scratch buffer: thread 0's is the first. */
+  const share = (scratch: Float32Array) => Math.floor(scratch.length / threads);
+
   return {
     kernels,
     threads,
     linear(out, inp, w: PackedLinear, rows, gelu, scratch) {
-      // 16-bit weights: each thread widens panels into its own slice of `scratch`.
-      const stride = scratch ? Math.floor(scratch.length / threads) : 0;
+      // 16-bit weights: each thread widens panels into its own share of `scratch`.
+      const stride = scratch ? share(scratch) : 0;
       const mine = scratch?.subarray(0, stride);
-      run(Op.Linear, [off(out), off(inp), w.packed.byteOffset, w.packed.length, off(w.bias), rows, w.inDim, w.outDim, gelu ? 1 : 0,
-        WEIGHT_DTYPES.indexOf(w.dtype), scratch ? off(scratch) : 0, stride],
-        w.outDim, chunkOf(w.outDim, threads, PANEL), (c0, c1) => kernels.linear(out, inp, w, rows, gelu, c0, c1, mine));
+      const n = workItems.linear(w);
+      run(Op.Linear, {
+        out: off(out), inp: off(inp), packed: w.packed.byteOffset, packedLength: w.packed.length, bias: off(w.bias),
+        inDim: w.inDim, outDim: w.outDim, dtype: WEIGHT_DTYPES.indexOf(w.dtype), rows, gelu: gelu ? 1 : 0,
+        scratch: scratch ? off(scratch) : 0, scratchStride: stride,
+      }, n, chunkOf(n, threads, PANEL), (c0, c1) => kernels.linear(out, inp, w, rows, gelu, mine, c0, c1));
     },
     layernorm(out, inp, weight, bias, rows, C, e) {
       eps[0] = e;
-      run(Op.LayerNorm, [off(out), off(inp), off(weight), off(bias), rows, C], rows, chunkOf(rows, threads, 1),
-        (r0, r1) => kernels.layernorm(out, inp, weight, bias, C, e, r0, r1));
+      const n = workItems.layernorm(rows);
+      run(Op.LayerNorm, { out: off(out), inp: off(inp), weight: off(weight), bias: off(bias), rows, C }, n, chunkOf(n, threads, 1),
+        (r0, r1) => kernels.layernorm(out, inp, weight, bias, rows, C, e, r0, r1));
     },
-    attention(out, qkv, seqStarts, nHead, C, scratch, maxLen) {
+    attention(out, qkv, seqStarts, nHead, C, scratch) {
       // One (text, head) item per chunk: items differ in cost (∝ length²) and there are few of them.
-      const items = (seqStarts.length - 1) * nHead;
-      const mine = scratch.subarray(0, maxLen); // thread 0's scratch row
-      run(Op.Attention, [off(out), off(qkv), off(seqStarts), seqStarts.length - 1, nHead, C, off(scratch), maxLen], items, 1,
-        (i0, i1) => kernels.attention(out, qkv, seqStarts, nHead, C, mine, i0, i1));
+      const stride = share(scratch);
+      const mine = scratch.subarray(0, stride);
+      run(Op.Attention, { out: off(out), qkv: off(qkv), seqStarts: off(seqStarts), S: seqStarts.length - 1, nHead, C, scratch: off(scratch), scratchStride: stride },
+        workItems.attention(seqStarts, nHead), 1, (i0, i1) => kernels.attention(out, qkv, seqStarts, nHead, C, mine, i0, i1));
     },
     residual(out, a, b, n) {
-      run(Op.Residual, [off(out), off(a), off(b), n], n, chunkOf(n, threads, 16, 4096), (i0, i1) => kernels.residual(out, a, b, i0, i1));
+      run(Op.Residual, { out: off(out), a: off(a), b: off(b), n }, workItems.residual(n), chunkOf(n, threads, 16, 4096),
+        (i0, i1) => kernels.residual(out, a, b, n, i0, i1));
     },
     async close() {
       await Promise.all(workers.map((w) => w.terminate()));

@@ -1,6 +1,7 @@
 /** Every fast TypeScript kernel against its slow reference, on random data of odd sizes. */
 import { describe, expect, it } from "vitest";
 import { Arena } from "../../kernels/arena.js";
+import type { PackedLinear } from "../../kernels/contract.js";
 import { attention, attentionReference } from "../../kernels/attention.js";
 import { embedding } from "../../kernels/embedding.js";
 import { geluReference, geluScalar } from "../../kernels/gelu.js";
@@ -12,6 +13,10 @@ import { createTsKernels } from "../../kernels/ts-kernels.js";
 import { maxAbsDiff, randomArray, rng, sameBits } from "../helpers/random.js";
 
 const rand = rng(1234);
+
+/** A weight packed by packMatmulWeight, as the TS kernels' linear takes it. */
+const f32Linear = (packed: Float32Array, bias: Float32Array, inDim: number, outDim: number): PackedLinear =>
+  ({ inDim, outDim, dtype: "F32", packed, bias, nonFinite: 0 });
 
 describe("matmul", () => {
   const shapes = [
@@ -27,12 +32,12 @@ describe("matmul", () => {
       const packed = new Float32Array(packedSize(inDim, outDim));
       packMatmulWeight(packed, w, inDim, outDim);
       const out = new Float32Array(rows * outDim);
-      matmulPacked(out, inp, packed, bias, rows, inDim, outDim, false, 0, outDim);
+      matmulPacked(out, inp, f32Linear(packed, bias, inDim, outDim), rows, false, undefined, 0, outDim);
       expect(maxAbsDiff(out, ref)).toBeLessThan(1e-5 * Math.sqrt(inDim));
 
       const refGelu = new Float32Array(rows * outDim);
       geluReference(refGelu, ref, ref.length);
-      matmulPacked(out, inp, packed, bias, rows, inDim, outDim, true, 0, outDim);
+      matmulPacked(out, inp, f32Linear(packed, bias, inDim, outDim), rows, true, undefined, 0, outDim);
       expect(maxAbsDiff(out, refGelu)).toBeLessThan(1e-5 * Math.sqrt(inDim));
     });
   }
@@ -45,10 +50,10 @@ describe("matmul", () => {
     const packed = new Float32Array(packedSize(inDim, outDim));
     packMatmulWeight(packed, w, inDim, outDim);
     const whole = new Float32Array(rows * outDim);
-    matmulPacked(whole, inp, packed, bias, rows, inDim, outDim, true, 0, outDim);
+    matmulPacked(whole, inp, f32Linear(packed, bias, inDim, outDim), rows, true, undefined, 0, outDim);
     for (const cuts of [[0, 8, 45], [0, 3, 17, 40, 45], [0, 1, 2, 44, 45]]) {
       const split = new Float32Array(rows * outDim);
-      for (let i = 0; i + 1 < cuts.length; i++) matmulPacked(split, inp, packed, bias, rows, inDim, outDim, true, cuts[i], cuts[i + 1]);
+      for (let i = 0; i + 1 < cuts.length; i++) matmulPacked(split, inp, f32Linear(packed, bias, inDim, outDim), rows, true, undefined, cuts[i], cuts[i + 1]);
       expect(sameBits(split, whole)).toBe(true);
     }
   });
@@ -79,7 +84,7 @@ describe("layernorm", () => {
       const ref = new Float32Array(rows * C);
       layernormReference(ref, inp, w, b, rows, C, 1e-5);
       const out = new Float32Array(rows * C);
-      layernorm(out, inp, w, b, C, 1e-5, 0, rows);
+      layernorm(out, inp, w, b, rows, C, 1e-5, 0, rows);
       expect(maxAbsDiff(out, ref)).toBeLessThan(2e-5);
     });
   }
@@ -161,7 +166,7 @@ describe("residual and embedding", () => {
     const a = randomArray(rand, 37), b = randomArray(rand, 37);
     const ref = new Float32Array(37);
     residualReference(ref, a, b, 37);
-    residual(a, a, b, 0, 37);
+    residual(a, a, b, 37, 0, 37);
     expect(sameBits(a, ref)).toBe(true);
   });
   it("adds the position embedding of each token's index inside its own sequence", () => {

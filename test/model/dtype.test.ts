@@ -77,11 +77,11 @@ describe.each(KERNEL_SETS)("%s linear over 16-bit weights", (_name, make) => {
         const scratch = k.alloc(LINEAR_SCRATCH_COLS * inDim);
         for (const gelu of [false, true]) {
           const want = k.alloc(rows * outDim);
-          k.linear(want, inp, w32, rows, gelu, 0, outDim);
+          k.linear(want, inp, w32, rows, gelu, undefined, 0, outDim);
           const got = k.alloc(rows * outDim).fill(NaN);
           const cut = Math.min(outDim, 9);
-          k.linear(got, inp, w16, rows, gelu, 0, cut, scratch);
-          k.linear(got, inp, w16, rows, gelu, cut, outDim, scratch);
+          k.linear(got, inp, w16, rows, gelu, scratch, 0, cut);
+          k.linear(got, inp, w16, rows, gelu, scratch, cut, outDim);
           expect(sameBits(got, want), `${rows}x${inDim}x${outDim} gelu=${gelu}`).toBe(true);
         }
       }
@@ -99,14 +99,14 @@ describe.each(KERNEL_SETS)("%s linear over 16-bit weights", (_name, make) => {
       expect(countNonFinite16(raw, dtype)).toBe(2);
       const inp = k.alloc(inDim).fill(1);
       const out = k.alloc(outDim);
-      k.linear(out, inp, w, 1, false, 0, outDim, k.alloc(LINEAR_SCRATCH_COLS * inDim));
+      k.linear(out, inp, w, 1, false, k.alloc(LINEAR_SCRATCH_COLS * inDim), 0, outDim);
       expect(Array.from(out)).toEqual([4, 4, 4, Infinity, 4, 4, 4, 4].map((v, o) => (o === 1 ? NaN : v))); // raw[17] is row 2, column 1
     }
   });
 
   it("refuses a 16-bit weight without a scratch panel", () => {
     const w = k.packLinearRows16(2, 8, new Float32Array(8), "BF16", (r0, r1, into) => into.fill(0x3f80));
-    expect(() => k.linear(k.alloc(8), k.alloc(2), w, 1, false, 0, 8)).toThrow(/scratch/);
+    expect(() => k.linear(k.alloc(8), k.alloc(2), w, 1, false, undefined, 0, 8)).toThrow(/scratch/);
   });
 });
 

@@ -89,14 +89,14 @@ describe("a pool's threads build their kernels as the main thread did", () => {
     const w = kernels.packLinear(fill(inDim * outDim), fill(outDim), inDim, outDim);
     const inp = fill(rows * inDim);
     const serial = kernels.alloc(rows * outDim);
-    serialRunner(kernels).linear(serial, inp, w, rows, true);
+    serialRunner(kernels).linear(serial, inp, w, rows, true, undefined);
     const fused = createWasmKernels(new Arena(kernels.memory), { fma: true }); // same memory, never allocates
     const fusedOut = kernels.alloc(rows * outDim);
-    fused.linear(fusedOut, inp, w, rows, true, 0, outDim);
+    fused.linear(fusedOut, inp, w, rows, true, undefined, 0, outDim);
     const pooled = kernels.alloc(rows * outDim);
     const pool = createPool(kernels, "wasm", 2);
     try {
-      pool.linear(pooled, inp, w, rows, true);
+      pool.linear(pooled, inp, w, rows, true, undefined);
     } finally {
       await pool.close();
     }

@@ -89,11 +89,11 @@ describe.each(variants)("%s linear", (_name, make) => {
           }
         }
         const out = k.alloc(rows * outDim);
-        k.linear(out, inp, w, rows, false, 0, outDim);
+        k.linear(out, inp, w, rows, false, undefined, 0, outDim);
         expect(worst(out, ref, (i) => 1e-6 * mag[i]), `rows ${rows} outDim ${outDim}`).toBeLessThanOrEqual(1);
         // gelu_new is ≤ 1.13-Lipschitz, so the same budget (plus its own rounding) covers the fused output.
         const refGelu = ref.map((x) => geluScalar(x));
-        k.linear(out, inp, w, rows, true, 0, outDim);
+        k.linear(out, inp, w, rows, true, undefined, 0, outDim);
         expect(worst(out, refGelu, (i) => 1.2e-6 * mag[i] + 1e-7), `gelu rows ${rows} outDim ${outDim}`).toBeLessThanOrEqual(1);
         k.release(mark);
       }
@@ -107,13 +107,13 @@ describe.each(variants)("%s linear", (_name, make) => {
       const inp = fill(k.alloc(rows * inDim), rand);
       for (const gelu of [false, true]) {
         const whole = k.alloc(rows * outDim);
-        k.linear(whole, inp, w, rows, gelu, 0, outDim);
+        k.linear(whole, inp, w, rows, gelu, undefined, 0, outDim);
         const cuts = [[0, outDim], [0, 8 * Math.floor(outDim / 16), outDim], [0, 1, 3, 11, 12, 25, 31, outDim]]
           .map((c) => c.filter((x) => x <= outDim));
         for (let t = 0; t < 3; t++) cuts.push([0, ...Array.from({ length: 4 }, () => Math.floor(((rand() + 1) / 2) * outDim)).sort((a, b) => a - b), outDim]);
         for (const cut of cuts) {
           const split = k.alloc(rows * outDim).fill(NaN);
-          for (let c = 0; c + 1 < cut.length; c++) k.linear(split, inp, w, rows, gelu, cut[c], cut[c + 1]);
+          for (let c = 0; c + 1 < cut.length; c++) k.linear(split, inp, w, rows, gelu, undefined, cut[c], cut[c + 1]);
           expect(firstBitDifference(split, whole), `${rows}x${inDim}x${outDim} gelu=${gelu} cuts ${cut}`).toBe(-1);
         }
       }
@@ -127,7 +127,7 @@ describe.each(variants)("%s linear", (_name, make) => {
     const inp = fill(k.alloc(rows * inDim), rand);
     const guard = k.alloc(rows * outDim + 16).fill(12345);
     const out = guard.subarray(0, rows * outDim);
-    k.linear(out, inp, w, rows, false, 5, 13);
+    k.linear(out, inp, w, rows, false, undefined, 5, 13);
     for (let r = 0; r < rows; r++) {
       for (let o = 0; o < outDim; o++) expect(out[r * outDim + o] === 12345, `(${r}, ${o})`).toBe(o < 5 || o >= 13);
     }
@@ -164,15 +164,15 @@ describe("wasm layernorm", () => {
       const ref = new Float32Array(rows * C);
       layernormReference(ref, inp, weight, bias, rows, C, 1e-5);
       const out = k.alloc(rows * C);
-      k.layernorm(out, inp, weight, bias, C, 1e-5, 0, rows);
+      k.layernorm(out, inp, weight, bias, rows, C, 1e-5, 0, rows);
       expect(worst(out, ref, (i) => 1e-6 * Math.max(1, Math.abs(ref[i]))), `rows ${rows}`).toBeLessThanOrEqual(1);
       // Row splits give the same bytes; in place (out = inp) too.
       const split = k.alloc(rows * C);
       for (const [a, b] of [[0, 1], [1, Math.floor(rows / 2) + 1], [Math.floor(rows / 2) + 1, rows]]) {
-        if (a < b) k.layernorm(split, inp, weight, bias, C, 1e-5, a, b);
+        if (a < b) k.layernorm(split, inp, weight, bias, rows, C, 1e-5, a, b);
       }
       expect(firstBitDifference(split, out)).toBe(-1);
-      k.layernorm(inp, inp, weight, bias, C, 1e-5, 0, rows);
+      k.layernorm(inp, inp, weight, bias, rows, C, 1e-5, 0, rows);
       expect(firstBitDifference(inp, out)).toBe(-1);
     }
   });
@@ -248,9 +248,9 @@ describe("wasm residual", () => {
     const ref = new Float32Array(n);
     residualReference(ref, a, b, n);
     const out = k.alloc(n);
-    for (const [s, e] of [[0, 3], [3, 517], [517, 1026], [1026, 1027]]) k.residual(out, a, b, s, e);
+    for (const [s, e] of [[0, 3], [3, 517], [517, 1026], [1026, 1027]]) k.residual(out, a, b, n, s, e);
     expect(firstBitDifference(out, ref)).toBe(-1);
-    k.residual(a, a, b, 0, n);
+    k.residual(a, a, b, n, 0, n);
     expect(firstBitDifference(a, ref)).toBe(-1);
   });
 });
@@ -259,9 +259,9 @@ describe("wasm kernels' memory checks", () => {
   it("refuse arrays that are not in the kernels' memory, and ranges past an array's end", () => {
     const k = createWasmKernels(new Arena());
     const w = k.packLinear(new Float32Array(6), new Float32Array(3), 2, 3);
-    expect(() => k.linear(k.alloc(6), new Float32Array(4), w, 2, false, 0, 3)).toThrow(/not a view into the kernels' memory/);
-    expect(() => k.linear(k.alloc(5), k.alloc(4), w, 2, false, 0, 3)).toThrow(/has 5 elements, needs 6/);
-    expect(() => k.linear(k.alloc(6), k.alloc(4), w, 2, false, 0, 4)).toThrow(/columns/);
-    expect(() => k.residual(k.alloc(3), k.alloc(4), k.alloc(4), 0, 4)).toThrow(/needs 4/);
+    expect(() => k.linear(k.alloc(6), new Float32Array(4), w, 2, false, undefined, 0, 3)).toThrow(/not a view into the kernels' memory/);
+    expect(() => k.linear(k.alloc(5), k.alloc(4), w, 2, false, undefined, 0, 3)).toThrow(/has 5 elements, needs 6/);
+    expect(() => k.linear(k.alloc(6), k.alloc(4), w, 2, false, undefined, 0, 4)).toThrow(/columns/);
+    expect(() => k.residual(k.alloc(3), k.alloc(4), k.alloc(4), 4, 0, 4)).toThrow(/needs 4/);
   });
 });

@@ -45,15 +45,15 @@ function run(k: Kernels, blocks: Block[], x0: Float32Array): Float32Array {
     const cProj = k.packLinear(b.cProjW, b.cProjB, C, C);
     const fcW = k.packLinear(b.fcW, b.fcB, C, nInner);
     const mlpProj = k.packLinear(b.mlpProjW, b.mlpProjB, nInner, C);
-    k.layernorm(xn, x, ln1w, ln1b, C, eps, 0, N);
-    k.linear(qkv, xn, cAttn, N, false, 0, 3 * C);
+    k.layernorm(xn, x, ln1w, ln1b, N, C, eps, 0, N);
+    k.linear(qkv, xn, cAttn, N, false, undefined, 0, 3 * C);
     k.attention(att, qkv, seqStarts, nHead, C, scratch, 0, lengths.length * nHead);
-    k.linear(proj, att, cProj, N, false, 0, C);
-    k.residual(x, x, proj, 0, N * C);
-    k.layernorm(xn, x, ln2w, ln2b, C, eps, 0, N);
-    k.linear(fc, xn, fcW, N, true, 0, nInner);
-    k.linear(proj, fc, mlpProj, N, false, 0, C);
-    k.residual(x, x, proj, 0, N * C);
+    k.linear(proj, att, cProj, N, false, undefined, 0, C);
+    k.residual(x, x, proj, N * C, 0, N * C);
+    k.layernorm(xn, x, ln2w, ln2b, N, C, eps, 0, N);
+    k.linear(fc, xn, fcW, N, true, undefined, 0, nInner);
+    k.linear(proj, fc, mlpProj, N, false, undefined, 0, C);
+    k.residual(x, x, proj, N * C, 0, N * C);
   }
   return x;
 }
