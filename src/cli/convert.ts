@@ -13,6 +13,40 @@ import { locate } from "../model/reward-model.js";
 import { readConfig } from "../model/config.js";
 import type { RawTensor } from "../formats/tensor.js";
 import { IGNORED_BUFFERS } from "../model/weights.js";
+import { isHubRepoId, resolveHubModel } from "../hub/hub.js";
+import { defineCommand, UsageError } from "./args.js";
+import { hubOptions, MODEL_HELP, MODEL_OPTION, modelArg } from "./common.js";
+
+export const convert = defineCommand({
+  name: "convert",
+  summary: "Write any checkpoint we read (safetensors, shards, pytorch_model.bin) as one safetensors file.",
+  usage: "MODEL OUT.safetensors [--dtype D]   (or --model MODEL --output OUT.safetensors)",
+  options: {
+    model: MODEL_OPTION,
+    output: { type: "string", short: "o", value: "FILE", help: "the safetensors file to write" },
+    dtype: { type: "string", value: "f32|f16|bf16", default: "as stored", help: "convert the float tensors to this dtype" },
+  },
+  details: `${MODEL_HELP}
+config.json is copied beside the output unless one is there. The attention mask buffers of
+older checkpoints (attn.bias, attn.masked_bias) are dropped: they hold no weights.`,
+  examples: ["gpt2-reward convert ./pytorch-model ./converted/model.safetensors --dtype f16"],
+  async run(values, positionals) {
+    let { model, rest } = modelArg("convert", values.model, positionals, true);
+    if (values.output !== undefined) rest = [...rest, values.output];
+    if (rest.length !== 1) throw new UsageError("convert takes MODEL and one OUT.safetensors");
+    const out = rest[0];
+    const dtype = values.dtype === undefined ? null : parseDType(values.dtype);
+    if (values.dtype !== undefined && !dtype) throw new UsageError(`--dtype must be f32, f16 or bf16, got "${values.dtype}"`);
+    if (!existsSync(model) && isHubRepoId(model)) model = (await resolveHubModel(model, hubOptions())).dir;
+    const r = convertModel(model, out, dtype);
+    process.stderr.write(
+      `wrote ${out}: ${r.tensors} tensors${dtype ? ` as ${dtype}` : ""}` +
+        (r.dropped.length ? `, dropped ${r.dropped.length} attention mask buffer(s)` : "") +
+        (r.configWritten ? `; copied config.json to ${r.configWritten}` : "") + "\n",
+    );
+    return 0;
+  },
+});
 
 export type ConvertDType = "F32" | "F16" | "BF16";
 

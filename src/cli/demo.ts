@@ -3,7 +3,21 @@
  * The demo model (fixtures/models/demo) has random weights; it exists so that the whole
  * pipeline (tokenizer, 12-layer forward pass, score head) runs on a fresh clone with no download.
  */
+import { join } from "node:path";
 import { RewardModel } from "../model/reward-model.js";
+import { defineCommand, PACKAGE_ROOT } from "./args.js";
+import { MODEL_OPTION } from "./common.js";
+
+export const demo = defineCommand({
+  name: "demo",
+  summary: "Score a few bundled conversations and print them ranked (the bundled demo model unless --model).",
+  usage: "[--model MODEL]",
+  options: { model: { ...MODEL_OPTION, default: "the bundled random-weight demo model" } },
+  examples: ["gpt2-reward demo", "gpt2-reward demo --model ./reward-model"],
+  async run(values) {
+    return runDemo(values.model ?? join(PACKAGE_ROOT, "fixtures", "models", "demo"), values.model === undefined);
+  },
+});
 
 /** Chatbot exchanges in the format the Chai reward models were trained on. */
 export const SAMPLE_CONVERSATIONS = [
@@ -37,7 +51,7 @@ export function runDemo(modelPath: string, isBundled: boolean): number {
     out.push("For real scores, point --model at a real checkpoint, e.g. a folder holding config.json and");
     out.push("model.safetensors or pytorch_model.bin of ChaiML/gpt2_base_retry_and_continue_5m_reward_model:");
     out.push("  npx gpt2-reward demo --model /path/to/reward-model");
-    out.push('  npx gpt2-reward score --model /path/to/reward-model "User: hi\\nBot: hello!"');
+    out.push("  npx gpt2-reward score --model /path/to/reward-model $'User: hi\\nBot: hello!'");
   }
   out.push("");
   out.push(" rank  reward      tokens  conversation");

@@ -9,6 +9,25 @@ import { openCheckpoint } from "../formats/checkpoint.js";
 import { inspectHubModel, isHubRepoId, type HubOptions } from "../hub/hub.js";
 import { locate } from "../model/reward-model.js";
 import { elementCount } from "../formats/tensor.js";
+import { defineCommand, UsageError } from "./args.js";
+import { hubOptions, MODEL_HELP, MODEL_OPTION, modelArg } from "./common.js";
+
+export const inspect = defineCommand({
+  name: "inspect",
+  summary: "Show what a checkpoint holds (format, config, tensors, dtypes, shapes, parameters) without scoring.",
+  usage: "MODEL [--json]   (or --model MODEL)",
+  options: { model: MODEL_OPTION, json: { type: "boolean", help: "print one JSON object instead of a table" } },
+  details: `${MODEL_HELP}
+For a Hub repo with safetensors only the headers are read (HTTP range requests).`,
+  examples: ["gpt2-reward inspect ChaiML/gpt2_base_retry_and_continue_5m_reward_model", "gpt2-reward inspect --json ./reward-model"],
+  async run(values, positionals) {
+    const { model, rest } = modelArg("inspect", values.model, positionals, true);
+    if (rest.length > 0) throw new UsageError(`inspect takes one MODEL, got also "${rest[0]}"`);
+    const r = await inspectModel(model, hubOptions());
+    process.stdout.write((values.json ? JSON.stringify(r) : formatInspection(r)) + "\n");
+    return 0;
+  },
+});
 
 export interface Inspection {
   source: string;

@@ -4,10 +4,33 @@
  * check is run, and how anyone can check us against their own transformers install.
  */
 import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { FormatError } from "../errors.js";
 import { RewardModel, type LoadOptions } from "../model/reward-model.js";
 import { POOLING_RULES } from "../model/pooling.js";
 import { encode, truncateLeft } from "../model/tokenizer.js";
+import { defineCommand, UsageError } from "./args.js";
+import { LOAD_OPTIONS, loadOptions, MODEL_OPTION } from "./common.js";
+
+export const verify = defineCommand({
+  name: "verify",
+  summary: "Score a golden file's texts (written by fixtures/export_golden.py from PyTorch + transformers) and compare every logit.",
+  usage: "--model MODEL --golden FILE [options]",
+  options: {
+    model: MODEL_OPTION,
+    golden: { type: "string", short: "g", value: "FILE", help: "the golden JSON file" },
+    tolerance: { type: "string", value: "X", default: "1e-4", help: "largest |logit - HF| accepted" },
+    ...LOAD_OPTIONS,
+  },
+  details: "Prints OK or FAIL with the largest difference; exit status 0 for OK, 1 for FAIL.",
+  examples: ["gpt2-reward verify -m fixtures/models/f16-8head-bin -g fixtures/golden/f16-8head-bin.json"],
+  async run(values) {
+    if (!values.model || !values.golden) throw new UsageError("verify needs --model and --golden; see gpt2-reward verify --help");
+    const tolerance = values.tolerance === undefined ? 1e-4 : Number(values.tolerance);
+    if (!(tolerance > 0)) throw new UsageError(`--tolerance must be a positive number, got "${values.tolerance}"`);
+    return runVerify(resolve(values.model), resolve(values.golden), tolerance, loadOptions(values));
+  },
+});
 
 export interface GoldenSingle {
   text_index: number;
