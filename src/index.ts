@@ -11,7 +11,7 @@ export { RewardModel, DEFAULT_MAX_LENGTH } from "./model/reward-model.js";
 export type { LoadOptions, ScoreOptions, ScoreResult, KernelChoice } from "./model/reward-model.js";
 export { scoredPosition, POOLING_RULES, parsePoolingRule } from "./model/pooling.js";
 export type { PoolingRule } from "./model/pooling.js";
-export { encode, encodeTruncated, truncateLeft, ENDOFTEXT, ENDOFTEXT_ID } from "./model/tokenizer.js";
+export { encode, encodeTruncated, truncateLeft, ENDOFTEXT, ENDOFTEXT_ID, MAX_PIECE_BYTES } from "./model/tokenizer.js";
 export { Gpt2RewardError, FormatError, UnsafeFileError, ConfigError, InputError } from "./errors.js";
 
 // The transformer.

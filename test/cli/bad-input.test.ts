@@ -13,6 +13,7 @@ import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deepJson, safetensorsFromText, tempDir } from "../helpers/fuzz-models.js";
+import { POISON } from "../helpers/gpt2-bpe.js";
 import { PickleWriter, torchZip } from "../helpers/zip-writer.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");
@@ -321,8 +322,13 @@ const lineRows: LineRow[] = [
   { row: "an id outside the vocabulary", line: Buffer.from('{"ids": [464, 50257]}'), error: /^id 50257 is outside the vocabulary \(0 to 50256\)$/ },
   { row: "an empty text", line: Buffer.from('{"text": ""}'), error: /^empty text: it has no tokens to score$/ },
   { row: "neither text nor ids", line: Buffer.from('{"txt": "hi"}'), error: /^expected a JSON object with "text" or "ids"$/ },
-  { row: "a 20,000-letter word", line: Buffer.from(JSON.stringify({ text: "a".repeat(20_000) })), error: /^text has a 20000-character word \(no space, no change between letters, digits and symbols\): longer than 10000, too costly to tokenize$/ },
 ];
+
+/**
+ * Lines that are hostile to a tokenizer but fine for the model: each holds one long run that is
+ * a single BPE piece. They score like any other line (ids: test/model/tokenizer.test.ts).
+ */
+const POISON_ROW = "a long run in one text (300,000 spaces between two letters, 200,000 tabs, 100,000 CRLF, 200,000 U+3000, 400,000 newlines, 300,000 symbols, a 300,000-letter word)";
 
 // All CLI runs start together (each is a separate node process), then each row checks its own.
 const results = new Map<string, Promise<{ run: Run; dir: string; file: string }>>();
@@ -336,6 +342,8 @@ beforeAll(() => {
     const input = Buffer.concat([Buffer.from('{"text": "User: hi\\nBot: hello"}\n'), r.line, Buffer.from('\n{"ids": [464, 3290]}\n')]);
     results.set(r.row, runCli(["score", "--model", join(MODELS, "f16-8head")], input).then((run) => ({ run, dir: "", file: "" })));
   }
+  const poison = Object.values(POISON).map((text) => `${JSON.stringify({ text })}\n`).join("");
+  results.set(POISON_ROW, runCli(["score", "--model", join(MODELS, "f16-8head")], Buffer.from(`{"text": "hi"}\n${poison}{"text": "bye"}\n`)).then((run) => ({ run, dir: "", file: "" })));
 });
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
@@ -373,5 +381,18 @@ describe("bad lines: {index, error} for that line, the others scored, exit 1", (
     expect(out[1].error).toMatch(r.error);
     for (const i of [0, 2]) expect(out[i].logits).toHaveLength(1);
     expect(run.status).toBe(1);
+  });
+});
+
+describe("lines hostile to the tokenizer: scored like any other line, exit 0", () => {
+  it(POISON_ROW, async () => {
+    const { run } = await results.get(POISON_ROW)!;
+    expect(run.stderr).toBe("");
+    const out = run.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    const n = Object.keys(POISON).length + 2;
+    expect(out.map((o) => o.index)).toEqual([...Array(n).keys()]);
+    for (const o of out) expect(Object.keys(o).sort()).toEqual(["index", "logits", "tokens", "truncated"]);
+    for (const o of out.slice(1, -1)) expect(o).toMatchObject({ tokens: 256, truncated: true });
+    expect(run.status).toBe(0);
   });
 });

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import * as api from "../../src/index.js";
 import { FIXTURES } from "../helpers/cli.js";
+import { POISON, referenceEncode } from "../helpers/gpt2-bpe.js";
 
 const folder = join(FIXTURES, "models", "bf16-3label");
 
@@ -35,6 +36,20 @@ describe("RewardModel", async () => {
   it("loads from a weights file with config.json beside it", () => {
     const m = api.RewardModel.load(join(folder, "model.safetensors"), { threads: 1 });
     expect(m.score(["abc"])).toEqual(model.score(["abc"]));
+  });
+
+  it("scores texts with a long run of any kind (whitespace, newlines, symbols, one word) like their reference ids", async () => {
+    const texts = Object.values(POISON);
+    const scored = await model.score(texts);
+    expect(scored.map((r) => r.truncated)).toEqual(texts.map(() => true));
+    const tails = texts.map((t) => api.truncateLeft(referenceEncode(t), 256).ids);
+    expect(scored.map((r) => r.logits)).toEqual((await model.scoreIds(tails)).map((r) => r.logits));
+  });
+
+  it("refuses a text whose one run exceeds MAX_PIECE_BYTES with InputError, naming the text", async () => {
+    const huge = `a${" ".repeat(api.MAX_PIECE_BYTES + 2)}b`;
+    await expect(async () => model.score(["fine", huge])).rejects.toThrow(api.InputError);
+    await expect(async () => model.score(["fine", huge])).rejects.toThrow(/^text 1: text has a run of 8388609 bytes with no break/);
   });
 
   it("refuses a max length beyond n_positions", () => {
