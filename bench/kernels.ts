@@ -11,11 +11,12 @@
 import Benchmark from "benchmark";
 import { Arena } from "../kernels/arena.js";
 import type { PackedLinear } from "../kernels/contract.js";
-import { attention, attentionReference } from "../kernels/attention.js";
-import { geluReference, geluScalar } from "../kernels/gelu.js";
-import { layernorm, layernormReference } from "../kernels/layernorm.js";
-import { matmulPacked, matmulReference, packMatmulWeight, packedSize } from "../kernels/matmul.js";
+import { attention } from "../kernels/attention.js";
+import { geluScalar } from "../kernels/gelu.js";
+import { layernorm } from "../kernels/layernorm.js";
+import { matmulPacked, packMatmulWeight, packedSize } from "../kernels/matmul.js";
 import { createWasmKernels } from "../kernels/wasm/wasm-kernels.js";
+import { matmulReference, layernormReference, attentionReference, geluReference } from "../kernels/ref-kernels.js";
 import { enableRelaxedSimd } from "../src/run/relaxed-simd.js";
 import { cpuMark, cpuUse, waitForQuiet } from "./cpu.js";
 import { fillUniform, rng } from "./random.js";

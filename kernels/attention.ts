@@ -6,44 +6,9 @@
  * out is (N, C): the heads' outputs side by side, ready for attn.c_proj.
  * Scores are scaled by 1/√D (GPT-2's scale_attn_weights) and a query sees only keys at or
  * before it in its own sequence, which is what HF's causal mask plus right padding gives.
+ * The plain loops are attentionReference (kernels/ref-kernels.ts).
  */
-import { softmaxInPlace, softmaxReference } from "./softmax.js";
-
-/** The slow version: builds each head's full T×T score matrix, masks the future with −∞, softmaxes rows. */
-export function attentionReference(
-  out: Float32Array, qkv: Float32Array, seqStarts: Int32Array, nHead: number, C: number,
-): void {
-  const D = C / nHead;
-  const scale = 1 / Math.sqrt(D);
-  for (let s = 0; s + 1 < seqStarts.length; s++) {
-    const start = seqStarts[s];
-    const T = seqStarts[s + 1] - start;
-    for (let h = 0; h < nHead; h++) {
-      const q = (i: number, d: number) => qkv[(start + i) * 3 * C + h * D + d];
-      const k = (j: number, d: number) => qkv[(start + j) * 3 * C + C + h * D + d];
-      const v = (j: number, d: number) => qkv[(start + j) * 3 * C + 2 * C + h * D + d];
-      for (let i = 0; i < T; i++) {
-        const scores = new Float32Array(T);
-        for (let j = 0; j < T; j++) {
-          if (j > i) {
-            scores[j] = -Infinity;
-            continue;
-          }
-          let dot = 0;
-          for (let d = 0; d < D; d++) dot += q(i, d) * k(j, d);
-          scores[j] = dot * scale;
-        }
-        const p = new Float32Array(T);
-        softmaxReference(p, scores, T);
-        for (let d = 0; d < D; d++) {
-          let acc = 0;
-          for (let j = 0; j < T; j++) acc += p[j] * v(j, d);
-          out[(start + i) * C + h * D + d] = acc;
-        }
-      }
-    }
-  }
-}
+import { softmaxInPlace } from "./softmax.js";
 
 /**
  * The fast version: work item w = s·nHead + h, items [itemStart, itemEnd). It only visits keys

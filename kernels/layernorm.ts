@@ -1,20 +1,8 @@
 /**
  * LayerNorm over the last dimension, with the biased variance as torch computes it:
  *   out = (x − mean) / sqrt(var + eps) · weight + bias
+ * The plain loop is layernormReference (kernels/ref-kernels.ts); this one takes a row range.
  */
-
-/** inp and out are (rows, C); weight and bias are (C). Two obvious passes per row. */
-export function layernormReference(
-  out: Float32Array, inp: Float32Array, weight: Float32Array, bias: Float32Array,
-  rows: number, C: number, eps: number,
-): void {
-  for (let r = 0; r < rows; r++) {
-    const x = inp.subarray(r * C, (r + 1) * C);
-    const mean = x.reduce((a, b) => a + b, 0) / C;
-    const variance = x.reduce((a, b) => a + (b - mean) ** 2, 0) / C;
-    for (let c = 0; c < C; c++) out[r * C + c] = ((x[c] - mean) / Math.sqrt(variance + eps)) * weight[c] + bias[c];
-  }
-}
 
 /**
  * inp and out are (rows, C); computes rows [rowStart, rowEnd); out may alias inp. The mean is

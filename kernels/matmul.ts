@@ -2,28 +2,14 @@
  * Matrix multiply with bias, the Conv1D of GPT-2: out[rows, outDim] = inp[rows, inDim] · W + b.
  *
  * HF's GPT-2 stores every linear layer as `Conv1D` with the weight laid out [inDim, outDim]
- * (the transpose of `nn.Linear`), so W[i, o] is at weight[i * outDim + o]. We keep that layout
- * in the reference and never transpose at load.
+ * (the transpose of `nn.Linear`), so W[i, o] is at weight[i * outDim + o]. The plain loop is
+ * matmulReference (kernels/ref-kernels.ts); here the fast one, over weights packed at load.
  */
 import { countNonFinite, nonFiniteFlag } from "./finite.js";
 import { geluScalar } from "./gelu.js";
 import type { Arena } from "./arena.js";
 import type { PackedLinear, RowReader, RowReader16 } from "./contract.js";
 import { countNonFinite16, pack16, widen16 } from "./half.js";
-
-/** inp is (rows, inDim), weight is (inDim, outDim), bias is (outDim) or null, out is (rows, outDim). */
-export function matmulReference(
-  out: Float32Array, inp: Float32Array, weight: Float32Array, bias: Float32Array | null,
-  rows: number, inDim: number, outDim: number,
-): void {
-  for (let r = 0; r < rows; r++) {
-    for (let o = 0; o < outDim; o++) {
-      let sum = 0;
-      for (let i = 0; i < inDim; i++) sum += inp[r * inDim + i] * weight[i * outDim + o];
-      out[r * outDim + o] = sum + (bias ? bias[o] : 0);
-    }
-  }
-}
 
 /**
  * Width of one packed panel. The fast kernel keeps a 6-row × 8-column tile of sums in local

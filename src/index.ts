@@ -38,14 +38,16 @@ export { mapSource, toFloat32, decodeFloat32Into, elementCount, DTYPE_BYTES } fr
 export type { RawTensor, DType, TensorSource } from "./formats/tensor.js";
 
 // Kernels: each fast kernel next to its slow, obviously-right reference.
-export { matmulReference, matmulPacked, packMatmulWeight, packedSize, PANEL } from "../kernels/matmul.js";
-export { layernormReference, layernorm } from "../kernels/layernorm.js";
-export { geluReference, geluScalar } from "../kernels/gelu.js";
-export { attentionReference, attention } from "../kernels/attention.js";
-export { softmaxReference, softmaxInPlace } from "../kernels/softmax.js";
-export { residualReference, residual } from "../kernels/residual.js";
+export { matmulPacked, packMatmulWeight, packedSize, PANEL } from "../kernels/matmul.js";
+export { layernorm } from "../kernels/layernorm.js";
+export { geluScalar } from "../kernels/gelu.js";
+export { attention } from "../kernels/attention.js";
+export { softmaxInPlace } from "../kernels/softmax.js";
+export { residual } from "../kernels/residual.js";
 export { embedding } from "../kernels/embedding.js";
 export { Arena } from "../kernels/arena.js";
 export type { Kernels, PackedLinear } from "../kernels/contract.js";
+export { createRefKernels } from "../kernels/ref-kernels.js";
 export { createTsKernels } from "../kernels/ts-kernels.js";
 export { createWasmKernels, wasmSimdSupported, wasmRelaxedSimdSupported } from "../kernels/wasm/wasm-kernels.js";
+export { matmulReference, layernormReference, attentionReference, geluReference, residualReference, softmaxReference } from "../kernels/ref-kernels.js";

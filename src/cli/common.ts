@@ -17,7 +17,7 @@ export const MODEL_OPTION = {
 /** How the model runs: threads, kernels, weight dtype in memory. */
 export const LOAD_OPTIONS = {
   threads: { type: "string", short: "t", value: "N", default: "all cores", help: "threads computing each forward pass" },
-  kernels: { type: "string", value: "auto|wasm|ts", default: "auto", help: "WebAssembly SIMD kernels, pure TypeScript ones, or wasm where available" },
+  kernels: { type: "string", value: "auto|wasm|ts|ref", default: "auto", help: "WebAssembly SIMD kernels, pure TypeScript ones, the plain reference loops (one thread), or wasm where available" },
   dtype: {
     type: "string", value: "f32|f16|bf16", default: "f32",
     help: "keep the linear weights 16-bit in memory as the checkpoint stores them (half the memory, the same scores)",
@@ -55,7 +55,7 @@ export function hubOptions(): HubOptions {
 export function loadOptions(values: { threads?: string; kernels?: string; dtype?: string }): LoadOptions {
   return {
     threads: values.threads === undefined ? undefined : positiveInt("threads", values.threads, 1),
-    kernels: oneOf("kernels", values.kernels, ["auto", "wasm", "ts"] as const, "auto"),
+    kernels: oneOf("kernels", values.kernels, ["auto", "wasm", "ts", "ref"] as const, "auto"),
     dtype: oneOf("dtype", values.dtype, ["f32", "f16", "bf16"] as const, "f32"),
     onWarning: (m) => process.stderr.write(`gpt2-reward: warning: ${m}\n`),
     hub: hubOptions(),

@@ -10,6 +10,17 @@
  * The texts of a batch are packed end to end (N = total tokens, no padding; see
  * kernels/contract.ts), and ln_f and score run only at the S scored positions: a reward model
  * never needs hidden states anywhere else, let alone an LM head over the vocabulary.
+ *
+ * Reading path: every `runner.X(...)` below is one kernel call. With the reference kernels
+ * (`--kernels ref`, `RewardModel.load(path, { kernels: "ref" })`) it is two hops to a plain loop:
+ * runner.linear → serialRunner in src/run/runner.ts (adds the range "all columns") →
+ * kernels/ref-kernels.ts → matmulReference in kernels/matmul.ts, a triple loop; likewise
+ * layernormReference, attentionReference, geluReference, residualReference. The default
+ * kernels compute the same with packed weights, tiles, threads and WebAssembly (see
+ * docs/walkthrough.md, and `gpt2-reward trace` for each layer's numbers).
+ *
+ * Shapes: N tokens in the batch, S texts, C = n_embd, H = n_head; 4C stands for n_inner, which
+ * is 4·n_embd unless config.json sets n_inner.
  */
 import { LINEAR_SCRATCH_COLS } from "../../kernels/contract.js";
 import { embedding } from "../../kernels/embedding.js";
@@ -72,33 +83,34 @@ export function forward(model: GPT2Model, runner: Runner, seqs: ArrayLike<number
       throw e;
     }
 
-    embedding(x, ids, seqStarts, weights.wte, weights.wpe, C, weights.wteDType);
+    embedding(x, ids, seqStarts, weights.wte, weights.wpe, C, weights.wteDType); // (N) ids -> (N, C)
     opts.onHiddenState?.(0, x);
 
     for (let l = 0; l < n_layer; l++) {
       const block = weights.h[l];
-      runner.layernorm(xn, x, block.ln_1.weight, block.ln_1.bias, N, C, eps);
-      runner.linear(qkv, xn, block.attn.c_attn, N, false, panels);
-      runner.attention(att, qkv, seqStarts, n_head, C, scratch);
-      runner.linear(proj, att, block.attn.c_proj, N, false, panels);
-      runner.residual(x, x, proj, N * C);
+      runner.layernorm(xn, x, block.ln_1.weight, block.ln_1.bias, N, C, eps); //  (N, C) -> (N, C)
+      runner.linear(qkv, xn, block.attn.c_attn, N, false, panels); //             (N, C) -> (N, 3C)
+      runner.attention(att, qkv, seqStarts, n_head, C, scratch); //               (N, 3C) -> (N, C), H heads side by side
+      runner.linear(proj, att, block.attn.c_proj, N, false, panels); //           (N, C) -> (N, C)
+      runner.residual(x, x, proj, N * C); //                                      (N, C) + (N, C) -> (N, C)
 
-      runner.layernorm(xn, x, block.ln_2.weight, block.ln_2.bias, N, C, eps);
-      runner.linear(fc, xn, block.mlp.c_fc, N, true, panels); // GELU fused into c_fc
-      runner.linear(proj, fc, block.mlp.c_proj, N, false, panels);
-      runner.residual(x, x, proj, N * C);
+      runner.layernorm(xn, x, block.ln_2.weight, block.ln_2.bias, N, C, eps); //  (N, C) -> (N, C)
+      runner.linear(fc, xn, block.mlp.c_fc, N, true, panels); //                  (N, C) -> (N, 4C), GELU fused into c_fc
+      runner.linear(proj, fc, block.mlp.c_proj, N, false, panels); //             (N, 4C) -> (N, C)
+      runner.residual(x, x, proj, N * C); //                                      (N, C) + (N, C) -> (N, C)
       opts.onHiddenState?.(l + 1, x);
     }
 
     if (opts.onHiddenState) {
-      runner.layernorm(xn, x, weights.ln_f.weight, weights.ln_f.bias, N, C, eps);
+      runner.layernorm(xn, x, weights.ln_f.weight, weights.ln_f.bias, N, C, eps); // (N, C) -> (N, C)
       opts.onHiddenState(n_layer + 1, xn);
     }
 
     // ln_f and the score head at the scored token of each text only.
     const picked = kernels.alloc(S * C);
-    for (let s = 0; s < S; s++) picked.set(x.subarray((seqStarts[s] + scored[s]) * C, (seqStarts[s] + scored[s] + 1) * C), s * C);
-    runner.layernorm(picked, picked, weights.ln_f.weight, weights.ln_f.bias, S, C, eps);
+    for (let s = 0; s < S; s++) picked.set(x.subarray((seqStarts[s] + scored[s]) * C, (seqStarts[s] + scored[s] + 1) * C), s * C); // (N, C) -> (S, C)
+    runner.layernorm(picked, picked, weights.ln_f.weight, weights.ln_f.bias, S, C, eps); // (S, C) -> (S, C)
+    // score: (S, C) · (num_labels, C)ᵀ -> (S, num_labels); nn.Linear without bias, so no transpose here.
     const logits: Float32Array[] = [];
     for (let s = 0; s < S; s++) {
       const out = new Float32Array(num_labels);

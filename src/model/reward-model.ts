@@ -7,6 +7,7 @@ import { existsSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { Arena } from "../../kernels/arena.js";
 import type { Kernels } from "../../kernels/contract.js";
+import { createRefKernels } from "../../kernels/ref-kernels.js";
 import { createTsKernels } from "../../kernels/ts-kernels.js";
 import { createWasmKernels, wasmSimdSupported } from "../../kernels/wasm/wasm-kernels.js";
 import { GPT2_EOS, readConfig, type GPT2Config } from "./config.js";
@@ -22,14 +23,18 @@ import { encodeTruncated } from "./tokenizer.js";
 import type { WeightDType } from "../../kernels/half.js";
 import { loadWeights, type GPT2Weights, type LoadReport } from "./weights.js";
 
-export type KernelChoice = "ts" | "wasm" | "auto";
+export type KernelChoice = "ts" | "wasm" | "ref" | "auto";
 
 export interface LoadOptions {
   /** Called with warnings (unused tensors, NaN/Inf in weights). Default: none. */
   onWarning?: (message: string) => void;
-  /** Threads computing each kernel call (this one included). Default: all cores. */
+  /** Threads computing each kernel call (this one included). Default: all cores; 1 with the "ref" kernels. */
   threads?: number;
-  /** "wasm" (WebAssembly SIMD, emitted by kernels/wasm), "ts" (pure TypeScript) or "auto" (wasm where the engine has SIMD). */
+  /**
+   * "wasm" (WebAssembly SIMD, emitted by kernels/wasm), "ts" (pure TypeScript), "ref" (the plain
+   * reference loops of kernels/ref-kernels.ts: one thread, slow, the code to read) or "auto"
+   * (wasm where the engine has SIMD, else ts).
+   */
   kernels?: KernelChoice;
   /** Where and how to fetch a Hub model (fromPretrained only). */
   hub?: HubOptions;
@@ -72,7 +77,7 @@ export class RewardModel {
     readonly loadReport: LoadReport,
   ) {}
 
-  /** The kernels in use: "ts" or "wasm". */
+  /** The kernels in use: "ts", "wasm" or "ref". */
   get kernels(): string {
     return this.runner.kernels.name;
   }
@@ -109,12 +114,14 @@ export class RewardModel {
   static load(path: string, opts: LoadOptions = {}): RewardModel {
     const { configFile, weightsPath } = locate(path);
     const config = readConfig(configFile);
-    const threads = opts.threads ?? defaultThreads();
+    const backend = chooseKernels(opts.kernels ?? "auto");
+    // The reference loops compute each call whole: they run on this thread only.
+    const threads = opts.threads ?? (backend === "ref" ? 1 : defaultThreads());
     const dtype = opts.dtype ?? "f32";
     if (dtype !== "f32" && dtype !== "f16" && dtype !== "bf16") throw new Gpt2RewardError(`dtype must be f32, f16 or bf16, got ${quote(dtype)}`);
     if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new Gpt2RewardError(`threads must be an integer from 1 to 256, got ${threads}`);
-    const backend = chooseKernels(opts.kernels ?? "auto");
-    const kernels: Kernels = backend === "wasm" ? createWasmKernels(new Arena()) : createTsKernels(new Arena());
+    if (backend === "ref" && threads !== 1) throw new Gpt2RewardError(`the ref kernels run on one thread (they are the plain reference loops), got threads ${threads}: use threads 1, or the ts or wasm kernels`);
+    const kernels: Kernels = backend === "wasm" ? createWasmKernels(new Arena()) : backend === "ref" ? createRefKernels(new Arena()) : createTsKernels(new Arena());
     const checkpoint = openCheckpoint(weightsPath);
     let loaded: ReturnType<typeof loadWeights>;
     try {
@@ -129,7 +136,7 @@ export class RewardModel {
     for (const { name, count } of report.nonFinite) {
       opts.onWarning?.(`${checkpoint.source.file}: tensor ${name} holds ${count} NaN or infinite value(s); scores may be NaN`);
     }
-    const runner = threads > 1 ? createPool(kernels, backend, threads) : serialRunner(kernels);
+    const runner = threads > 1 && backend !== "ref" ? createPool(kernels, backend, threads) : serialRunner(kernels);
     return new RewardModel(config, weights, runner, [configFile, ...checkpoint.files], report);
   }
 
@@ -213,8 +220,8 @@ export class RewardModel {
   }
 }
 
-function chooseKernels(choice: KernelChoice): "ts" | "wasm" {
-  if (choice === "ts") return "ts";
+function chooseKernels(choice: KernelChoice): "ts" | "wasm" | "ref" {
+  if (choice === "ts" || choice === "ref") return choice;
   if (wasmSimdSupported()) {
     enableRelaxedSimd(); // before the kernels compile: the workers' copies see the same flag
     return "wasm";

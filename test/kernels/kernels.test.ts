@@ -2,14 +2,15 @@
 import { describe, expect, it } from "vitest";
 import { Arena } from "../../kernels/arena.js";
 import type { PackedLinear } from "../../kernels/contract.js";
-import { attention, attentionReference } from "../../kernels/attention.js";
+import { attention } from "../../kernels/attention.js";
 import { embedding } from "../../kernels/embedding.js";
-import { geluReference, geluScalar } from "../../kernels/gelu.js";
-import { layernorm, layernormReference } from "../../kernels/layernorm.js";
-import { matmulPacked, matmulReference, packMatmulWeight, packedSize } from "../../kernels/matmul.js";
-import { residual, residualReference } from "../../kernels/residual.js";
-import { softmaxInPlace, softmaxReference } from "../../kernels/softmax.js";
+import { geluScalar } from "../../kernels/gelu.js";
+import { layernorm } from "../../kernels/layernorm.js";
+import { matmulPacked, packMatmulWeight, packedSize } from "../../kernels/matmul.js";
+import { residual } from "../../kernels/residual.js";
+import { softmaxInPlace } from "../../kernels/softmax.js";
 import { createTsKernels } from "../../kernels/ts-kernels.js";
+import { matmulReference, layernormReference, attentionReference, geluReference, residualReference, softmaxReference } from "../../kernels/ref-kernels.js";
 import { maxAbsDiff, randomArray, rng, sameBits } from "../helpers/random.js";
 
 const rand = rng(1234);

@@ -34,8 +34,10 @@ it("has golden models to check, with at least 40 texts", () => {
   expect(texts.length).toBeGreaterThanOrEqual(40);
 });
 
-// Both kernel sets, and the thread pool, must meet the same tolerance.
+// Every kernel set (the reference loops, the TS and the wasm kernels), and the thread pool,
+// must meet the same tolerance.
 const setups = [
+  { kernels: "ref", threads: 1 },
   { kernels: "ts", threads: 1 },
   { kernels: "wasm", threads: 2 },
 ] as const;

@@ -5,13 +5,10 @@
  */
 import { describe, expect, it } from "vitest";
 import { Arena } from "../../../kernels/arena.js";
-import { attentionReference } from "../../../kernels/attention.js";
 import type { Kernels } from "../../../kernels/contract.js";
 import { geluScalar } from "../../../kernels/gelu.js";
-import { layernormReference } from "../../../kernels/layernorm.js";
-import { matmulReference } from "../../../kernels/matmul.js";
-import { residualReference } from "../../../kernels/residual.js";
 import { createWasmKernels, wasmRelaxedSimdSupported } from "../../../kernels/wasm/wasm-kernels.js";
+import { matmulReference, layernormReference, attentionReference, residualReference } from "../../../kernels/ref-kernels.js";
 import { enableRelaxedSimd } from "../../../src/run/relaxed-simd.js";
 import { rng as uniform } from "../../helpers/random.js";
 
