@@ -8,7 +8,7 @@
 import { Arena } from "../kernels/arena.js";
 import { createTsKernels } from "../kernels/ts-kernels.js";
 import { createWasmKernels } from "../kernels/wasm/wasm-kernels.js";
-import { enableRelaxedSimd } from "../src/run/relaxed-simd.js";
+import { enableRelaxedSimd } from "../src/platform/node.js";
 import { fillUniform, rng } from "./random.js";
 import { childArg } from "./child-args.js";
 

@@ -8,6 +8,7 @@
  * times the floor under any load instead: FILE read whole into fresh memory (page faults plus
  * the copy out of the page cache, which every loader without mmap pays), as {"floorMs": ...}.
  */
+import "../src/platform/node.js";
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { RewardModel, type WeightDTypeChoice } from "../src/model/reward-model.js";
 import { cpuMark, cpuUse, type CpuUse } from "./cpu.js";

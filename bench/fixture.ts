@@ -4,6 +4,7 @@
  * not real weights, and must never download anything. The file is reused while its header
  * still validates (which also checks that the data runs exactly to the end of the file).
  */
+import "../src/platform/node.js";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

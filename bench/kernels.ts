@@ -17,7 +17,7 @@ import { layernorm } from "../kernels/layernorm.js";
 import { matmulPacked, packMatmulWeight, packedSize } from "../kernels/matmul.js";
 import { createWasmKernels } from "../kernels/wasm/wasm-kernels.js";
 import { matmulReference, layernormReference, attentionReference, geluReference } from "../kernels/ref-kernels.js";
-import { enableRelaxedSimd } from "../src/run/relaxed-simd.js";
+import { enableRelaxedSimd } from "../src/platform/node.js";
 import { cpuMark, cpuUse, waitForQuiet } from "./cpu.js";
 import { fillUniform, rng } from "./random.js";
 

@@ -1,7 +1,7 @@
 /** What the numbers were measured on: they mean little without it. */
 import { readFileSync } from "node:fs";
 import { availableParallelism, cpus, totalmem } from "node:os";
-import { enableRelaxedSimd } from "../src/run/relaxed-simd.js";
+import { enableRelaxedSimd } from "../src/platform/node.js";
 
 export interface Machine {
   cpu: string;

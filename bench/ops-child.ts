@@ -6,6 +6,7 @@
  * the fastest of them as one JSON line (OpsChildResult): ms per op summed over the 12 layers,
  * and the whole forward. The fastest, because a virtual core's speed wanders from second to second.
  */
+import "../src/platform/node.js";
 import type { PackedLinear } from "../kernels/contract.js";
 import { forward } from "../src/model/gpt2.js";
 import { RewardModel } from "../src/model/reward-model.js";

@@ -6,6 +6,10 @@
  * reference.
  */
 
+// Node's file access, threads, inflate, hashing and relaxed SIMD (src/platform/platform.ts);
+// src/index.browser.ts installs the browser's.
+import "./platform/node.js";
+
 // The model and how it scores.
 export { RewardModel, DEFAULT_MAX_LENGTH } from "./model/reward-model.js";
 export type { LoadOptions, ScoreOptions, ScoreResult, KernelChoice } from "./model/reward-model.js";
@@ -31,6 +35,10 @@ export { readPytorchCheckpoint } from "./formats/pytorch.js";
 export { loadCheckpoint, openCheckpoint, WEIGHT_FILES } from "./formats/checkpoint.js";
 export { writeSafetensors, convertTensor } from "./formats/write-safetensors.js";
 export { readZip } from "./formats/zip.js";
+export { bufferSource } from "./platform/bytes.js";
+export type { ByteSource, FileSystem } from "./platform/bytes.js";
+export { platform } from "./platform/platform.js";
+export type { Platform } from "./platform/platform.js";
 export { loadPickle } from "./formats/pickle.js";
 export { resolveHubModel, inspectHubModel, isHubRepoId } from "./hub/hub.js";
 export type { HubOptions } from "./hub/hub.js";

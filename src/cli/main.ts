@@ -7,6 +7,7 @@
  */
 import { existsSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import "../platform/node.js";
 import { Gpt2RewardError } from "../errors.js";
 import { helpText, parseCommand, UsageError, version, type Command } from "./args.js";
 import { convert } from "./convert.js";

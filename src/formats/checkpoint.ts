@@ -7,9 +7,8 @@
  * plain file name in the same folder (no paths, no `..`), each shard must exist, and each tensor
  * listed must be found in its shard.
  */
-import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
 import { FormatError } from "../errors.js";
+import { platform } from "../platform/platform.js";
 import type { RawTensor, TensorSource } from "./tensor.js";
 import { pytorchSource, readPytorchCheckpoint } from "./pytorch.js";
 import { readSafetensors, safetensorsSource } from "./safetensors.js";
@@ -37,16 +36,13 @@ export const WEIGHT_FILES = CANDIDATES.map((c) => c[0]);
 
 /** Which file of a folder (or which file `path` is) holds the weights, and how. */
 function resolveCheckpoint(path: string): { file: string; format: CheckpointFormat; index: boolean } {
-  let isDir: boolean;
-  try {
-    isDir = statSync(path).isDirectory();
-  } catch (e) {
-    throw new FormatError(path, `cannot open: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  if (isDir) {
+  const fs = platform().files;
+  const kind = fs.kind(path);
+  if (kind === undefined) throw new FormatError(path, "cannot open: ENOENT");
+  if (kind === "dir") {
     for (const [name, format, index] of CANDIDATES) {
-      const file = join(path, name);
-      if (existsSync(file)) return { file, format, index };
+      const file = fs.join(path, name);
+      if (fs.kind(file) !== undefined) return { file, format, index };
     }
     throw new FormatError(path, `no checkpoint found: looked for ${WEIGHT_FILES.join(", ")}`);
   }
@@ -83,7 +79,7 @@ export function openCheckpoint(path: string): OpenCheckpoint {
   const sources: ReturnType<typeof open>[] = [];
   const owner = new Map<string, (typeof sources)[number]>();
   try {
-    for (const shard of shards.keys()) sources.push(open(join(folder, shard)));
+    for (const shard of shards.keys()) sources.push(open(platform().files.join(folder, shard)));
     sources.forEach((src, i) => {
       const shard = [...shards.keys()][i];
       const names = new Set(src.names());
@@ -91,7 +87,7 @@ export function openCheckpoint(path: string): OpenCheckpoint {
         if (!names.has(name)) throw new FormatError(file, `weight_map puts tensor ${name} in ${shard}, which does not contain it`);
       }
       for (const name of names) {
-        if (owner.has(name)) throw new FormatError(src.file, `tensor ${name} is also in shard ${basename(owner.get(name)!.file)}`);
+        if (owner.has(name)) throw new FormatError(src.file, `tensor ${name} is also in shard ${platform().files.basename(owner.get(name)!.file)}`);
         owner.set(name, src);
       }
     });
@@ -114,16 +110,16 @@ export function openCheckpoint(path: string): OpenCheckpoint {
 
 /** By name first (`.safetensors`, `.bin`, `.pt`, `.pth`), else by the first bytes. */
 function guessFormat(file: string): CheckpointFormat {
-  const name = basename(file).replace(/\.index\.json$/, "");
+  const name = platform().files.basename(file).replace(/\.index\.json$/, "");
   if (name.endsWith(".safetensors")) return "safetensors";
   if (/\.(bin|pt|pth|ckpt)$/.test(name)) return "pytorch";
   if (file.endsWith(".index.json")) throw new FormatError(file, "index file name should end in .safetensors.index.json or .bin.index.json");
-  const head = new Uint8Array(4);
-  const fd = openSync(file, "r");
+  const bytes = platform().files.open(file);
+  let head: Uint8Array;
   try {
-    readSync(fd, head, 0, 4, 0);
+    head = bytes.read(0, Math.min(4, bytes.size));
   } finally {
-    closeSync(fd);
+    bytes.close();
   }
   // "PK\x03\x04" (zip, torch ≥ 1.6) or PROTO 2 (legacy torch pickle); anything else is tried as safetensors.
   return (head[0] === 0x50 && head[1] === 0x4b) || head[0] === 0x80 ? "pytorch" : "safetensors";
@@ -172,14 +168,15 @@ function isPlainFileName(name: string): boolean {
 function readIndex(indexFile: string): { shards: Map<string, string[]>; folder: string } {
   let text: string;
   try {
-    text = readFileSync(indexFile, "utf8");
+    text = platform().files.readText(indexFile);
   } catch (e) {
     throw new FormatError(indexFile, `cannot open: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   const shards = parseIndex(indexFile, text);
-  const folder = dirname(indexFile);
+  const fs = platform().files;
+  const folder = fs.dirname(indexFile);
   for (const shard of shards.keys()) {
-    if (!existsSync(join(folder, shard))) throw new FormatError(indexFile, `weight_map names shard ${shard}, which does not exist in ${folder}`);
+    if (fs.kind(fs.join(folder, shard)) === undefined) throw new FormatError(indexFile, `weight_map names shard ${shard}, which does not exist in ${folder}`);
   }
   return { shards, folder };
 }
@@ -192,7 +189,7 @@ function loadIndexed(indexFile: string, format: CheckpointFormat): Checkpoint {
   const owner = new Map<string, string>();
   let metadata: Record<string, string> | undefined;
   for (const [shard, names] of shards) {
-    const file = join(folder, shard);
+    const file = platform().files.join(folder, shard);
     const part = readOne(file, format);
     files.push(file);
     metadata ??= part.metadata;

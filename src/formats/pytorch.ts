@@ -20,11 +20,12 @@
  *     file never lives in memory beside the weights;
  *   - `readPytorchCheckpoint` holds the whole file and returns views of it (copies for strided tensors).
  */
-import { readFileSync } from "node:fs";
 import { FormatError, UnsafeFileError, quote } from "../errors.js";
 import { DTYPE_BYTES, checkReadRange, elementCount, mapSource, type DType, type RawTensor, type TensorSource } from "./tensor.js";
 import { describe, isPickleCallable, isTuple, loadPickle, type PickleCallable } from "./pickle.js";
-import { bufferSource, fileSource, isZip, readZip, type ByteSource } from "./zip.js";
+import { isZip, readZip } from "./zip.js";
+import { bufferSource, type ByteSource } from "../platform/bytes.js";
+import { platform } from "../platform/platform.js";
 
 /** torch.<Name>Storage → dtype. */
 const STORAGE_DTYPES: Record<string, DType> = {
@@ -388,7 +389,7 @@ function openZipCheckpoint(file: string, source: ByteSource): Map<string, Tensor
   }
   const prefix = pkls[0].slice(0, -"data.pkl".length);
   if (zip.has(`${prefix}byteorder`)) {
-    const order = Buffer.from(zip.read(`${prefix}byteorder`)).toString("latin1");
+    const order = new TextDecoder("latin1").decode(zip.read(`${prefix}byteorder`));
     if (order !== "little") throw new FormatError(file, `checkpoint byte order is ${JSON.stringify(order)}; only little-endian checkpoints are supported`);
   }
   const storages = new Map<string, Storage>();
@@ -472,10 +473,11 @@ function readLegacyCheckpoint(file: string, bytes: Uint8Array): Map<string, RawT
  */
 export function readPytorchCheckpoint(file: string, bytes?: Uint8Array): Map<string, RawTensor> {
   if (bytes === undefined) {
+    const whole = platform().files.open(file);
     try {
-      bytes = readFileSync(file);
-    } catch (e) {
-      throw new FormatError(file, `cannot open: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      bytes = whole.read(0, whole.size);
+    } finally {
+      whole.close();
     }
   }
   if (isZip(bytes)) return materializeAll(openZipCheckpoint(file, bufferSource(bytes)));
@@ -492,7 +494,7 @@ export function readPytorchCheckpoint(file: string, bytes?: Uint8Array): Map<str
  * `readPytorchCheckpoint`. `bytes` replaces the file (tests); call `close()` when done.
  */
 export function pytorchSource(file: string, bytes?: ByteSource): TensorSource & { close(): void } {
-  const own = bytes ? undefined : fileSource(file);
+  const own = bytes ? undefined : platform().files.open(file);
   const src = (bytes ?? own)!;
   const close = (): void => own?.close();
   try {

@@ -8,9 +8,10 @@
  *   - sorted by offset, tensors cover the data region from 0 with no hole and no overlap, and the
  *     last one ends exactly at the end of the file.
  */
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { validateTensorEntry, type TensorInfo } from "@huggingface/hub";
 import { FormatError, quote } from "../errors.js";
+import type { FileBytes } from "../platform/bytes.js";
+import { platform } from "../platform/platform.js";
 import { DTYPE_BYTES, checkReadRange, elementCount, isDType, type DType, type RawTensor, type TensorSource } from "./tensor.js";
 
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -120,19 +121,21 @@ function checkEntry(file: string, name: string, info: unknown, dataSize: number)
 
 /** Reads just the header of a safetensors file (a few KB), e.g. for `inspect`. */
 export function readSafetensorsHeader(file: string): SafetensorsHeader {
-  const fd = openFile(file);
+  const bytes = platform().files.open(file);
   try {
-    const size = fstatSync(fd).size;
-    const lenBuf = new Uint8Array(8);
-    readSync(fd, lenBuf, 0, Math.min(8, size), 0);
-    const n = size >= 8 ? Number(new DataView(lenBuf.buffer).getBigUint64(0, true)) : 0;
-    const want = n <= MAX_HEADER_BYTES && 8 + n <= size ? 8 + n : 8;
-    const head = new Uint8Array(Math.min(want, size));
-    readFully(fd, head, 0, file);
-    return parseSafetensorsHeader(file, head, size);
+    return headerOf(file, bytes);
   } finally {
-    closeSync(fd);
+    bytes.close();
   }
+}
+
+/** The header of the safetensors file `bytes`: its length first, then just that many bytes. */
+function headerOf(file: string, bytes: FileBytes): SafetensorsHeader {
+  const size = bytes.size;
+  const lenBuf = bytes.read(0, Math.min(8, size));
+  const n = size >= 8 ? Number(new DataView(lenBuf.buffer, lenBuf.byteOffset, 8).getBigUint64(0, true)) : 0;
+  const want = n <= MAX_HEADER_BYTES && 8 + n <= size ? 8 + n : 8;
+  return parseSafetensorsHeader(file, bytes.read(0, Math.min(want, size)), size);
 }
 
 /**
@@ -141,14 +144,14 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
  * know, so the data of 4-byte types is aligned).
  */
 export function readSafetensors(file: string): { tensors: Map<string, RawTensor>; metadata: Record<string, string> } {
-  const header = readSafetensorsHeader(file);
-  const fd = openFile(file);
+  const bytes = platform().files.open(file);
+  let header: SafetensorsHeader;
   let data: Uint8Array;
   try {
-    data = new Uint8Array(header.fileSize - header.dataStart);
-    readFully(fd, data, header.dataStart, file);
+    header = headerOf(file, bytes);
+    data = bytes.read(header.dataStart, header.fileSize - header.dataStart);
   } finally {
-    closeSync(fd);
+    bytes.close();
   }
   const tensors = new Map<string, RawTensor>();
   for (const [name, e] of header.entries) {
@@ -157,32 +160,20 @@ export function readSafetensors(file: string): { tensors: Map<string, RawTensor>
   return { tensors, metadata: header.metadata };
 }
 
-function openFile(file: string): number {
-  try {
-    return openSync(file, "r");
-  } catch (e) {
-    throw new FormatError(file, `cannot open: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-}
-
-/** Fills `into` from file position `position`; a short read means the file changed or is truncated. */
-export function readFully(fd: number, into: Uint8Array, position: number, file: string): void {
-  let done = 0;
-  while (done < into.length) {
-    const n = readSync(fd, into, done, Math.min(into.length - done, 1 << 30), position + done);
-    if (n === 0) throw new FormatError(file, `unexpected end of file at byte ${position + done} (the file changed while being read?)`);
-    done += n;
-  }
-}
-
 /**
- * A TensorSource over one safetensors file that reads each tensor with a positional read
- * straight into the caller's buffer (the kernels' memory for F32), so loading never holds the
- * file and the weights at the same time. Call `close()` when done.
+ * A TensorSource over one safetensors file that reads each tensor by range straight into the
+ * caller's buffer (the kernels' memory for F32), so loading never holds the file and the weights
+ * at the same time. Call `close()` when done.
  */
 export function safetensorsSource(file: string): TensorSource & { header: SafetensorsHeader; close(): void } {
-  const header = readSafetensorsHeader(file);
-  let fd: number | null = openFile(file);
+  const bytes = platform().files.open(file);
+  let header: SafetensorsHeader;
+  try {
+    header = headerOf(file, bytes);
+  } catch (e) {
+    bytes.close();
+    throw e;
+  }
   return {
     file,
     header,
@@ -191,12 +182,8 @@ export function safetensorsSource(file: string): TensorSource & { header: Safete
     read(name, dst, byteOffset = 0) {
       const e = header.entries.get(name)!;
       checkReadRange(name, e.end - e.begin, byteOffset, dst.length);
-      if (fd === null) fd = openFile(file);
-      readFully(fd, dst, header.dataStart + e.begin + byteOffset, file);
+      bytes.readInto(header.dataStart + e.begin + byteOffset, dst);
     },
-    close() {
-      if (fd !== null) closeSync(fd);
-      fd = null;
-    },
+    close: () => bytes.close(),
   };
 }

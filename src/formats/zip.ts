@@ -2,8 +2,8 @@
  * A ZIP reader, enough for PyTorch checkpoints: `torch.save` writes an uncompressed ZIP (ZIP64
  * past 4 GiB) whose records hold the pickle and the raw tensor storages.
  *
- * The archive's bytes come from a `ByteSource`: a buffer already in memory, or positional reads
- * of a file. The same parser serves both; from a file it reads only the end records, the central
+ * The archive's bytes come from a `ByteSource` (src/platform/bytes.ts): a buffer already in
+ * memory, or reads by range of a file (a descriptor in Node, a Blob in a browser). The same parser serves both; from a file it reads only the end records, the central
  * directory and the local header of each record asked for, so a 6 GB checkpoint is opened by
  * reading a few kilobytes, and a storage's bytes are read when (and where) its tensor is wanted.
  *
@@ -13,97 +13,9 @@
  * windows on the archive (zero-copy views when it is in memory); deflated ones are inflated with
  * a cap at their declared size; anything else (other methods, encryption) is refused.
  */
-import { closeSync, fstatSync, openSync } from "node:fs";
-import { inflateRawSync } from "node:zlib";
 import { FormatError, UnsafeFileError } from "../errors.js";
-import { readFully } from "./safetensors.js";
-
-// ---- where the bytes come from ----
-
-/** Random access to a file's bytes. Callers keep every range inside [0, size). */
-export interface ByteSource {
-  readonly size: number;
-  /** `length` bytes from `offset`: a view when the bytes are in memory, a fresh buffer when read from a file. */
-  read(offset: number, length: number): Uint8Array;
-  /** Fills `dst` with the bytes from `offset`: for a file, positional reads straight into `dst`. */
-  readInto(offset: number, dst: Uint8Array): void;
-}
-
-/** A reader's range check failing is a bug in the reader (every range is checked against the file first), not a bad file. */
-function checkRange(src: ByteSource, offset: number, length: number): void {
-  if (!(offset >= 0 && length >= 0 && offset + length <= src.size)) {
-    throw new RangeError(`internal: read of bytes ${offset}..${offset + length} outside a source of ${src.size} bytes`);
-  }
-}
-
-/** A ByteSource over bytes already in memory: reads are views, never copies. */
-export function bufferSource(bytes: Uint8Array): ByteSource {
-  const src: ByteSource = {
-    size: bytes.length,
-    read(offset, length) {
-      checkRange(src, offset, length);
-      return bytes.subarray(offset, offset + length);
-    },
-    readInto(offset, dst) {
-      checkRange(src, offset, dst.length);
-      dst.set(bytes.subarray(offset, offset + dst.length));
-    },
-  };
-  return src;
-}
-
-/** A ByteSource over a file, read with positional reads; `close()` releases the descriptor (a later read reopens it). */
-export function fileSource(file: string): ByteSource & { close(): void } {
-  const open = (): number => {
-    try {
-      return openSync(file, "r");
-    } catch (e) {
-      throw new FormatError(file, `cannot open: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
-  };
-  let fd: number | null = open();
-  let size: number;
-  try {
-    size = fstatSync(fd).size;
-  } catch (e) {
-    closeSync(fd);
-    throw e;
-  }
-  const src = {
-    size,
-    read(offset: number, length: number): Uint8Array {
-      const out = new Uint8Array(length);
-      src.readInto(offset, out);
-      return out;
-    },
-    readInto(offset: number, dst: Uint8Array): void {
-      checkRange(src, offset, dst.length);
-      fd ??= open();
-      readFully(fd, dst, offset, file);
-    },
-    close(): void {
-      if (fd !== null) closeSync(fd);
-      fd = null;
-    },
-  };
-  return src;
-}
-
-/** Bytes [base, base + size) of `src`, as a source of their own. */
-function windowOf(src: ByteSource, base: number, size: number): ByteSource {
-  const w: ByteSource = {
-    size,
-    read(offset, length) {
-      checkRange(w, offset, length);
-      return src.read(base + offset, length);
-    },
-    readInto(offset, dst) {
-      checkRange(w, offset, dst.length);
-      src.readInto(base + offset, dst);
-    },
-  };
-  return w;
-}
+import { bufferSource, windowOf, type ByteSource } from "../platform/bytes.js";
+import { platform } from "../platform/platform.js";
 
 /** A source whose bytes are produced on first use (a deflated record is inflated only when read). */
 function lazySource(size: number, load: () => ByteSource): ByteSource {
@@ -221,10 +133,9 @@ export class ZipArchive {
 
   private inflate(entry: ZipEntry, dataStart: number): Uint8Array {
     const { name } = entry;
-    let out: Buffer;
+    let out: Uint8Array;
     try {
-      // maxOutputLength must be >= 1; an empty record that inflates to anything is caught below.
-      out = inflateRawSync(this.source.read(dataStart, entry.compressedSize), { maxOutputLength: Math.max(1, entry.uncompressedSize) });
+      out = platform().inflateRaw(this.source.read(dataStart, entry.compressedSize), entry.uncompressedSize);
     } catch (e) {
       if (e instanceof FormatError) throw e;
       throw this.error(`zip record ${name} does not inflate to its declared ${entry.uncompressedSize} bytes (${(e as Error).message})`);
@@ -233,7 +144,7 @@ export class ZipArchive {
       throw this.error(`zip record ${name} inflates to ${out.length} bytes, its header declares ${entry.uncompressedSize}`);
     }
     if (crc32(out) !== entry.crc32) throw this.error(`zip record ${name} fails its CRC-32 check`);
-    return new Uint8Array(out.buffer, out.byteOffset, out.length);
+    return out;
   }
 
   /** Reads bytes [start, start+length) after checking they lie inside the file. */
@@ -383,7 +294,7 @@ export class ZipArchive {
     const extraLen = fixed.u16(at + 28);
     const rest = this.span(at + LOCAL_SIZE, nameLen + extraLen, `local header of record ${name}`);
     const nameBytes = rest.sub(at + LOCAL_SIZE, at + LOCAL_SIZE + nameLen);
-    const localName = Buffer.from(nameBytes.buffer, nameBytes.byteOffset, nameBytes.length).toString("utf8");
+    const localName = new TextDecoder().decode(nameBytes);
     if (localName !== name) {
       throw this.error(`zip record ${name}: its local header names it ${JSON.stringify(localName)}`);
     }

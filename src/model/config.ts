@@ -3,10 +3,10 @@
  * asks for a computation we do not implement: silently computing something else would produce
  * plausible but wrong scores.
  */
-import { readFileSync } from "node:fs";
 // Values are quoted with `quote`, not JSON.stringify: a config value nested 10,000 deep would
 // overflow the stack while we describe it.
 import { ConfigError, quote } from "../errors.js";
+import { platform } from "../platform/platform.js";
 
 export interface GPT2Config {
   n_layer: number;
@@ -34,7 +34,7 @@ const TANH_GELUS = new Set(["gelu_new", "gelu_pytorch_tanh"]);
 export function readConfig(file: string): GPT2Config {
   let text: string;
   try {
-    text = readFileSync(file, "utf8");
+    text = platform().files.readText(file);
   } catch (e) {
     throw new ConfigError(file, `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }

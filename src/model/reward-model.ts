@@ -3,8 +3,6 @@
  * card (pad id 50256, left truncation to 256 tokens, right padding, pooling at the last
  * non-pad token). `score` is what users call; everything below it is exported for study.
  */
-import { existsSync, statSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
 import { Arena } from "../../kernels/arena.js";
 import type { Kernels } from "../../kernels/contract.js";
 import { createRefKernels } from "../../kernels/ref-kernels.js";
@@ -17,7 +15,7 @@ import { openCheckpoint } from "../formats/checkpoint.js";
 import { forward, type ForwardOptions } from "./gpt2.js";
 import { scoredPosition, type PoolingRule } from "./pooling.js";
 import { createPool, defaultThreads } from "../run/pool.js";
-import { enableRelaxedSimd } from "../run/relaxed-simd.js";
+import { platform } from "../platform/platform.js";
 import { serialRunner, type Runner } from "../run/runner.js";
 import { encodeTruncated } from "./tokenizer.js";
 import type { WeightDType } from "../../kernels/half.js";
@@ -101,7 +99,7 @@ export class RewardModel {
    * repo `owner/name[@revision]`, downloaded into (or found in) the Hugging Face cache.
    */
   static async fromPretrained(spec: string, opts: LoadOptions = {}): Promise<RewardModel> {
-    if (!existsSync(spec) && isHubRepoId(spec)) {
+    if (platform().files.kind(spec) === undefined && isHubRepoId(spec)) {
       const { dir } = await resolveHubModel(spec, opts.hub);
       return RewardModel.load(dir, opts);
     }
@@ -223,7 +221,7 @@ export class RewardModel {
 function chooseKernels(choice: KernelChoice): "ts" | "wasm" | "ref" {
   if (choice === "ts" || choice === "ref") return choice;
   if (wasmSimdSupported()) {
-    enableRelaxedSimd(); // before the kernels compile: the workers' copies see the same flag
+    platform().relaxedSimd(); // before the kernels compile: the workers' copies see the same flag
     return "wasm";
   }
   if (choice === "wasm") throw new Gpt2RewardError("--kernels wasm: this JavaScript engine has no WebAssembly SIMD128");
@@ -232,13 +230,15 @@ function chooseKernels(choice: KernelChoice): "ts" | "wasm" | "ref" {
 
 /** A folder holds config.json and the weights; a weights file has config.json beside it. */
 export function locate(path: string): { configFile: string; weightsPath: string } {
-  if (!existsSync(path)) throw new Gpt2RewardError(`${path}: no such file or folder`);
-  if (statSync(path).isDirectory()) {
-    const configFile = join(path, "config.json");
-    if (!existsSync(configFile)) throw new Gpt2RewardError(`${path}: no config.json in this folder`);
+  const fs = platform().files;
+  const kind = fs.kind(path);
+  if (kind === undefined) throw new Gpt2RewardError(`${path}: no such file or folder`);
+  if (kind === "dir") {
+    const configFile = fs.join(path, "config.json");
+    if (fs.kind(configFile) === undefined) throw new Gpt2RewardError(`${path}: no config.json in this folder`);
     return { configFile, weightsPath: path };
   }
-  const configFile = join(dirname(path), "config.json");
-  if (!existsSync(configFile)) throw new Gpt2RewardError(`${path}: no config.json beside ${basename(path)}`);
+  const configFile = fs.join(fs.dirname(path), "config.json");
+  if (fs.kind(configFile) === undefined) throw new Gpt2RewardError(`${path}: no config.json beside ${fs.basename(path)}`);
   return { configFile, weightsPath: path };
 }

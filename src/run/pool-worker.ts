@@ -1,8 +1,9 @@
 /**
  * A pool thread: waits for the generation counter to move, computes its range of the published
  * kernel call on views of the shared memory, reports, and waits again. See src/run/pool.ts.
+ * Started through the platform (src/platform/*-pool-worker.ts install theirs, then import this).
  */
-import { workerData } from "node:worker_threads";
+import { platform } from "../platform/platform.js";
 import { Arena } from "../../kernels/arena.js";
 import type { Kernels } from "../../kernels/contract.js";
 import { createTsKernels } from "../../kernels/ts-kernels.js";
@@ -10,7 +11,8 @@ import { createWasmKernels } from "../../kernels/wasm/wasm-kernels.js";
 import { WEIGHT_DTYPES } from "../../kernels/half.js";
 import { CTRL, Op, readArgs, type WorkerInit } from "./pool-protocol.js";
 
-const init = workerData as WorkerInit;
+const port = await platform().threads.parent();
+const init = port.data as WorkerInit;
 const ctrl = new Int32Array(init.ctrl);
 const eps = new Float64Array(init.eps);
 // This thread never allocates: the arena only gives the kernels the memory to address.
@@ -44,7 +46,7 @@ for (;;) {
     }
   } catch (e) {
     // The main thread is blocked waiting for us and cannot receive an 'error' event: flag it.
-    process.stderr.write(`gpt2-reward: pool thread ${init.thread}: ${(e as Error)?.stack ?? e}\n`);
+    port.report(`pool thread ${init.thread}: ${(e as Error)?.stack ?? e}`);
     Atomics.store(ctrl, CTRL.FAILED, 1);
   }
   Atomics.add(ctrl, CTRL.DONE, 1);

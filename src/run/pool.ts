@@ -13,31 +13,17 @@
  * (text, head) pairs (attention) or elements (residual); no output element is ever computed by
  * two threads or in a different order, so the logits are bit-identical for any thread count.
  */
-import { existsSync } from "node:fs";
-import { availableParallelism } from "node:os";
-import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
 import type { Kernels, PackedLinear } from "../../kernels/contract.js";
 import type { WasmKernels } from "../../kernels/wasm/wasm-kernels.js";
 import { PANEL } from "../../kernels/matmul.js";
 import { workItems, type Runner } from "./runner.js";
 import { WEIGHT_DTYPES } from "../../kernels/half.js";
 import { Op, CTRL, CTRL_INTS, writeArgs, type Args, type WorkerInit } from "./pool-protocol.js";
+import { platform, type Thread } from "../platform/platform.js";
 
-/**
- * The compiled worker beside this module; when this module runs from TypeScript source (vitest),
- * the build in dist/ (npm test compiles first: a worker thread cannot load .ts on Node 20).
- */
-function workerScript(): URL {
-  const beside = new URL("./pool-worker.js", import.meta.url);
-  if (existsSync(fileURLToPath(beside))) return beside;
-  const built = new URL("../../dist/src/run/pool-worker.js", import.meta.url);
-  if (existsSync(fileURLToPath(built))) return built;
-  throw new Error("worker script not found: run `npm run build` first");
-}
-
+/** All cores where threads can share memory (Node; a crossOriginIsolated page), else 1. */
 export function defaultThreads(): number {
-  return availableParallelism();
+  return platform().threads.available();
 }
 
 /** Chunk size for n work items: about 8 chunks per thread, a multiple of `step`, at least `min`. */
@@ -45,25 +31,27 @@ function chunkOf(n: number, threads: number, step: number, min = step): number {
   return Math.max(min, Math.ceil(n / (threads * 8) / step) * step);
 }
 
-export function createPool(kernels: Kernels, backend: "ts" | "wasm", threads: number): Runner {
+/**
+ * A pool of `threads` threads (this one included). Its threads start in the background; the first
+ * kernel call blocks until they are up, or `await pool.started()` waits without blocking: in a
+ * browser a worker starts only once the thread that created it returns to its event loop, so
+ * there the pool must be awaited before its first call.
+ */
+export function createPool(kernels: Kernels, backend: "ts" | "wasm", threads: number): Runner & { started(): Promise<void> } {
   const ctrlBuf = new SharedArrayBuffer(CTRL_INTS * 4);
   const ctrl = new Int32Array(ctrlBuf);
   const eps = new Float64Array(new SharedArrayBuffer(8));
-  const workers: Worker[] = [];
-  const workerFile = workerScript();
+  const workers: Thread[] = [];
   // Not re-derived in the workers: whether the engine has relaxed SIMD can change (a V8 flag).
   const wasmOptions = backend === "wasm" && "options" in kernels ? (kernels as WasmKernels).options : undefined;
   for (let t = 1; t < threads; t++) {
     const init: WorkerInit = { memory: kernels.memory, ctrl: ctrlBuf, eps: eps.buffer as SharedArrayBuffer, thread: t, backend, wasmOptions };
-    // No node options for workers: `node -e <script>` would make each worker run the script again.
-    // V8 flags (e.g. --experimental-wasm-relaxed-simd) are process-wide and reach workers anyway,
-    // so every thread compiles the same wasm.
-    const w = new Worker(workerFile, { workerData: init, execArgv: [] });
+    const w = platform().threads.start("pool", init);
     w.unref(); // a pool must never keep the process alive on its own
     workers.push(w);
   }
   let failure: Error | null = null;
-  for (const w of workers) w.on("error", (e) => (failure = e));
+  for (const w of workers) w.onError((e) => (failure = e));
 
   const off = (a: Float32Array | Int32Array) => a.byteOffset;
 
@@ -114,9 +102,22 @@ export function createPool(kernels: Kernels, backend: "ts" | "wasm", threads: nu
   /** Each thread's equal share of a per-thread scratch buffer: thread 0's is the first. */
   const share = (scratch: Float32Array) => Math.floor(scratch.length / threads);
 
+  /** Polls READY from the event loop (Atomics.waitAsync is not in every engine we run on). */
+  const startedAsync = async () => {
+    const deadline = Date.now() + 60_000;
+    while (!started) {
+      if (failure) throw failure;
+      const ready = Atomics.load(ctrl, CTRL.READY);
+      if (ready >= threads - 1) started = true;
+      else if (Date.now() > deadline) throw new Error(`only ${ready} of ${threads - 1} pool threads started within 60 s`);
+      else await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+
   return {
     kernels,
     threads,
+    started: startedAsync,
     linear(out, inp, w: PackedLinear, rows, gelu, scratch) {
       // 16-bit weights: each thread widens panels into its own share of `scratch`.
       const stride = scratch ? share(scratch) : 0;

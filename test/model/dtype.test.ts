@@ -19,7 +19,7 @@ import { RewardModel, type WeightDTypeChoice } from "../../src/model/reward-mode
 import { Gpt2RewardError } from "../../src/errors.js";
 import { loadCheckpoint } from "../../src/formats/checkpoint.js";
 import { writeSafetensors } from "../../src/formats/write-safetensors.js";
-import { enableRelaxedSimd } from "../../src/run/relaxed-simd.js";
+import { enableRelaxedSimd } from "../../src/platform/node.js";
 import { rng } from "../helpers/random.js";
 
 const FIXTURES = join(import.meta.dirname, "..", "..", "fixtures");

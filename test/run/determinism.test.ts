@@ -11,7 +11,7 @@ import { Arena } from "../../kernels/arena.js";
 import { createWasmKernels } from "../../kernels/wasm/wasm-kernels.js";
 import { RewardModel } from "../../src/model/reward-model.js";
 import { createPool } from "../../src/run/pool.js";
-import { enableRelaxedSimd } from "../../src/run/relaxed-simd.js";
+import { enableRelaxedSimd } from "../../src/platform/node.js";
 import { serialRunner } from "../../src/run/runner.js";
 import { rng } from "../helpers/random.js";
 

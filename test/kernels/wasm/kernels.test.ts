@@ -9,7 +9,7 @@ import type { Kernels } from "../../../kernels/contract.js";
 import { geluScalar } from "../../../kernels/gelu.js";
 import { createWasmKernels, wasmRelaxedSimdSupported } from "../../../kernels/wasm/wasm-kernels.js";
 import { matmulReference, layernormReference, attentionReference, residualReference } from "../../../kernels/ref-kernels.js";
-import { enableRelaxedSimd } from "../../../src/run/relaxed-simd.js";
+import { enableRelaxedSimd } from "../../../src/platform/node.js";
 import { rng as uniform } from "../../helpers/random.js";
 
 /** Deterministic uniform [−1, 1) numbers, so a failure can be rerun. */

@@ -1,0 +1,155 @@
+/**
+ * The browser implementation of the platform seams (src/platform/platform.ts), installed when this
+ * module is imported (by src/index.browser.ts and the browser worker scripts).
+ *
+ * Files: a model's files are Blobs (a picked or dropped File, a Response from Cache Storage or a
+ * fetch) mounted under a path with `mountFiles`; the readers above ask for ranges synchronously,
+ * as in Node, which a worker can answer with FileReaderSync on a slice: the file is never copied
+ * whole, and the same format code serves both platforms. (So models load in the model's worker;
+ * the page's thread only posts messages.)
+ *
+ * Inflate: fflate's synchronous inflate, into a buffer of the declared size. DecompressionStream
+ * is asynchronous and would turn every reader above into async code for a case torch never writes
+ * (it stores records uncompressed); fflate is 8 kB of plain JavaScript, well kept and widely used.
+ */
+import { inflateSync } from "fflate";
+import { FormatError } from "../errors.js";
+import { posixPath, positionalSource, type FileBytes, type FileSystem } from "./bytes.js";
+import { setPlatform, type ParentPort, type Platform, type Thread, type ThreadScript, type Threads } from "./platform.js";
+import { wasmRelaxedSimdSupported } from "../../kernels/wasm/wasm-kernels.js";
+
+const mounted = new Map<string, Blob>();
+
+/** Makes `files` readable as `${dir}/${name}` (a folder the loader can look into); returns the folder. */
+export function mountFiles(dir: string, files: Iterable<[name: string, blob: Blob]>): string {
+  for (const [name, blob] of files) mounted.set(posixPath.join(dir, name), blob);
+  return dir;
+}
+
+/** Forgets every file under `dir` (their Blobs may then be collected). */
+export function unmountFiles(dir: string): void {
+  const prefix = dir.endsWith("/") ? dir : `${dir}/`;
+  for (const path of [...mounted.keys()]) if (path.startsWith(prefix)) mounted.delete(path);
+}
+
+const notFound = (path: string): Error => Object.assign(new Error(`${path}: no such file`), { code: "ENOENT" });
+
+/** Workers only (not in the DOM library's types). */
+type FileReaderSyncClass = new () => { readAsArrayBuffer(blob: Blob): ArrayBuffer };
+
+function blobSource(path: string, blob: Blob): FileBytes {
+  const FileReaderSync = (globalThis as { FileReaderSync?: FileReaderSyncClass }).FileReaderSync;
+  if (FileReaderSync === undefined) {
+    throw new FormatError(path, "cannot open: files are read in the model's worker (FileReaderSync), not on the page's thread");
+  }
+  const reader = new FileReaderSync();
+  return positionalSource(
+    blob.size,
+    (dst, position) => {
+      const end = Math.min(blob.size, position + dst.length);
+      if (end <= position) return 0;
+      const got = new Uint8Array(reader.readAsArrayBuffer(blob.slice(position, end)));
+      dst.set(got);
+      return got.length;
+    },
+    () => {},
+    (at) => new FormatError(path, `unexpected end of file at byte ${at} (the file changed while being read?)`),
+  );
+}
+
+const browserFiles: FileSystem = {
+  kind(path) {
+    const p = path.replace(/\/+$/, "");
+    if (mounted.has(p)) return "file";
+    for (const key of mounted.keys()) if (key.startsWith(`${p}/`)) return "dir";
+    return undefined;
+  },
+  open(path) {
+    const blob = mounted.get(path);
+    if (blob === undefined) throw new FormatError(path, "cannot open: ENOENT");
+    return blobSource(path, blob);
+  },
+  readText(path) {
+    const blob = mounted.get(path);
+    if (blob === undefined) throw notFound(path);
+    const bytes = blobSource(path, blob);
+    return new TextDecoder().decode(bytes.read(0, bytes.size));
+  },
+  ...posixPath,
+};
+
+/**
+ * Worker scripts sit beside the bundle that starts them (dist/browser/): the page's bundle starts
+ * model-worker.js, which starts pool-worker.js. The literal `new URL("./x.js", import.meta.url)`
+ * is the form bundlers recognise and copy.
+ */
+function scriptUrl(script: ThreadScript): URL {
+  return script === "pool" ? new URL("./pool-worker.js", import.meta.url) : new URL("./model-worker.js", import.meta.url);
+}
+
+/** Shared memory needs a cross-origin isolated page (COOP same-origin + COEP require-corp). */
+const canShareMemory = (): boolean => globalThis.crossOriginIsolated === true && typeof SharedArrayBuffer === "function";
+
+const browserThreads: Threads = {
+  available: () => (canShareMemory() ? Math.max(1, navigator.hardwareConcurrency || 1) : 1),
+  canShareMemory,
+  start(script, data): Thread {
+    const w = new Worker(scriptUrl(script), { type: "module", name: `gpt2-reward ${script}` });
+    // The worker reads `data` as its first message (a browser worker has no workerData).
+    w.postMessage(data);
+    return {
+      postMessage: (m, transfer) => w.postMessage(m, transfer ?? []),
+      onMessage: (l) => w.addEventListener("message", (e) => l(e.data)),
+      onError: (l) =>
+        w.addEventListener("error", (e) => {
+          e.preventDefault();
+          l(new Error(e.message || `the ${script} worker failed to start (${scriptUrl(script).href})`));
+        }),
+      unref: () => {},
+      terminate: async () => w.terminate(),
+    };
+  },
+  parent(): Promise<ParentPort> {
+    // Messages that arrive after the first are queued until someone listens, so none is lost
+    // between the data message and the caller's onMessage.
+    return new Promise((resolve) => {
+      const queue: unknown[] = [];
+      let listener: ((m: unknown) => void) | undefined;
+      let data: { value: unknown } | undefined;
+      self.addEventListener("message", (e: MessageEvent) => {
+        if (data === undefined) {
+          data = { value: e.data };
+          resolve({
+            data: e.data,
+            postMessage: (m, transfer) => (self as unknown as Worker).postMessage(m, transfer ?? []),
+            onMessage: (l) => {
+              listener = l;
+              for (const m of queue.splice(0)) l(m);
+            },
+            report: (message) => console.error(`gpt2-reward: ${message}`),
+          });
+        } else if (listener) listener(e.data);
+        else queue.push(e.data);
+      });
+    });
+  },
+};
+
+export const browserPlatform: Platform = {
+  name: "browser",
+  files: browserFiles,
+  inflateRaw(compressed, size) {
+    // A buffer of the declared size caps what a corrupt record can make us allocate; the caller
+    // checks the length and the CRC.
+    return inflateSync(compressed, { out: new Uint8Array(size) });
+  },
+  async sha256(bytes) {
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
+    return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+  },
+  threads: browserThreads,
+  // Chromium ships relaxed SIMD on (since 114): there is nothing to turn on, only to test.
+  relaxedSimd: () => wasmRelaxedSimdSupported(),
+};
+
+setPlatform(browserPlatform);
