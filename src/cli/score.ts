@@ -49,7 +49,9 @@ Output: one JSON line per input line, in input order.`,
     };
     process.on("SIGINT", onSigint);
     const lines = texts.length > 0 ? textLines(texts) : inputFileLines(values.input, interrupt.signal);
-    const model = await RewardModel.fromPretrained(spec, loadOptions(values));
+    const load = loadOptions(values);
+    // A download stops at the first Ctrl-C too (its part is kept for the next run to resume).
+    const model = await RewardModel.fromPretrained(spec, { ...load, hub: { ...load.hub, signal: interrupt.signal } });
     const toFile = values.output !== undefined && values.output !== "-";
     const { sink, startIndex } = toFile ? fileSink(values.output!, values.resume ?? false) : { sink: stdoutSink(), startIndex: 0 };
     try {

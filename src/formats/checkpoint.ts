@@ -31,6 +31,12 @@ const CANDIDATES: [string, CheckpointFormat, boolean][] = [
   ["pytorch_model.bin.index.json", "pytorch", true],
 ];
 
+/**
+ * config.json and index files are read whole, so they are capped: a real one is a few KB (an
+ * index of 100,000 tensors some 10 MB); a link to /dev/zero or a 600 MB "config" is refused.
+ */
+export const MAX_JSON_BYTES = 32 * 1024 * 1024;
+
 /** The weight files a model folder may hold, in the order they are preferred. */
 export const WEIGHT_FILES = CANDIDATES.map((c) => c[0]);
 

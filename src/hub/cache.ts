@@ -97,11 +97,12 @@ export async function markMissing(repoDir: string, commit: string, file: string)
 }
 
 /**
- * A fresh temporary name beside the blob: `<etag>.<random>.incomplete`. The random part (Python
- * does the same) keeps two processes downloading the same file from writing into one file.
+ * Where a blob is downloaded to before it is complete: `<etag>.incomplete`, the same name every
+ * time (as huggingface_hub's), so an interrupted download is resumed rather than left behind; a
+ * lock file beside it (hub.ts) keeps two processes from writing it at once.
  */
 export function incompletePath(repoDir: string, etag: string): string {
-  return `${blobPath(repoDir, etag)}.${randomBytes(4).toString("hex")}.incomplete`;
+  return `${blobPath(repoDir, etag)}.incomplete`;
 }
 
 /**

@@ -19,13 +19,13 @@
  * alone answers, through refs/<revision>, and an error names the file it looked for.
  */
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
-import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
-import { homedir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { createReadStream, existsSync, readFileSync } from "node:fs";
+import { mkdir, open, readFile, realpath, rename, rm, stat, utimes, writeFile, type FileHandle } from "node:fs/promises";
+import { homedir, hostname } from "node:os";
+import { dirname, join, resolve, sep } from "node:path";
 import { parseSafetensorsMetadata, SafetensorParseError } from "@huggingface/hub";
 import { FormatError, Gpt2RewardError } from "../errors.js";
-import { parseIndex, WEIGHT_FILES } from "../formats/checkpoint.js";
+import { MAX_JSON_BYTES, parseIndex, WEIGHT_FILES } from "../formats/checkpoint.js";
 import { readSafetensorsHeader } from "../formats/safetensors.js";
 import {
   blobPath, COMMIT_HASH, hubCacheRoot, incompletePath, isFile, isKnownMissing, linkSnapshotFile,
@@ -48,7 +48,26 @@ export interface HubOptions {
   fetch?: typeof fetch;
   /** Called as bytes of a download arrive (not for files reused from the cache). */
   progress?: (file: string, done: number, total?: number) => void;
+  /** Stops a download (Ctrl-C): the part already received is kept, and the next run resumes it. */
+  signal?: AbortSignal;
+  /** Limits on a slow or stalled server; see DownloadLimits. */
+  limits?: Partial<DownloadLimits>;
 }
+
+/**
+ * How long a download may stall. A server that stops sending is dropped after `idleMs` without a
+ * byte (Python's HF_HUB_DOWNLOAD_TIMEOUT, 10 s by default); one that trickles (a byte every few
+ * seconds keeps any idle timer happy) is dropped when a window of `windowMs` brings fewer than
+ * `minBytesPerWindow` bytes (or fewer than the rest of the file). Both also bound the wait for
+ * the answer's headers.
+ */
+export interface DownloadLimits {
+  idleMs: number;
+  windowMs: number;
+  minBytesPerWindow: number;
+}
+
+const DEFAULT_LIMITS: DownloadLimits = { idleMs: 10_000, windowMs: 30_000, minBytesPerWindow: 32 * 1024 };
 
 export interface HubModel {
   /** The snapshot folder: config.json and the weights, as a local model folder. */
@@ -121,6 +140,10 @@ interface Hub {
   offlineReason: string;
   fetch: typeof fetch;
   progress?: HubOptions["progress"];
+  signal?: AbortSignal;
+  limits: DownloadLimits;
+  /** The cache root, resolved; nothing is ever written outside it. */
+  cacheRoot: string;
   repoDir: string;
   headTimeoutMs: number;
 }
@@ -161,6 +184,8 @@ function openHub(spec: string, opts: HubOptions): Hub {
   const { token, tokenFrom } = findToken(opts.token);
   const envOffline = envFlag("HF_HUB_OFFLINE") || envFlag("TRANSFORMERS_OFFLINE");
   const timeout = Number(env.HF_HUB_ETAG_TIMEOUT);
+  const downloadTimeout = Number(env.HF_HUB_DOWNLOAD_TIMEOUT);
+  const cacheRoot = resolve(hubCacheRoot(opts.cacheDir));
   return {
     ...parsed,
     endpoint,
@@ -170,7 +195,10 @@ function openHub(spec: string, opts: HubOptions): Hub {
     offlineReason: opts.offline === undefined ? "HF_HUB_OFFLINE is set" : "offline mode is on",
     fetch: opts.fetch ?? fetch,
     progress: opts.progress,
-    repoDir: repoCacheDir(resolve(hubCacheRoot(opts.cacheDir)), parsed.repo),
+    signal: opts.signal,
+    limits: { ...DEFAULT_LIMITS, ...(downloadTimeout > 0 ? { idleMs: 1000 * downloadTimeout } : {}), ...opts.limits },
+    cacheRoot,
+    repoDir: repoCacheDir(cacheRoot, parsed.repo),
     headTimeoutMs: 1000 * (timeout > 0 ? timeout : DEFAULT_HEAD_TIMEOUT_S),
   };
 }
@@ -189,11 +217,17 @@ function describeFailure(err: unknown): string {
   return text.replace(/\s+/g, " ");
 }
 
+/** The caller's signal fired (Ctrl-C): not a network failure, so the cache must not answer instead. */
+class Interrupted extends Gpt2RewardError {
+  override name = "Interrupted";
+}
+
 async function send(hub: Hub, url: string, init: RequestInit): Promise<Response> {
   let res: Response;
   try {
     res = await hub.fetch(url, init);
   } catch (err) {
+    if (hub.signal?.aborted) throw new Interrupted(`interrupted while asking ${hub.endpoint}`);
     throw new HubUnreachable(`cannot reach ${hub.endpoint} (${describeFailure(err)})`);
   }
   if (res.status >= 500) {
@@ -203,11 +237,34 @@ async function send(hub: Hub, url: string, init: RequestInit): Promise<Response>
   return res;
 }
 
-function requestHeaders(hub: Hub, withToken: boolean): Record<string, string> {
+/**
+ * The headers of a request to `url`. The token goes to the endpoint's exact origin (scheme, host
+ * and port) and nowhere else: not to the CDN an LFS file redirects to, not to a protocol-relative
+ * `//other-host/...` redirect, whatever the hop.
+ */
+function requestHeaders(hub: Hub, url: string, extra: Record<string, string> = {}): Record<string, string> {
   // identity: a compressed body would not match the size the Hub announces.
-  const headers: Record<string, string> = { "accept-encoding": "identity" };
-  if (withToken && hub.token) headers.authorization = `Bearer ${hub.token}`;
+  const headers: Record<string, string> = { "accept-encoding": "identity", ...extra };
+  if (hub.token && new URL(url).origin === new URL(hub.endpoint).origin) headers.authorization = `Bearer ${hub.token}`;
   return headers;
+}
+
+/** A 3xx answer's target, resolved against the URL asked (so `//host/x` and `/x` are absolute too). */
+function redirectTarget(res: Response, url: string): string | undefined {
+  const location = res.headers.get("location");
+  return res.status >= 300 && res.status < 400 && location !== null ? new URL(location, url).href : undefined;
+}
+
+/** A GET whose redirects are followed by hand, so that each hop decides on the token afresh. */
+async function get(hub: Hub, url: string, extra: Record<string, string>, signal: AbortSignal): Promise<Response> {
+  for (let hop = 0; hop <= MAX_RELATIVE_REDIRECTS; hop++) {
+    const res = await send(hub, url, { redirect: "manual", headers: requestHeaders(hub, url, extra), signal });
+    const next = redirectTarget(res, url);
+    if (next === undefined) return res;
+    await res.body?.cancel();
+    url = next;
+  }
+  throw new Gpt2RewardError(`${hub.repo}: too many redirects on ${hub.endpoint}`);
 }
 
 function resolveUrl(hub: Hub, revision: string, file: string): string {
@@ -265,19 +322,21 @@ function blobName(etag: string | null): string | undefined {
 async function headFile(hub: Hub, revision: string, file: string): Promise<HeadAnswer> {
   let url = resolveUrl(hub, revision, file);
   for (let hop = 0; hop <= MAX_RELATIVE_REDIRECTS; hop++) {
+    const timeout = AbortSignal.timeout(hub.headTimeoutMs);
     const res = await send(hub, url, {
       method: "HEAD",
       redirect: "manual",
-      headers: requestHeaders(hub, true),
-      signal: AbortSignal.timeout(hub.headTimeoutMs),
+      headers: requestHeaders(hub, url),
+      signal: hub.signal ? AbortSignal.any([timeout, hub.signal]) : timeout,
     });
     const h = res.headers;
-    const location = h.get("location");
-    const redirected = res.status >= 300 && res.status < 400 && location !== null;
-    // A relative redirect is the Hub itself (a renamed repo): follow it. An absolute one points
-    // at the CDN copy of an LFS file, and this response's X-Linked-* headers describe that file.
-    if (redirected && !/^[a-z][a-z\d+.-]*:/i.test(location)) {
-      url = new URL(location, url).href;
+    const location = redirectTarget(res, url);
+    const redirected = location !== undefined;
+    // A redirect within the Hub's origin is the Hub itself (a renamed repo): follow it. One to
+    // another origin points at the CDN copy of an LFS file, and this response's X-Linked-*
+    // headers describe that file.
+    if (location !== undefined && new URL(location).origin === new URL(hub.endpoint).origin) {
+      url = location;
       continue;
     }
     const code = h.get("x-error-code");
@@ -301,46 +360,192 @@ async function headFile(hub: Hub, revision: string, file: string): Promise<HeadA
 }
 
 /**
- * Streams a file into `<blob>.<random>.incomplete` and renames it to the blob only once it has
+ * Streams a file into `blobs/<etag>.incomplete` and renames it to the blob only once it has
  * exactly the announced size (and, for an LFS file, whose ETag is its sha256, that digest), so a
- * cut download never sits where a complete one is expected. On failure nothing is kept.
+ * cut download never sits where a complete one is expected. The `.incomplete` name is the same
+ * for every run (as huggingface_hub's), so a download cut by the network, a stall or Ctrl-C is
+ * resumed with a Range request next time; a lock file beside it keeps two processes from writing
+ * it at once. Bytes that cannot be right (more than announced, a wrong digest) are removed.
  */
 async function downloadBlob(hub: Hub, file: string, remote: RemoteFile): Promise<void> {
   const blob = blobPath(hub.repoDir, remote.etag);
   if (await isFile(blob)) return;
+  await ensureInsideCache(hub, dirname(blob));
   await mkdir(dirname(blob), { recursive: true });
   const tmp = incompletePath(hub.repoDir, remote.etag);
-  const sha256 = /^[0-9a-f]{64}$/.test(remote.etag) ? createHash("sha256") : undefined;
-  // A CDN URL is signed: the token goes only to the Hub's own origin.
-  const withToken = new URL(remote.location).origin === new URL(hub.endpoint).origin;
-  const out = await open(tmp, "w");
-  let closed = false;
+  const unlock = await lockDownload(hub, `${tmp}.lock`, file);
   let done = 0;
   try {
-    const res = await send(hub, remote.location, { headers: requestHeaders(hub, withToken) });
-    if (!res.ok || !res.body) throw httpError(hub, res.status, res.headers, file);
-    hub.progress?.(file, 0, remote.size);
+    if (await isFile(blob)) return; // another process finished it while we waited
+    done = await resumableBytes(tmp, remote.size);
+    const out = await open(tmp, done > 0 ? "r+" : "w");
+    let digest: string | undefined;
+    try {
+      ({ done, digest } = await receive(hub, file, remote, out, tmp, done));
+    } finally {
+      await out.close();
+    }
+    if (done !== remote.size) throw new Error(`received ${done} of ${remote.size} bytes`);
+    if (digest !== undefined && digest !== remote.etag) throw new WrongBytes("sha256 does not match the Hub's ETag");
+    await rename(tmp, blob);
+  } catch (err) {
+    done = await resumableBytes(tmp, remote.size); // what reached the disk
+    const why = err instanceof Gpt2RewardError ? err.message : describeFailure(err);
+    const cut = `${file} from ${hub.repo}`;
+    if (err instanceof WrongBytes || done === 0) {
+      await rm(tmp, { force: true });
+      throw new Gpt2RewardError(`download of ${cut} failed after ${done} of ${remote.size} bytes (${why}); nothing was kept, run again to retry`);
+    }
+    const verb = err instanceof Interrupted ? "interrupted" : "failed";
+    throw new Gpt2RewardError(`download of ${cut} ${verb} after ${done} of ${remote.size} bytes (${why}); the part is kept in ${tmp} and the next run resumes it`);
+  } finally {
+    await unlock();
+  }
+}
+
+/** The downloaded bytes are wrong (not just too few): they are removed, never resumed. */
+class WrongBytes extends Gpt2RewardError {
+  override name = "WrongBytes";
+}
+
+/** How many bytes of an earlier `.incomplete` can be kept (none if it is longer than the file). */
+async function resumableBytes(tmp: string, size: number): Promise<number> {
+  try {
+    const have = (await stat(tmp)).size;
+    return have <= size ? have : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * GETs the file from byte `from` on (a Range request when resuming) and writes it to `out`
+ * (`tmp`), holding the server to DownloadLimits and to the announced size. Returns the bytes now
+ * in `out` and, for an LFS file (whose ETag is its sha256), the digest of all of them.
+ */
+async function receive(hub: Hub, file: string, remote: RemoteFile, out: FileHandle, tmp: string, from: number): Promise<{ done: number; digest?: string }> {
+  const lfs = /^[0-9a-f]{64}$/.test(remote.etag);
+  let sha256 = lfs ? createHash("sha256") : undefined;
+  if (sha256 && from > 0) for await (const chunk of createReadStream(tmp, { start: 0, end: from - 1 })) sha256.update(chunk as Buffer);
+  const stop = new AbortController();
+  let why: Gpt2RewardError | undefined;
+  const fail = (e: Gpt2RewardError) => {
+    why ??= e;
+    stop.abort(e);
+  };
+  const { idleMs, windowMs, minBytesPerWindow } = hub.limits;
+  let idle = setTimeout(() => fail(new Gpt2RewardError(`no data for ${idleMs / 1000} s`)), idleMs);
+  let windowBytes = 0;
+  let done = from;
+  const window = setInterval(() => {
+    if (windowBytes < Math.min(minBytesPerWindow, remote.size - done)) {
+      fail(new Gpt2RewardError(`only ${windowBytes} bytes in ${windowMs / 1000} s, slower than the ${minBytesPerWindow} bytes per ${windowMs / 1000} s a download must keep up`));
+    }
+    windowBytes = 0;
+  }, windowMs);
+  const onInterrupt = () => fail(new Interrupted("interrupted"));
+  hub.signal?.addEventListener("abort", onInterrupt);
+  if (hub.signal?.aborted) onInterrupt();
+  try {
+    const res = await get(hub, remote.location, from > 0 ? { range: `bytes=${from}-` } : {}, stop.signal);
+    const resumed = from > 0 && res.status === 206 && res.headers.get("content-range")?.startsWith(`bytes ${from}-`) === true;
+    // A server that ignores the Range answers 200 with the whole file: start again from byte 0.
+    if (from > 0 && res.status === 200) {
+      done = 0;
+      sha256 = lfs ? createHash("sha256") : undefined;
+    }
+    if (!(res.status === 200 || resumed) || !res.body) throw httpError(hub, res.status, res.headers, file);
+    hub.progress?.(file, done, remote.size);
     const reader = res.body.getReader();
     for (;;) {
       const { done: end, value } = await reader.read();
       if (end) break;
-      for (let off = 0; off < value.length; ) off += (await out.write(value, off, value.length - off)).bytesWritten;
+      clearTimeout(idle);
+      idle = setTimeout(() => fail(new Gpt2RewardError(`no data for ${idleMs / 1000} s`)), idleMs);
+      if (done + value.length > remote.size) {
+        fail(new WrongBytes(`the server sent more than the ${remote.size} bytes it announced`));
+        break;
+      }
+      for (let off = 0; off < value.length; ) off += (await out.write(value, off, value.length - off, done + off)).bytesWritten;
       sha256?.update(value);
       done += value.length;
+      windowBytes += value.length;
       hub.progress?.(file, done, remote.size);
     }
-    await out.close();
-    closed = true;
-    if (done !== remote.size) throw new Error(`received ${done} of ${remote.size} bytes`);
-    if (sha256 && sha256.digest("hex") !== remote.etag) throw new Error("sha256 does not match the Hub's ETag");
-    await rename(tmp, blob);
+    if (why) throw why;
+    await out.truncate(done);
+    return { done, digest: sha256?.digest("hex") };
   } catch (err) {
-    if (!closed) await out.close().catch(() => undefined);
-    await rm(tmp, { force: true });
-    const why = err instanceof Gpt2RewardError ? err.message : describeFailure(err);
-    throw new Gpt2RewardError(
-      `download of ${file} from ${hub.repo} failed after ${done} of ${remote.size} bytes (${why}); nothing was kept, run again to retry`,
-    );
+    throw why ?? err;
+  } finally {
+    clearTimeout(idle);
+    clearInterval(window);
+    hub.signal?.removeEventListener("abort", onInterrupt);
+    stop.abort();
+  }
+}
+
+/**
+ * Takes `<blob>.incomplete.lock` (created exclusively, holding "host pid"); waits while another
+ * live process holds it and keeps it fresh, and takes over a lock whose holder died. Returns the
+ * release.
+ */
+async function lockDownload(hub: Hub, lock: string, file: string): Promise<() => Promise<void>> {
+  const me = `${hostname()} ${process.pid}`;
+  const staleMs = 2 * Math.max(hub.limits.idleMs, hub.limits.windowMs);
+  for (;;) {
+    try {
+      await writeFile(lock, me, { flag: "wx" });
+      const fresh = setInterval(() => void utimes(lock, new Date(), new Date()).catch(() => undefined), staleMs / 4);
+      return async () => {
+        clearInterval(fresh);
+        await rm(lock, { force: true });
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
+    if (await isStaleLock(lock, staleMs)) {
+      await rm(lock, { force: true });
+      continue;
+    }
+    if (hub.signal?.aborted) throw new Gpt2RewardError(`interrupted while another process was downloading ${file} (${lock})`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function isStaleLock(lock: string, staleMs: number): Promise<boolean> {
+  try {
+    const [host, pid] = (await readFile(lock, "utf8")).split(" ");
+    if (host === hostname() && !isAlive(Number(pid))) return true;
+    return Date.now() - (await stat(lock)).mtimeMs > staleMs;
+  } catch {
+    return false; // gone already (or half-written): try again
+  }
+}
+
+function isAlive(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Refuses to create anything at `path` unless it resolves inside the cache root: a snapshot or
+ * blobs folder that is a symlink to elsewhere must not make us write there.
+ */
+async function ensureInsideCache(hub: Hub, path: string): Promise<void> {
+  await mkdir(hub.cacheRoot, { recursive: true });
+  const root = await realpath(hub.cacheRoot);
+  let existing = path;
+  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+  const real = await realpath(existing);
+  const inside = real === root || real.startsWith(root.endsWith(sep) ? root : root + sep);
+  if (!inside) {
+    throw new Gpt2RewardError(`${existing} resolves to ${real}, outside the Hub cache ${root}; refusing to write there`);
   }
 }
 
@@ -355,6 +560,11 @@ async function ensureFile(hub: Hub, commit: string, file: string, known?: Remote
     if (!answer.found) throw notFound(hub, file);
     remote = answer;
   }
+  // config.json and an index are read whole: the same cap as reading them from disk, before a byte is fetched.
+  if (file.endsWith(".json") && remote.size > MAX_JSON_BYTES) {
+    throw new Gpt2RewardError(`${hub.repo}@${hub.revision}: ${file} is ${remote.size} bytes on ${hub.endpoint}, more than the ${MAX_JSON_BYTES} a JSON file of a model may have; refusing to download it`);
+  }
+  await ensureInsideCache(hub, snapshotPath(hub.repoDir, commit, file));
   await downloadBlob(hub, file, remote);
   await linkSnapshotFile(hub.repoDir, commit, file, remote.etag);
 }
@@ -372,6 +582,7 @@ async function ensureWeights(hub: Hub, commit: string): Promise<string[]> {
       if (await isKnownMissing(hub.repoDir, commit, candidate)) continue;
       const answer = await headFile(hub, commit, candidate);
       if (!answer.found) {
+        await ensureInsideCache(hub, join(hub.repoDir, ".no_exist", commit, candidate));
         await markMissing(hub.repoDir, commit, candidate);
         continue;
       }
@@ -396,6 +607,7 @@ async function resolveOnline(hub: Hub): Promise<HubModel> {
     if (!answer.found) throw notFound(hub, "config.json");
     commit = answer.commit;
     config = answer;
+    await ensureInsideCache(hub, refPath(hub.repoDir, hub.revision));
     await writeRef(hub.repoDir, hub.revision, commit);
   }
   await ensureFile(hub, commit, "config.json", config);

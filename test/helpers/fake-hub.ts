@@ -11,8 +11,9 @@
  *   HEAD/GET /<owner>/<name>/raw/<revision>/<file>      (what @huggingface/hub's fileExists asks)
  *   HEAD/GET /lfs-cdn/<sha256>?sig=...                  the "CDN": no token needed, Range support
  *
- * Every request is logged (method, path, Range, whether a token came, status, body bytes sent),
- * and the next GET of a given file can be cut mid-body to simulate a dropped connection.
+ * Every request is logged (host, method, path, Range, whether a token came, status, body bytes
+ * sent). The next GET of a given file can misbehave as a hostile or broken server would: be cut
+ * mid-body (a dropped connection), trickle, send more than it announced, or redirect elsewhere.
  */
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, statSync } from "node:fs";
@@ -28,13 +29,18 @@ export interface FakeRepo {
 
 export interface FakeHubOptions {
   repos: Record<string, FakeRepo>;
-  /** Old repo id -> new repo id: answered with a relative 307, like a renamed repo on the Hub. */
+  /**
+   * Old repo id -> new repo id: answered with a relative 307, like a renamed repo on the Hub; or
+   * -> "//host:port/owner/name", a protocol-relative 307 to another origin.
+   */
   renamed?: Record<string, string>;
   /** Files of at least this many bytes are "LFS" files served by redirect. Default 1024. */
   lfsThreshold?: number;
 }
 
 export interface LoggedRequest {
+  /** host:port the request was sent to: the Hub's or the second server's (another origin). */
+  host: string;
   method: string;
   path: string;
   range?: string;
@@ -71,8 +77,11 @@ export class FakeHub {
   private readonly repos = new Map<string, RepoState>();
   private readonly cdn = new Map<string, { bytes: Uint8Array; file: string }>();
   private readonly cuts = new Map<string, number>();
+  private readonly trickles = new Map<string, { bytes: number; everyMs: number }>();
+  private readonly paddings = new Map<string, number>();
+  private readonly getRedirects = new Map<string, string>();
   private readonly lfsThreshold: number;
-  private readonly renamed: Record<string, string>;
+  readonly renamed: Record<string, string>;
   url = "";
   /** The CDN is a second server: another origin, as the real CDN is, so a token sent there would show. */
   cdnUrl = "";
@@ -106,6 +115,21 @@ export class FakeHub {
     this.cuts.set(file, afterBytes);
   }
 
+  /** The next GET of `file` sends `bytes` bytes every `everyMs` ms (a server that stalls without stopping). */
+  trickleNextDownload(file: string, bytes: number, everyMs: number): void {
+    this.trickles.set(file, { bytes, everyMs });
+  }
+
+  /** The next GET of `file` sends `extra` zero bytes after the file, with no Content-Length (HEAD still says the true size). */
+  padNextDownload(file: string, extra: number): void {
+    this.paddings.set(file, extra);
+  }
+
+  /** The next GET of `file` (not the HEAD) is answered 302 with this Location, e.g. `//127.0.0.1:<port>/...`. */
+  redirectNextDownload(file: string, location: string): void {
+    this.getRedirects.set(file, location);
+  }
+
   count(method: string, pathPart = ""): number {
     return this.requests.filter((r) => r.method === method && r.path.includes(pathPart)).length;
   }
@@ -130,6 +154,7 @@ export class FakeHub {
 
   handle(req: IncomingMessage, res: ServerResponse): void {
     const log: LoggedRequest = {
+      host: req.headers.host ?? "",
       method: req.method ?? "GET",
       path: req.url ?? "",
       range: req.headers.range,
@@ -157,7 +182,9 @@ export class FakeHub {
     const [, repoId, endpoint, rawRevision, rawFile] = m;
     const newId = this.renamed[repoId];
     if (newId) {
-      res.writeHead(307, { Location: path.replace(`/${repoId}/`, `/${newId}/`) });
+      // "//host:port/owner/name" moves the repo to another origin with a protocol-relative Location.
+      const location = newId.startsWith("//") ? newId + path.slice(repoId.length + 1) : path.replace(`/${repoId}/`, `/${newId}/`);
+      res.writeHead(307, { Location: location });
       return void res.end();
     }
     const repo = this.repos.get(repoId);
@@ -173,6 +200,12 @@ export class FakeHub {
     const bytes = commit.files[file];
     if (!bytes) return this.fail(res, 404, "EntryNotFound", undefined, { "X-Repo-Commit": commit.sha });
     const common = { "X-Repo-Commit": commit.sha };
+    const redirect = req.method === "GET" ? this.getRedirects.get(file) : undefined;
+    if (redirect !== undefined) {
+      this.getRedirects.delete(file);
+      res.writeHead(302, { Location: redirect });
+      return void res.end();
+    }
     if (endpoint === "resolve" && bytes.length >= this.lfsThreshold) {
       const sha = sha256Hex(bytes);
       res.writeHead(302, {
@@ -212,13 +245,46 @@ export class FakeHub {
       status = 206;
       headers = { ...headers, "Content-Range": `bytes ${start}-${end}/${total}` };
     }
+    const padding = req.method === "GET" ? this.paddings.get(file) : undefined;
+    if (padding !== undefined) {
+      this.paddings.delete(file);
+      res.writeHead(status, { ...headers, "Accept-Ranges": "bytes" }); // chunked: no length to hold it to
+      res.write(bytes.subarray(start, end + 1));
+      const zeros = new Uint8Array(64 * 1024);
+      let left = padding;
+      const more = (): void => {
+        while (left > 0 && !res.destroyed) {
+          const n = Math.min(left, zeros.length);
+          left -= n;
+          if (!res.write(zeros.subarray(0, n))) return void res.once("drain", more);
+        }
+        res.end();
+      };
+      return more();
+    }
     res.writeHead(status, { ...headers, "Accept-Ranges": "bytes", "Content-Length": String(end - start + 1) });
     if (req.method === "HEAD") return void res.end();
     const body = bytes.subarray(start, end + 1);
     const cut = status === 200 ? this.cuts.get(file) : undefined;
     if (cut !== undefined) {
       this.cuts.delete(file);
-      res.write(body.subarray(0, cut), () => res.destroy());
+      // Let the bytes reach the client before the connection drops, as a real cut would.
+      res.write(body.subarray(0, cut), () => setTimeout(() => res.destroy(), 100));
+      return;
+    }
+    const trickle = this.trickles.get(file);
+    if (trickle !== undefined) {
+      this.trickles.delete(file);
+      let at = 0;
+      const tick = setInterval(() => {
+        if (res.destroyed || at >= body.length) {
+          clearInterval(tick);
+          return void res.end();
+        }
+        res.write(body.subarray(at, at + trickle.bytes));
+        at += trickle.bytes;
+      }, trickle.everyMs);
+      res.on("close", () => clearInterval(tick));
       return;
     }
     res.write(body);

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { inspectHubModel, isHubRepoId, resolveHubModel, type HubOptions } from "../../src/hub/hub.js";
 import { Gpt2RewardError } from "../../src/errors.js";
-import { loadCheckpoint } from "../../src/formats/checkpoint.js";
+import { MAX_JSON_BYTES, loadCheckpoint } from "../../src/formats/checkpoint.js";
 import { readSafetensorsHeader } from "../../src/formats/safetensors.js";
 import { filesFromFolder, gitBlobSha1, makeSafetensors, sha256Hex, startFakeHub, type FakeHub, type FakeRepo } from "../helpers/fake-hub.js";
 
@@ -168,19 +168,109 @@ describe("resolveHubModel: downloading into the Hugging Face cache", () => {
   });
 });
 
-describe("resolveHubModel: interrupted downloads", () => {
-  it("keeps no complete-looking file after a dropped connection, and the next run downloads again", async () => {
-    const h = await start({ [REPO]: { files: { "config.json": CONFIG, "model.safetensors": WEIGHTS } } });
-    h.cutNextDownload("model.safetensors", 1000);
-    await expect(resolveHubModel(REPO, opts(h))).rejects.toThrow(/download of model\.safetensors .* failed after \d+ of \d+ bytes.*run again/);
+describe("resolveHubModel: interrupted, stalled and hostile downloads", () => {
+  const sha = sha256Hex(WEIGHTS);
+  const incomplete = () => join(repoDir(), "blobs", `${sha}.incomplete`);
+  const cdnGets = (h: FakeHub) => h.requests.filter((r) => r.method === "GET" && r.path.includes("/lfs-cdn/"));
 
-    const blobs = readdirSync(join(repoDir(), "blobs"));
-    expect(blobs).toEqual([gitBlobSha1(CONFIG)]); // no weights blob, no .incomplete left behind
-    expect(existsSync(join(repoDir(), "snapshots", h.head(REPO), "model.safetensors"))).toBe(false);
-
+  /** The next run completes the download by asking only for the bytes it lacks (all of them from 0). */
+  async function expectResumed(h: FakeHub, from: number): Promise<void> {
     const model = await resolveHubModel(REPO, opts(h));
     expectFileBytes(join(model.dir, "model.safetensors"), WEIGHTS);
-    expect(h.count("GET", "/lfs-cdn/")).toBe(2);
+    const last = cdnGets(h).at(-1)!;
+    expect(last.range).toBe(from > 0 ? `bytes=${from}-` : undefined);
+    expect(last.bytes).toBe(WEIGHTS.length - from);
+    expect(readdirSync(join(repoDir(), "blobs")).sort()).toEqual([gitBlobSha1(CONFIG), sha].sort()); // no .incomplete, no .lock
+  }
+
+  it("keeps a dropped download's bytes under a fixed .incomplete name, and the next run resumes them with Range", async () => {
+    const h = await start({ [REPO]: { files: { "config.json": CONFIG, "model.safetensors": WEIGHTS } } });
+    h.cutNextDownload("model.safetensors", 1000);
+    await expect(resolveHubModel(REPO, opts(h))).rejects.toThrow(/^download of model\.safetensors from acme\/reward failed after 1000 of \d+ bytes \(.+\); the part is kept in .+\.incomplete and the next run resumes it$/);
+    expect(readFileSync(incomplete()).length).toBe(1000);
+    expect(existsSync(join(repoDir(), "snapshots", h.head(REPO), "model.safetensors"))).toBe(false);
+    await expectResumed(h, 1000);
+  });
+
+  it("drops a server that trickles (too few bytes per progress window), and resumes later", async () => {
+    const h = await start({ [REPO]: { files: { "config.json": CONFIG, "model.safetensors": WEIGHTS } } });
+    h.trickleNextDownload("model.safetensors", 10, 40);
+    const limits = { idleMs: 5000, windowMs: 400, minBytesPerWindow: 1000 };
+    await expect(resolveHubModel(REPO, opts(h, { limits }))).rejects.toThrow(/failed after \d+ of \d+ bytes \(only \d+ bytes in 0\.4 s, slower than the 1000 bytes per 0\.4 s a download must keep up\); the part is kept/);
+    const kept = readFileSync(incomplete()).length;
+    expect(kept).toBeGreaterThan(0);
+    await expectResumed(h, kept);
+  });
+
+  it("drops a server that stops sending after the idle timeout", async () => {
+    const h = await start({ [REPO]: { files: { "config.json": CONFIG, "model.safetensors": WEIGHTS } } });
+    h.trickleNextDownload("model.safetensors", 100, 60_000);
+    const limits = { idleMs: 300, windowMs: 60_000, minBytesPerWindow: 1 };
+    await expect(resolveHubModel(REPO, opts(h, { limits }))).rejects.toThrow(/^download of model\.safetensors from acme\/reward failed after 0 of \d+ bytes \(no data for 0\.3 s\); nothing was kept, run again to retry$/);
+    expect(existsSync(incomplete())).toBe(false);
+  });
+
+  it("aborts a body longer than announced at the announced size, and keeps none of it", async () => {
+    const h = await start({ [REPO]: { files: { "config.json": CONFIG, "model.safetensors": WEIGHTS } } });
+    h.padNextDownload("model.safetensors", 1 << 30);
+    await expect(resolveHubModel(REPO, opts(h))).rejects.toThrow(/failed after \d+ of \d+ bytes \(the server sent more than the \d+ bytes it announced\); nothing was kept/);
+    expect(existsSync(incomplete())).toBe(false);
+    expect(h.bytesServed("/lfs-cdn/")).toBeLessThan(64 << 20); // not the 1 GiB on offer
+    await expectResumed(h, 0);
+  });
+
+  it("stops a download when its signal fires (Ctrl-C), keeps the part, and the next run resumes it", async () => {
+    const h = await start({ [REPO]: { files: { "config.json": CONFIG, "model.safetensors": WEIGHTS } } });
+    h.trickleNextDownload("model.safetensors", 100, 20);
+    const ctrlC = new AbortController();
+    const progress = (file: string, done: number) => void (file === "model.safetensors" && done >= 500 && ctrlC.abort());
+    await expect(resolveHubModel(REPO, opts(h, { signal: ctrlC.signal, progress }))).rejects.toThrow(/^download of model\.safetensors from acme\/reward interrupted after \d+ of \d+ bytes \(interrupted\); the part is kept/);
+    await expectResumed(h, readFileSync(incomplete()).length);
+  });
+
+  it("two downloads of one file at once: one downloads, the other waits for its blob", async () => {
+    const h = await start({ [REPO]: { files: { "config.json": CONFIG, "model.safetensors": WEIGHTS } } });
+    h.trickleNextDownload("model.safetensors", 500, 20);
+    const [a, b] = await Promise.all([resolveHubModel(REPO, opts(h)), resolveHubModel(REPO, opts(h))]);
+    expect(a).toEqual(b);
+    expectFileBytes(join(a.dir, "model.safetensors"), WEIGHTS);
+    expect(cdnGets(h)).toHaveLength(1);
+  });
+
+  it("sends the token to the endpoint's origin only: not along a protocol-relative redirect to another host", async () => {
+    const h = await start({ [REPO]: { files: { "config.json": CONFIG, "model.safetensors": WEIGHTS } } });
+    const other = new URL(h.cdnUrl).host;
+    h.redirectNextDownload("config.json", `//${other}/${REPO}/resolve/${h.head(REPO)}/config.json`);
+    const model = await resolveHubModel(REPO, opts(h, { token: "hf_secret" }));
+    expectFileBytes(join(model.dir, "config.json"), CONFIG);
+    expect(h.requests.filter((r) => r.host === other && r.path.includes("/resolve/"))).toHaveLength(1);
+    expect(h.requests.filter((r) => r.host === other && r.authorized)).toEqual([]);
+    expect(h.requests.filter((r) => r.host !== other && r.authorized).length).toBeGreaterThan(0);
+
+    // A HEAD answered with a protocol-relative redirect (a repo "moved" to another host) is not followed with the token either.
+    h.renamed["acme/old"] = `//${other}/${REPO}`;
+    await expect(resolveHubModel("acme/old", opts(h, { token: "hf_secret" }))).rejects.toThrow(/does not answer like the Hugging Face Hub/);
+    expect(h.requests.filter((r) => r.host === other && r.authorized)).toEqual([]);
+  });
+
+  it("refuses a config.json larger than the cap before downloading a byte of it", async () => {
+    const huge = new Uint8Array(MAX_JSON_BYTES + 1).fill(0x20);
+    const h = await start({ [REPO]: { files: { "config.json": huge, "model.safetensors": WEIGHTS } } });
+    await expect(resolveHubModel(REPO, opts(h))).rejects.toThrow(`acme/reward@main: config.json is ${MAX_JSON_BYTES + 1} bytes on ${h.url}, more than the ${MAX_JSON_BYTES} a JSON file of a model may have; refusing to download it`);
+    expect(h.count("GET")).toBe(0);
+  });
+
+  it("refuses to write through a snapshot folder that links outside the cache", async () => {
+    const h = await start({ [REPO]: { files: { "config.json": CONFIG, "model.safetensors": WEIGHTS } } });
+    const outside = mkdtempSync(join(tmpdir(), "hub-outside-"));
+    try {
+      mkdirSync(join(repoDir(), "snapshots"), { recursive: true });
+      symlinkSync(outside, join(repoDir(), "snapshots", h.head(REPO)));
+      await expect(resolveHubModel(REPO, opts(h))).rejects.toThrow(/resolves to .+, outside the Hub cache .+; refusing to write there/);
+      expect(readdirSync(outside)).toEqual([]);
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
   });
 });
 
