@@ -15,9 +15,10 @@ import { demo } from "./demo.js";
 import { inspect } from "./inspect.js";
 import { score } from "./score.js";
 import { tokenize } from "./tokenize.js";
+import { trace } from "./trace.js";
 import { verify } from "./verify.js";
 
-const COMMANDS: Command[] = [score, tokenize, inspect, convert, demo, verify] as Command[];
+const COMMANDS: Command[] = [score, tokenize, inspect, convert, demo, verify, trace] as Command[];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -249,3 +249,15 @@ function checkText(text: string): void {
   const m = LONE_SURROGATE.exec(text);
   if (m) throw new InputError(`text contains a lone UTF-16 surrogate (\\u${m[0].charCodeAt(0).toString(16)}) at position ${m.index}: not valid Unicode`);
 }
+
+/**
+ * The text a token id stands for, to show a tokenization (`gpt2-reward trace`): its bytes as
+ * UTF-8, or `\xNN` escapes for a token that is part of a character (emoji, CJK) and so not
+ * UTF-8 on its own. Concatenating a text's pieces (escapes aside) gives the text back.
+ */
+export function tokenPiece(id: number): string {
+  if (id === ENDOFTEXT_ID) return ENDOFTEXT;
+  const token = r50kRanks[id];
+  if (token === undefined) throw new InputError(`id ${id} is outside GPT-2's vocabulary`);
+  return typeof token === "string" ? token : Array.from(token, (b) => `\\x${b.toString(16).padStart(2, "0")}`).join("");
+}
