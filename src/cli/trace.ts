@@ -32,7 +32,7 @@ export const trace = defineCommand({
   options: {
     model: MODEL_OPTION,
     golden: { type: "string", short: "g", value: "FILE", help: "a golden JSON file with PyTorch's hidden states (fixtures/golden/*.json): compare every layer" },
-    tolerance: { type: "string", value: "X", default: String(DEFAULT_TRACE_TOLERANCE), help: "a layer leaves the tolerance when max |Δ| > X · max(1, max |x| of PyTorch's layer)" },
+    tolerance: { type: "string", value: "X", default: "2e-5", help: "a layer leaves the tolerance when max |Δ| > X · max(1, max |x| of PyTorch's layer)" },
     json: { type: "boolean", help: "print one JSON object (every layer, and every step inside each block) instead of the table" },
     pooling: { type: "string", value: "RULE", default: "last-non-pad", help: "which token the score head reads: last-non-pad, before-first-pad or non-pad-count" },
     "max-length": MAX_LENGTH_OPTION,
