@@ -8,6 +8,7 @@ import type { HubOptions } from "../hub/hub.js";
 import { DEFAULT_MAX_LENGTH, type LoadOptions } from "../model/reward-model.js";
 import { oneOf, positiveInt, UsageError, type Option } from "./args.js";
 import { readLines, type Line } from "./lines.js";
+import { DEFAULT_CHAT_TEMPLATE, formatOfFile, INPUT_FORMATS, inputItems, textItems, type InputItem, type InputSpec } from "./input.js";
 
 export const MODEL_OPTION = {
   type: "string", short: "m", value: "MODEL",
@@ -27,6 +28,49 @@ export const LOAD_OPTIONS = {
 export const INPUT_OPTION = {
   type: "string", short: "i", value: "FILE", default: "standard input", help: 'input file ("-" for standard input)',
 } as const satisfies Option;
+
+/** How input records are read (input.ts): format, text field, chat rendering. */
+export const INPUT_FORMAT_OPTIONS = {
+  format: { type: "string", short: "f", value: "jsonl|csv|tsv|text", default: "from the file extension, else jsonl", help: "input format" },
+  "text-field": { type: "string", value: "PATH", default: "text (or messages, ids)", help: "the field holding the text: a dotted path in JSON, a column in CSV/TSV" },
+  "chat-template": { type: "string", value: "T", default: JSON.stringify(DEFAULT_CHAT_TEMPLATE), help: "how one chat message is written: {role}, {Role} (capitalized), {content}; messages are joined by newlines" },
+  roles: { type: "string", value: "R=NAME,...", help: 'rename chat roles, e.g. "assistant=Bot,user=User"' },
+} as const satisfies Record<string, Option>;
+
+export const INPUT_FORMAT_HELP = `Input formats (--format, else the --input extension: .jsonl/.ndjson/.json, .csv, .tsv, .txt):
+  jsonl  {"text": "..."}, {"ids": [...]} or {"messages": [{"role", "content"}, ...]} a line,
+         or the field --text-field names (a dotted path; a string or chat messages)
+  csv    a header line, then records; --text-field names the text column (default "text")
+  tsv    the same with tabs
+  text   one text a line, as it is
+Chat messages become one "{Role}: {content}" line each (as Chai's conversations read), joined by
+newlines. Blank lines are skipped and do not count: index N is the (N+1)-th record. Other fields
+of a record (e.g. "id") are copied to its output line.`;
+
+export function inputSpec(values: { format?: string; "text-field"?: string; "chat-template"?: string; roles?: string }, input: string | undefined): InputSpec {
+  const fromFile = input !== undefined && input !== "-" ? formatOfFile(input) : null;
+  const format = oneOf("format", values.format, INPUT_FORMATS, fromFile ?? "jsonl");
+  if (values["text-field"] === "") throw new UsageError("--text-field must not be empty");
+  const roles: Record<string, string> = {};
+  for (const pair of values.roles ? values.roles.split(",") : []) {
+    const eq = pair.indexOf("=");
+    if (eq <= 0) throw new UsageError(`--roles takes role=Name pairs separated by commas, got "${pair}"`);
+    roles[pair.slice(0, eq).trim()] = pair.slice(eq + 1);
+  }
+  return { format, textField: values["text-field"], chatTemplate: values["chat-template"], roles };
+}
+
+/** The records to score: TEXT arguments (each one text), or the --input file's / stdin's records. */
+export function inputRecords(
+  texts: string[], values: Parameters<typeof inputSpec>[0] & { input?: string }, signal?: AbortSignal,
+): AsyncIterable<InputItem> {
+  const spec = inputSpec(values, values.input); // checked even when TEXT arguments leave it unused
+  if (texts.length > 0) {
+    if (values.input !== undefined) throw new UsageError("give either --input or TEXT arguments, not both");
+    return textItems(texts);
+  }
+  return inputItems(inputFileLines(values.input, signal), spec);
+}
 
 export const MAX_LENGTH_OPTION = {
   type: "string", short: "l", value: "N", default: String(DEFAULT_MAX_LENGTH), help: "tokens kept per text, from the end (left truncation, as the model card)",

@@ -9,8 +9,7 @@
  * per-(text, head) attention work items of a batch even across threads.
  */
 import { Gpt2RewardError, InputError } from "../errors.js";
-import { parseInputLine } from "./jsonl.js";
-import type { Line } from "./lines.js";
+import type { InputItem } from "./input.js";
 import type { RewardModel, ScoreOptions } from "../model/reward-model.js";
 
 export interface JobOptions extends ScoreOptions {
@@ -27,13 +26,15 @@ export interface JobOptions extends ScoreOptions {
 /** A pause in the input this long closes the window (ms): far above a pipe's gaps, below a person's. */
 export const IDLE_FLUSH_MS = 50;
 
-export type OutputRecord =
+/** `line` and `extra` come from the input record (input.ts), for messages and pass-through fields. */
+export type OutputRecord = (
   | { index: number; logits: number[]; tokens: number; truncated: boolean }
-  | { index: number; error: string };
+  | { index: number; error: string }
+) & { line?: number; extra?: Record<string, unknown> };
 
 /** Runs the job; `emit` receives records in input order. Returns how many lines failed. */
 export async function runScoreJob(
-  model: RewardModel, lines: AsyncIterable<Line>, emit: (r: OutputRecord) => void | Promise<void>, opts: JobOptions = {},
+  model: RewardModel, lines: AsyncIterable<InputItem>, emit: (r: OutputRecord) => void | Promise<void>, opts: JobOptions = {},
 ): Promise<{ lines: number; failed: number; interrupted: boolean }> {
   const maxLength = opts.maxLength ?? 256;
   model.checkMaxLength(maxLength);
@@ -42,7 +43,7 @@ export async function runScoreJob(
   if (!Number.isInteger(window) || window < 1) throw new Gpt2RewardError(`window must be a positive integer, got ${window}`);
   let index = 0;
   let failed = 0;
-  let pending: { index: number; ids?: number[]; truncated?: boolean; error?: string }[] = [];
+  let pending: { index: number; line?: number; extra?: Record<string, unknown>; ids?: number[]; truncated?: boolean; error?: string }[] = [];
 
   const flush = async () => {
     const ok = pending.filter((p) => p.ids !== undefined);
@@ -52,10 +53,11 @@ export async function runScoreJob(
     const byIndex = new Map(order.map((p, i) => [p.index, results[i]]));
     for (const p of pending) {
       const r = byIndex.get(p.index);
-      if (r) await emit({ index: p.index, logits: r.logits, tokens: r.tokens, truncated: r.truncated });
+      const from = { line: p.line, extra: p.extra };
+      if (r) await emit({ index: p.index, logits: r.logits, tokens: r.tokens, truncated: r.truncated, ...from });
       else {
         failed++;
-        await emit({ index: p.index, error: p.error! });
+        await emit({ index: p.index, error: p.error!, ...from });
       }
     }
     opts.onProgress?.(pending[pending.length - 1]?.index + 1);
@@ -79,7 +81,7 @@ export async function runScoreJob(
       }
       const i = index++;
       if (i < (opts.startIndex ?? 0)) continue;
-      pending.push({ index: i, ...prepare(model, r.value, maxLength) });
+      pending.push({ index: i, line: r.value.line, extra: r.value.extra, ...prepare(model, r.value, maxLength) });
       if (pending.length >= window) await flush();
       if (opts.signal?.aborted) break;
     }
@@ -90,9 +92,7 @@ export async function runScoreJob(
   return { lines: index, failed, interrupted: opts.signal?.aborted ?? false };
 }
 
-function prepare(model: RewardModel, line: Line, maxLength: number): { ids?: number[]; truncated?: boolean; error?: string } {
-  if ("error" in line) return { error: line.error };
-  const item = parseInputLine(line.text);
+function prepare(model: RewardModel, item: InputItem, maxLength: number): { ids?: number[]; truncated?: boolean; error?: string } {
   try {
     switch (item.kind) {
       case "error":

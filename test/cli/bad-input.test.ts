@@ -321,7 +321,7 @@ const lineRows: LineRow[] = [
   { row: "lone surrogates", line: Buffer.from('{"text": "a\\ud800b"}'), error: /^text contains a lone UTF-16 surrogate \(\\ud800\) at position 1: not valid Unicode$/ },
   { row: "an id outside the vocabulary", line: Buffer.from('{"ids": [464, 50257]}'), error: /^id 50257 is outside the vocabulary \(0 to 50256\)$/ },
   { row: "an empty text", line: Buffer.from('{"text": ""}'), error: /^empty text: it has no tokens to score$/ },
-  { row: "neither text nor ids", line: Buffer.from('{"txt": "hi"}'), error: /^expected a JSON object with "text" or "ids"$/ },
+  { row: "neither text nor ids", line: Buffer.from('{"txt": "hi"}'), error: /^expected a JSON object with "text", "messages" or "ids" \(or name the field with --text-field\)$/ },
 ];
 
 /**
@@ -371,13 +371,15 @@ describe("suspicious files: a warning naming the tensor, normal output, exit 0",
   });
 });
 
-describe("bad lines: {index, error} for that line, the others scored, exit 1", () => {
+describe("bad lines: {index, line, error} for that line, the others scored, exit 1", () => {
   it.each(lineRows.map((r) => [r.row, r] as const))("%s", async (_, r) => {
     const { run } = await results.get(r.row)!;
     expect(run.stderr).toBe("");
     const out = run.stdout.trim().split("\n").map((l) => JSON.parse(l));
     expect(out.map((o) => o.index)).toEqual([0, 1, 2]);
-    expect(Object.keys(out[1])).toEqual(["index", "error"]);
+    // The record's index, the input line it came from, the reason; then any fields it passes through.
+    expect(Object.keys(out[1]).slice(0, 3)).toEqual(["index", "line", "error"]);
+    expect(out[1]).not.toHaveProperty("logits");
     expect(out[1].error).toMatch(r.error);
     for (const i of [0, 2]) expect(out[i].logits).toHaveLength(1);
     expect(run.status).toBe(1);

@@ -165,7 +165,8 @@ describe("long jobs", () => {
     const out = join(dir, "out.jsonl");
     const { child, done } = startCli(["score", "--model", SMALL, "--output", out, "--batch-size", "4"]);
     for (let i = 0; i < 10; i++) child.stdin.write(JSON.stringify({ text: `line ${i}` }) + "\n");
-    await new Promise((r) => setTimeout(r, 1500)); // stdin stays open: the job is waiting for more input
+    // stdin stays open: once the ten lines are written, the job is waiting for more input.
+    for (let t = 0; t < 600 && !(existsSync(out) && readFileSync(out, "utf8").split("\n").length > 10); t++) await new Promise((r) => setTimeout(r, 50));
     child.kill("SIGINT");
     const r = await done;
     expect(r.code).toBe(130);

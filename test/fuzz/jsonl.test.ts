@@ -1,6 +1,6 @@
 /**
  * Fuzzing the input side of `score`: random byte streams through the strict-UTF-8 line reader
- * (checked against a plain reference), JSON lines through `parseInputLine`, and whole jobs
+ * (checked against a plain reference), JSON lines through the jsonl record parser, and whole jobs
  * through `runScoreJob` with a real (small) model. A bad line must become `{index, error}` for
  * that line only; nothing may escape, and every good line is scored as it would be alone.
  */
@@ -9,11 +9,15 @@ import { Readable } from "node:stream";
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
 import { runScoreJob, type OutputRecord } from "../../src/cli/job.js";
-import { parseInputLine } from "../../src/cli/jsonl.js";
+import { inputItems, recordParser } from "../../src/cli/input.js";
 import { readLines, type Line } from "../../src/cli/lines.js";
 import { RewardModel } from "../../src/model/reward-model.js";
 import { fuzzParams, fuzzTimeout } from "../helpers/fuzz-common.js";
 import { deepJson } from "../helpers/fuzz-models.js";
+
+const JSONL = { format: "jsonl" } as const;
+/** A JSON line as the job sees it (null for a blank line, which is no record). */
+const parseInputLine = (line: string) => recordParser(JSONL)({ text: line }, 1);
 
 const SMALL = join(import.meta.dirname, "..", "..", "fixtures", "models", "f16-8head");
 
@@ -100,11 +104,12 @@ const jsonLine = fc.oneof(
 );
 
 describe("JSON lines", () => {
-  it("parseInputLine never throws, and keeps what the line says", () => {
+  it("the jsonl parser never throws, and keeps what the line says", () => {
     fc.assert(
       fc.property(jsonLine, (line) => {
         const item = parseInputLine(line);
-        if (item.kind === "text") expect(item.text).toBe(JSON.parse(line).text);
+        if (item === null) expect(line.trim()).toBe("");
+        else if (item.kind === "text") expect(item.text).toBe(JSON.parse(line).text);
         else if (item.kind === "ids") expect(Array.isArray(item.ids)).toBe(true);
         else expect(item.error).not.toMatch(/[\n\r]/);
       }),
@@ -129,9 +134,10 @@ describe("JSON lines", () => {
         async (lines, eol, cuts, batchSize) => {
           // A line containing "\n" would be two lines; the generator's JSON escapes them, raw strings may not.
           const bytes = Buffer.concat(lines.flatMap((l) => [l, Buffer.from(eol)]));
-          const expected = referenceLines(bytes);
+          // Blank lines are no records: the index counts the others.
+          const expected = referenceLines(bytes).filter((l) => "error" in l || l.text.trim() !== "");
           const records: OutputRecord[] = [];
-          const { lines: n, failed } = await runScoreJob(model, readLines(chunked(bytes, cuts)), (r) => void records.push(r), { batchSize, window: 3 });
+          const { lines: n, failed } = await runScoreJob(model, inputItems(readLines(chunked(bytes, cuts)), JSONL), (r) => void records.push(r), { batchSize, window: 3 });
           expect(n).toBe(expected.length);
           expect(records.map((r) => r.index)).toEqual(expected.map((_, i) => i));
           expect(failed).toBe(records.filter((r) => "error" in r).length);
@@ -142,7 +148,7 @@ describe("JSON lines", () => {
             }
             // A scored line was good: alone it gives the same logits, bit for bit.
             const line = expected[i] as { text: string };
-            const item = parseInputLine(line.text);
+            const item = parseInputLine(line.text)!;
             const alone = item.kind === "text" ? model.score([item.text]) : model.scoreIds([(item as { ids: number[] }).ids]);
             expect(r.logits).toEqual(alone[0].logits);
           });
@@ -155,9 +161,9 @@ describe("JSON lines", () => {
   it("ids nested 20,000 deep are an error for their line only; a 20,000-letter word and 160,000 CJK characters score", async () => {
     const input = [`{"ids":[${DEEP}]}`, '{"text":"hi"}', JSON.stringify({ text: "a".repeat(20_000) }), JSON.stringify({ text: "的".repeat(160_000) })].join("\n");
     const records: OutputRecord[] = [];
-    const { failed } = await runScoreJob(model, readLines(Readable.from([Buffer.from(input)])), (r) => void records.push(r));
+    const { failed } = await runScoreJob(model, inputItems(readLines(Readable.from([Buffer.from(input)])), JSONL), (r) => void records.push(r));
     expect(failed).toBe(1);
-    expect(records[0]).toEqual({ index: 0, error: "id an array of 1 is outside the vocabulary (0 to 50256)" });
+    expect(records[0]).toEqual({ index: 0, line: 1, error: "id an array of 1 is outside the vocabulary (0 to 50256)" });
     expect(records[1]).toMatchObject({ index: 1, tokens: 1 });
     expect(records[2]).toMatchObject({ index: 2, tokens: 256, truncated: true });
     expect(records[3]).toMatchObject({ index: 3, tokens: 256, truncated: true });
