@@ -393,7 +393,7 @@ describe("lines hostile to the tokenizer: scored like any other line, exit 0", (
     const out = run.stdout.trim().split("\n").map((l) => JSON.parse(l));
     const n = Object.keys(POISON).length + 2;
     expect(out.map((o) => o.index)).toEqual([...Array(n).keys()]);
-    for (const o of out) expect(Object.keys(o).sort()).toEqual(["index", "logits", "tokens", "truncated"]);
+    for (const o of out) expect(Object.keys(o).sort()).toEqual(["index", "logits", "scores", "tokens", "truncated"]);
     for (const o of out.slice(1, -1)) expect(o).toMatchObject({ tokens: 256, truncated: true });
     expect(run.status).toBe(0);
   });
