@@ -4,8 +4,8 @@
  * check is run, and how anyone can check us against their own transformers install.
  */
 import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
-import { FormatError } from "../errors.js";
+import { dirname, join, resolve } from "node:path";
+import { FormatError, quote } from "../errors.js";
 import { RewardModel, type LoadOptions } from "../model/reward-model.js";
 import { POOLING_RULES } from "../model/pooling.js";
 import { encode, truncateLeft } from "../model/tokenizer.js";
@@ -48,11 +48,72 @@ export interface GoldenFile {
   batches: { text_indices: number[]; input_ids: number[][]; attention_mask: number[][]; logits: Record<string, number[][]>; hf_logits: number[][] }[];
 }
 
-export function readGolden(file: string): GoldenFile {
+/**
+ * Reads a golden file and checks its shape before any number is used, naming the first thing
+ * that does not fit. A file that says `"same_as": "other"` (same weights in another file format)
+ * is followed to other.json beside it. Texts come from the file, else from texts.json beside it.
+ */
+export function readGolden(file: string, hops = 0): GoldenFile {
+  let g: unknown;
   try {
-    return JSON.parse(readFileSync(file, "utf8")) as GoldenFile;
+    g = JSON.parse(readFileSync(file, "utf8"));
   } catch (e) {
-    throw new FormatError(file, `cannot read golden file: ${(e as Error).message}`);
+    const err = e as NodeJS.ErrnoException;
+    throw new FormatError(file, `cannot read golden file: ${err.code === "ENOENT" ? "no such file" : err.message}`);
+  }
+  const o = g as Record<string, unknown>;
+  if (typeof g !== "object" || g === null || Array.isArray(g)) throw new FormatError(file, `not a golden file: expected a JSON object, got ${quote(g)}`);
+  if (typeof o.same_as === "string" && !("singles" in o)) {
+    if (hops >= 4 || !/^[\w.-]+$/.test(o.same_as)) throw new FormatError(file, `"same_as" ${quote(o.same_as)} does not lead to a golden file`);
+    return readGolden(join(dirname(file), `${o.same_as}.json`), hops + 1);
+  }
+  const fail = (where: string, what: string): never => {
+    throw new FormatError(file, `not a golden file of export_golden.py: ${where} ${what}`);
+  };
+  if (!Array.isArray(o.singles) || o.singles.length === 0) fail('"singles"', "is missing or empty");
+  if (!Array.isArray(o.batches)) fail('"batches"', "is missing");
+  if (!Number.isInteger(o.max_length)) fail('"max_length"', "is missing");
+  const labels = Number.isInteger(o.num_labels) ? (o.num_labels as number) : undefined;
+  const ints = (v: unknown) => Array.isArray(v) && v.length > 0 && v.every((x) => Number.isInteger(x));
+  const row = (where: string, v: unknown) => {
+    if (!Array.isArray(v) || v.length === 0 || !v.every((x) => typeof x === "number")) fail(where, "is not a list of logits");
+    if (labels !== undefined && (v as number[]).length !== labels) fail(where, `has ${(v as number[]).length} logits, but "num_labels" is ${labels}`);
+  };
+  (o.singles as unknown[]).forEach((s, i) => {
+    const x = s as Record<string, unknown>;
+    if (typeof s !== "object" || s === null) fail(`singles[${i}]`, "is not an object");
+    if (!ints(x.ids)) fail(`singles[${i}].ids`, "is not a list of token ids");
+    if (typeof x.logits !== "object" || x.logits === null) fail(`singles[${i}].logits`, "is missing");
+    for (const rule of POOLING_RULES) row(`singles[${i}].logits["${rule}"]`, (x.logits as Record<string, unknown>)[rule]);
+  });
+  (o.batches as unknown[]).forEach((b, i) => {
+    const x = b as Record<string, unknown>;
+    if (typeof b !== "object" || b === null) fail(`batches[${i}]`, "is not an object");
+    const n = Array.isArray(x.input_ids) ? x.input_ids.length : -1;
+    if (n < 1 || !(x.input_ids as unknown[]).every(ints)) fail(`batches[${i}].input_ids`, "is not a list of token id lists");
+    if (!Array.isArray(x.attention_mask) || x.attention_mask.length !== n || !x.attention_mask.every(ints)) fail(`batches[${i}].attention_mask`, "does not match input_ids");
+    const rows = (x.logits as Record<string, unknown> | undefined)?.["last-non-pad"];
+    if (!Array.isArray(rows) || rows.length !== n) fail(`batches[${i}].logits["last-non-pad"]`, "does not have one row per text");
+    (rows as unknown[]).forEach((r, k) => row(`batches[${i}].logits["last-non-pad"][${k}]`, r));
+  });
+  const golden = g as GoldenFile;
+  if (golden.texts === undefined) {
+    try {
+      const texts = JSON.parse(readFileSync(join(dirname(file), "texts.json"), "utf8")) as unknown;
+      if (Array.isArray(texts) && texts.every((t) => typeof t === "string")) golden.texts = texts;
+    } catch {
+      // No texts beside: the token ids are not checked, the logits still are.
+    }
+  }
+  if (golden.texts && golden.singles.some((s) => !Number.isInteger(s.text_index) || golden.texts![s.text_index] === undefined)) golden.texts = undefined;
+  return golden;
+}
+
+/** The golden file's logit count against the model's labels, before scoring anything. */
+function checkLabels(golden: GoldenFile, goldenPath: string, model: RewardModel): void {
+  const n = golden.singles[0].logits["last-non-pad"].length;
+  if (n !== model.config.num_labels) {
+    throw new FormatError(goldenPath, `holds ${n} logit(s) per text, but the model has ${model.config.num_labels} label(s): it is the golden file of another model`);
   }
 }
 
@@ -95,6 +156,7 @@ export async function runVerify(modelPath: string, goldenPath: string, tolerance
   const model = RewardModel.load(modelPath, opts);
   let result: ReturnType<typeof compareGolden>;
   try {
+    checkLabels(golden, goldenPath, model);
     result = compareGolden(model, golden, golden.texts);
   } finally {
     await model.close();

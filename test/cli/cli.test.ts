@@ -182,7 +182,7 @@ describe("verify", () => {
     for (const [kernels, threads, dtype] of [["ts", "1", "f32"], ["wasm", "2", "f32"], ["wasm", "2", "f16"], ["ts", "1", "f16"]]) {
       const r = runCli(["verify", "--model", SMALL, "--golden", golden, "--kernels", kernels, "--threads", threads, "--dtype", dtype]);
       expect(r.status, r.stderr).toBe(0);
-      expect(r.stdout).toMatch(/^OK: \d+ golden cases .* max \|logit − HF\| = \S+ \(tolerance 0\.0001\)\n$/);
+      expect(r.stdout).toMatch(/^OK: \d+ golden cases .* max \|logit − HF\| = \S+ \(tolerance 0\.0001\), token ids differing from HF: 0\n$/);
     }
     const g = JSON.parse(readFileSync(golden, "utf8"));
     g.singles[3].logits["non-pad-count"][0] += 1e-3;
