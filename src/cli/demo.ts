@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { RewardModel } from "../model/reward-model.js";
 import { defineCommand, PACKAGE_ROOT } from "./args.js";
 import { MODEL_OPTION } from "./common.js";
+import { rankKey } from "./record.js";
 
 export const demo = defineCommand({
   name: "demo",
@@ -38,7 +39,9 @@ export function runDemo(modelPath: string, isBundled: boolean): number {
   const t1 = performance.now();
   const results = model.score(SAMPLE_CONVERSATIONS);
   const scoreMs = performance.now() - t1;
-  const ranked = results.map((r, i) => ({ i, reward: r.logits[0], tokens: r.tokens })).sort((a, b) => b.reward - a.reward);
+  // A one-label model's logit is the reward; for several labels, the probability of the positive one.
+  const key = rankKey(model.config, undefined);
+  const ranked = results.map((r, i) => ({ i, reward: key.value(r.logits), tokens: r.tokens })).sort((a, b) => b.reward - a.reward);
 
   const { n_layer, n_embd, n_head, num_labels } = model.config;
   const out: string[] = [];
@@ -54,7 +57,9 @@ export function runDemo(modelPath: string, isBundled: boolean): number {
     out.push("  npx gpt2-reward score --model /path/to/reward-model $'User: hi\\nBot: hello!'");
   }
   out.push("");
-  out.push(" rank  reward      tokens  conversation");
+  out.push(`ranked by ${key.describe}`);
+  out.push("");
+  out.push(` rank  ${(model.config.num_labels === 1 ? "reward" : `P(${model.config.labels[model.config.labels.length - 1]})`).slice(0, 10).padEnd(10)}  tokens  conversation`);
   ranked.forEach((r, rank) => {
     const text = SAMPLE_CONVERSATIONS[r.i].replace(/\n/g, " ⏎ ");
     out.push(`${String(rank + 1).padStart(5)}  ${r.reward.toFixed(6).padStart(10)}  ${String(r.tokens).padStart(6)}  ${text.length > 90 ? text.slice(0, 87) + "..." : text}`);

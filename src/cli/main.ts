@@ -13,12 +13,13 @@ import { helpText, parseCommand, UsageError, version, type Command } from "./arg
 import { convert } from "./convert.js";
 import { demo } from "./demo.js";
 import { inspect } from "./inspect.js";
+import { rank } from "./rank.js";
 import { score } from "./score.js";
 import { tokenize } from "./tokenize.js";
 import { trace } from "./trace.js";
 import { verify } from "./verify.js";
 
-const COMMANDS: Command[] = [score, tokenize, inspect, convert, demo, verify, trace] as Command[];
+const COMMANDS: Command[] = [score, rank, tokenize, inspect, convert, demo, verify, trace] as Command[];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

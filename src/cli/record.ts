@@ -79,6 +79,9 @@ export function argmax(v: number[]): number {
  * positive class by the usual convention: LABEL_1 of a binary classifier, "good" of bad/ok/good).
  */
 export interface RankKey {
+  /** Short, for output lines: "reward" or "P(good)". */
+  name: string;
+  /** A sentence for people. */
   describe: string;
   value(logits: number[]): number;
 }
@@ -88,7 +91,7 @@ export function rankKey(config: GPT2Config, rankBy: string | undefined): RankKey
     if (rankBy !== undefined && rankBy !== config.labels[0] && rankBy !== "0") {
       throw new Gpt2RewardError(`--rank-by ${JSON.stringify(rankBy)}: this model has one label (${JSON.stringify(config.labels[0])}); its logit is the reward`);
     }
-    return { describe: "the reward (the model's one logit)", value: (logits) => logits[0] };
+    return { name: "reward", describe: "the reward (the model's one logit)", value: (logits) => logits[0] };
   }
   let k = config.labels.length - 1;
   if (rankBy !== undefined) {
@@ -98,6 +101,7 @@ export function rankKey(config: GPT2Config, rankBy: string | undefined): RankKey
   }
   const name = config.labels[k];
   return {
+    name: `P(${name})`,
     describe: `P(${name}), the softmax probability of label ${k} of ${config.labels.length}${rankBy === undefined ? " (the last label; choose another with --rank-by)" : ""}`,
     value: (logits) => activate(logits, "softmax")![k],
   };

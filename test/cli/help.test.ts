@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { FIXTURES, jsonLines, ROOT, runCli } from "../helpers/cli.js";
 
-const COMMANDS = ["score", "tokenize", "inspect", "convert", "demo", "verify", "trace"];
+const COMMANDS = ["score", "rank", "tokenize", "inspect", "convert", "demo", "verify", "trace"];
 const SMALL = join(FIXTURES, "models", "f16-8head");
 const tmp = mkdtempSync(join(tmpdir(), "gpt2-reward-help-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

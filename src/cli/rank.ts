@@ -1,0 +1,117 @@
+/**
+ * `rank`: best-of-N, the job a reward model exists for. Each reply is scored as the text
+ * context + reply (exactly the string `score` would get: put the separator, e.g. "\nBot: ", in
+ * the context or the replies), then the replies are ordered best first.
+ *
+ * For a one-label model, `--pairwise` adds P(a preferred over b) = σ(r_a − r_b): the
+ * Bradley–Terry model these reward models are trained with (TRL's RewardTrainer loss is
+ * −log σ(r_chosen − r_rejected)).
+ */
+import { Gpt2RewardError, InputError, quote } from "../errors.js";
+import { parsePoolingRule } from "../model/pooling.js";
+import { DEFAULT_MAX_LENGTH, RewardModel } from "../model/reward-model.js";
+import { defineCommand, positiveInt, UsageError } from "./args.js";
+import { INPUT_OPTION, inputFileLines, LOAD_OPTIONS, loadOptions, MAX_LENGTH_OPTION, MODEL_HELP, MODEL_OPTION, modelArg, writeLine } from "./common.js";
+import { rankKey, sigmoid, withExtra } from "./record.js";
+
+export const rank = defineCommand({
+  name: "rank",
+  summary: "Best-of-N: score each reply as context + reply and order the replies best first.",
+  usage: "--model MODEL (--context TEXT REPLY... | --input FILE) [options]",
+  options: {
+    model: MODEL_OPTION,
+    context: { type: "string", short: "c", value: "TEXT", help: "the conversation so far; the replies are TEXT arguments" },
+    input: INPUT_OPTION,
+    pairwise: { type: "boolean", short: "p", help: "add P(reply i preferred over reply j) = sigmoid(r_i - r_j) (one-label models)" },
+    "rank-by": { type: "string", value: "LABEL", default: "the reward; the last label for several", help: "for a model with several labels, the label whose probability ranks" },
+    "batch-size": { type: "string", short: "b", value: "N", default: "8", help: "texts per forward pass" },
+    "max-length": MAX_LENGTH_OPTION,
+    pooling: { type: "string", value: "RULE", default: "last-non-pad", help: "which token the score head reads (as score)" },
+    ...LOAD_OPTIONS,
+  },
+  details: `${MODEL_HELP}
+
+Input lines are {"context": "...", "replies": ["...", ...]} (other fields, e.g. "id", are copied to the
+output); blank lines are skipped and do not count. Output, one JSON line per input line:
+  "index", "by" ("reward", or "P(label)"), "scores" (one per reply: the reward, or P(label)), "order" (reply
+  indices best first), "best" (the best reply's index), "logits" (per reply), "tokens",
+  "truncated", and with --pairwise "pairwise" (row i, column j: P(i preferred over j)).
+A bad line gets {"index", "line", "error"} and the others go on (exit status 1).`,
+  examples: [
+    `gpt2-reward rank -m ./reward-model -c $'User: hi, how are you?\\nBot:' " Great, and you?" " no." --pairwise`,
+    "gpt2-reward rank -m ./reward-model -i candidates.jsonl",
+  ],
+  async run(values, positionals) {
+    const { model: spec, rest: replies } = modelArg("rank", values.model, positionals, false);
+    if (values.context !== undefined && values.input !== undefined) throw new UsageError("give either --context with REPLY arguments or --input, not both");
+    if (values.context === undefined && replies.length > 0) throw new UsageError("REPLY arguments need --context TEXT");
+    if (values.context !== undefined && replies.length === 0) throw new UsageError("--context needs at least one REPLY argument");
+    const pooling = parsePoolingRule(values.pooling ?? "last-non-pad");
+    if (!pooling) throw new UsageError(`--pooling must be last-non-pad, before-first-pad or non-pad-count, got "${values.pooling}"`);
+    const opts = { batchSize: positiveInt("batch-size", values["batch-size"], 8), maxLength: positiveInt("max-length", values["max-length"], DEFAULT_MAX_LENGTH), pooling };
+    const lines = values.context === undefined ? inputFileLines(values.input) : undefined;
+    const model = await RewardModel.fromPretrained(spec, loadOptions(values));
+    try {
+      const key = rankKey(model.config, values["rank-by"]);
+      if (values.pairwise && model.config.num_labels !== 1) {
+        throw new Gpt2RewardError(`--pairwise needs a one-label reward model (sigmoid(r_a - r_b)); this one has ${model.config.num_labels} labels`);
+      }
+      const rankOne = async (context: string, texts: string[]) => {
+        const results = await model.score(texts.map((reply) => context + reply), opts);
+        const scores = results.map((r) => key.value(r.logits));
+        const order = scores.map((_, i) => i).sort((a, b) => scores[b] - scores[a] || a - b);
+        const out: Record<string, unknown> = {
+          by: key.name, scores, order, best: order[0],
+          logits: results.map((r) => r.logits), tokens: results.map((r) => r.tokens), truncated: results.map((r) => r.truncated),
+        };
+        if (values.pairwise) out.pairwise = results.map((a) => results.map((b) => sigmoid(a.logits[0] - b.logits[0])));
+        return out;
+      };
+      if (!lines) {
+        await writeLine(JSON.stringify({ index: 0, ...(await rankOne(values.context!, replies)) }));
+        return 0;
+      }
+      let index = 0;
+      let lineNo = 0;
+      let failed = 0;
+      for await (const line of lines) {
+        lineNo++;
+        if ("text" in line && line.text.trim() === "") continue;
+        const i = index++;
+        const parsed = "error" in line ? { error: line.error } : parseRankLine(line.text);
+        let record: Record<string, unknown>;
+        if ("error" in parsed) record = { index: i, line: lineNo, error: parsed.error };
+        else {
+          try {
+            record = withExtra(parsed.extra, { index: i, ...(await rankOne(parsed.context, parsed.replies)) });
+          } catch (e) {
+            if (!(e instanceof InputError)) throw e;
+            record = withExtra(parsed.extra, { index: i, line: lineNo, error: e.message.replace(/^text (\d+):/, "reply $1:") });
+          }
+        }
+        if ("error" in record) failed++;
+        await writeLine(JSON.stringify(record));
+      }
+      return failed > 0 ? 1 : 0;
+    } finally {
+      await model.close();
+    }
+  },
+});
+
+/** {"context": string, "replies": [string, ...]} and the other fields, or what is wrong. */
+export function parseRankLine(text: string): { context: string; replies: string[]; extra: Record<string, unknown> } | { error: string } {
+  let o: unknown;
+  try {
+    o = JSON.parse(text);
+  } catch (e) {
+    return { error: `invalid JSON: ${(e as Error).message}` };
+  }
+  if (typeof o !== "object" || o === null || Array.isArray(o)) return { error: `expected {"context": "...", "replies": [...]}, got ${quote(o)}` };
+  const { context, replies, ...extra } = o as Record<string, unknown>;
+  if (typeof context !== "string") return { error: `"context" must be a string, got ${quote(context)}` };
+  if (!Array.isArray(replies) || replies.length === 0) return { error: `"replies" must be a non-empty array of strings, got ${quote(replies)}` };
+  const bad = replies.findIndex((r) => typeof r !== "string");
+  if (bad >= 0) return { error: `reply ${bad} must be a string, got ${quote(replies[bad])}` };
+  return { context, replies: replies as string[], extra };
+}
