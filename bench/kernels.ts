@@ -11,7 +11,7 @@
 import Benchmark from "benchmark";
 import { Arena } from "../kernels/arena.js";
 import type { PackedLinear } from "../kernels/contract.js";
-import { attention } from "../kernels/attention.js";
+import { attention, causalPlan } from "../kernels/attention.js";
 import { geluScalar } from "../kernels/gelu.js";
 import { layernorm } from "../kernels/layernorm.js";
 import { matmulPacked, packMatmulWeight, packedSize } from "../kernels/matmul.js";
@@ -155,17 +155,16 @@ export function benchKernels(opts: KernelBenchOptions): KernelResult[] {
     const nHead = 12, C = 768, D = C / nHead, N = S * T;
     const mark = arena.mark();
     const qkv = fillUniform(arena.alloc(N * 3 * C), next, 1); // (N, 3C): q | k | v
-    const seqStarts = arena.allocInt32(S + 1);
-    for (let s = 0; s <= S; s++) seqStarts[s] = s * T;
+    const plan = causalPlan(Array.from({ length: S + 1 }, (_, s) => s * T), (n) => arena.allocInt32(n));
     const scratch = arena.alloc(T);
     const ref = new Float32Array(N * C);
-    attentionReference(ref, qkv, seqStarts, nHead, C);
+    attentionReference(ref, qkv, plan, nHead, C);
     const outRef = new Float32Array(N * C), outFast = arena.alloc(N * C), outWasm = arena.alloc(N * C);
     run({ group: "attention", shape: `${S}×${T}, ${nHead} heads`, rows: N, unit: "GFLOPS", work: S * nHead * 2 * T * T * D, ...fullDiff(ref), variants: [
       // 1×1024 takes the reference seconds per call: it is only the yardstick there.
-      { kernel: "reference", out: outRef, timed: T <= 128, minSamples: 2, run: () => attentionReference(outRef, qkv, seqStarts, nHead, C) },
-      { kernel: "ts fast", out: outFast, timed: true, run: () => attention(outFast, qkv, seqStarts, nHead, C, scratch, 0, S * nHead) },
-      { kernel: "wasm", out: outWasm, timed: true, run: () => wasm.attention(outWasm, qkv, seqStarts, nHead, C, scratch, 0, S * nHead) },
+      { kernel: "reference", out: outRef, timed: T <= 128, minSamples: 2, run: () => attentionReference(outRef, qkv, plan, nHead, C) },
+      { kernel: "ts fast", out: outFast, timed: true, run: () => attention(outFast, qkv, plan, nHead, C, scratch, 0, S * nHead) },
+      { kernel: "wasm", out: outWasm, timed: true, run: () => wasm.attention(outWasm, qkv, plan, nHead, C, scratch, 0, S * nHead) },
     ] });
     arena.release(mark);
   }

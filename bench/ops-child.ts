@@ -54,7 +54,7 @@ const timed: Runner = {
   threads: inner.threads,
   linear: (out, inp, w, rows, gelu, scratch) => time(linearName(w, gelu), () => inner.linear(out, inp, w, rows, gelu, scratch)),
   layernorm: (out, inp, weight, bias, rows, C, eps) => time("layernorm", () => inner.layernorm(out, inp, weight, bias, rows, C, eps)),
-  attention: (out, qkv, seqStarts, nHead, C, scratch) => time("attention", () => inner.attention(out, qkv, seqStarts, nHead, C, scratch)),
+  attention: (out, qkv, plan, nHead, C, scratch) => time("attention", () => inner.attention(out, qkv, plan, nHead, C, scratch)),
   residual: (out, a, b, n) => time("residual", () => inner.residual(out, a, b, n)),
   close: () => inner.close(),
 };

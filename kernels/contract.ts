@@ -2,10 +2,12 @@
  * The contract between the GPT-2 forward pass (src/model/gpt2.ts) and a set of kernels.
  *
  * Activations are "packed varlen": the texts of a batch are laid end to end, so a batch of
- * sequences with lengths [5, 3] is a [8, C] matrix plus seqStarts = [0, 5, 8]. No kernel ever
- * sees a padding position: matmuls, layernorms and GELUs run over real tokens only, and
- * attention is causal inside each sequence. With right padding a real token never attends to a
- * pad, so this computes exactly what Hugging Face computes for the real tokens of a padded batch.
+ * texts with lengths [5, 3] is an [8, C] matrix, and attention's plan (AttentionPlan) says which
+ * rows each query sees: the rows at or before it in its own text. No kernel ever sees a padding
+ * position: matmuls, layernorms and GELUs run over real tokens only. With right padding a real
+ * token never attends to a pad, so this computes exactly what Hugging Face computes for the real
+ * tokens of a padded batch. (Texts that begin alike may share the rows of their common prefix:
+ * src/model/batch-plan.ts.)
  *
  * All buffers a kernel touches come from `memory` (via `alloc`), so that WebAssembly kernels
  * and worker threads can address them by byte offset. Every kernel that a thread pool may split
@@ -23,6 +25,20 @@ export type RowReader16 = (rowStart: number, rowEnd: number, into: Uint16Array) 
 
 /** Floats per input index of the scratch panel a 16-bit linear widens into (panels are at most 16 wide). */
 export const LINEAR_SCRATCH_COLS = 16;
+
+/**
+ * Which keys each query of an attention call sees. Queries come in blocks of consecutive rows;
+ * block b is blocks[5b .. 5b+5) = qRow, count, outRow, keyStart, seen: the queries are rows
+ * qRow .. qRow+count−1 of qkv, their outputs go to rows outRow .. outRow+count−1 of out, and their
+ * keys are the rows keyRows[keyStart], keyRows[keyStart+1], ... of qkv, in position order, of
+ * which the first query sees `seen` and each next query one more (causal). A text alone is one
+ * block whose key rows are its own rows (kernels/attention.ts causalPlan); texts that share a
+ * prefix list the same rows for it (src/model/batch-plan.ts).
+ */
+export interface AttentionPlan {
+  blocks: Int32Array;
+  keyRows: Int32Array;
+}
 
 /** A weight matrix prepared once, at load, in the layout a backend's matmul reads fastest. */
 export interface PackedLinear {
@@ -83,11 +99,12 @@ export interface Kernels {
   layernorm(out: Float32Array, inp: Float32Array, weight: Float32Array, bias: Float32Array, rows: number, C: number, eps: number, rowStart: number, rowEnd: number): void;
 
   /**
-   * Causal self-attention inside each sequence. qkv[N, 3C] holds q | k | v per token (HF's
-   * c_attn output); out[N, C] gets the heads concatenated. Work items are (sequence, head)
-   * pairs, numbered seq * nHead + head. `scratch` holds at least maxLen floats (one thread's share).
+   * Causal self-attention as `plan` says (AttentionPlan). qkv[R, 3C] holds q | k | v per row (HF's
+   * c_attn output); out gets each query's heads concatenated, C floats per row. Work items are
+   * (block, head) pairs, numbered block * nHead + head. `scratch` holds at least as many floats as
+   * the most keys a query sees (one thread's share).
    */
-  attention(out: Float32Array, qkv: Float32Array, seqStarts: Int32Array, nHead: number, C: number, scratch: Float32Array, itemStart: number, itemEnd: number): void;
+  attention(out: Float32Array, qkv: Float32Array, plan: AttentionPlan, nHead: number, C: number, scratch: Float32Array, itemStart: number, itemEnd: number): void;
 
   /** out[i] = a[i] + b[i] for i < n. Work items are elements. `out` may alias `a` or `b`. */
   residual(out: Float32Array, a: Float32Array, b: Float32Array, n: number, start: number, end: number): void;

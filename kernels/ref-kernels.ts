@@ -15,7 +15,7 @@
  * They agree to float noise, not to the bit: the fast kernels add in other orders and widths.
  */
 import { Arena } from "./arena.js";
-import type { Kernels, PackedLinear } from "./contract.js";
+import type { AttentionPlan, Kernels, PackedLinear } from "./contract.js";
 import { countNonFinite } from "./finite.js";
 import { countNonFinite16, widen16 } from "./half.js";
 import { rowsOf } from "./matmul.js";
@@ -67,26 +67,28 @@ export function softmaxReference(out: Float32Array, inp: Float32Array, n: number
 }
 
 /**
- * Causal multi-head self-attention over packed sequences (kernels/attention.ts says how q, k, v
- * sit in qkv). qkv is (N, 3C), seqStarts (S+1), out (N, C). For each sequence and head: the full
- * T×T score matrix q·kᵀ/√D, the future masked with −∞, a softmax per row, then the rows times v.
+ * Causal multi-head self-attention (kernels/attention.ts says how q, k, v sit in qkv; the plan,
+ * kernels/contract.ts AttentionPlan, which rows each query sees). qkv is (R, 3C); out gets C
+ * floats per query. For each block of queries and each head: the full score matrix q·kᵀ/√D over
+ * the block's key rows, the future masked with −∞, a softmax per row, then the rows times v.
  */
 export function attentionReference(
-  out: Float32Array, qkv: Float32Array, seqStarts: Int32Array, nHead: number, C: number,
+  out: Float32Array, qkv: Float32Array, plan: AttentionPlan, nHead: number, C: number,
 ): void {
   const D = C / nHead;
   const scale = 1 / Math.sqrt(D);
-  for (let s = 0; s + 1 < seqStarts.length; s++) {
-    const start = seqStarts[s];
-    const T = seqStarts[s + 1] - start;
+  const { blocks, keyRows } = plan;
+  for (let b = 0; b < blocks.length / 5; b++) {
+    const [qRow, count, outRow, keyStart, seen] = blocks.subarray(b * 5, b * 5 + 5);
+    const K = seen + count - 1; // the block's last query sees all its keys
     for (let h = 0; h < nHead; h++) {
-      const q = (i: number, d: number) => qkv[(start + i) * 3 * C + h * D + d];
-      const k = (j: number, d: number) => qkv[(start + j) * 3 * C + C + h * D + d];
-      const v = (j: number, d: number) => qkv[(start + j) * 3 * C + 2 * C + h * D + d];
-      for (let i = 0; i < T; i++) {
-        const scores = new Float32Array(T);
-        for (let j = 0; j < T; j++) {
-          if (j > i) {
+      const q = (i: number, d: number) => qkv[(qRow + i) * 3 * C + h * D + d];
+      const k = (j: number, d: number) => qkv[keyRows[keyStart + j] * 3 * C + C + h * D + d];
+      const v = (j: number, d: number) => qkv[keyRows[keyStart + j] * 3 * C + 2 * C + h * D + d];
+      for (let i = 0; i < count; i++) {
+        const scores = new Float32Array(K);
+        for (let j = 0; j < K; j++) {
+          if (j >= seen + i) {
             scores[j] = -Infinity;
             continue;
           }
@@ -94,12 +96,12 @@ export function attentionReference(
           for (let d = 0; d < D; d++) dot += q(i, d) * k(j, d);
           scores[j] = dot * scale;
         }
-        const p = new Float32Array(T);
-        softmaxReference(p, scores, T);
+        const p = new Float32Array(K);
+        softmaxReference(p, scores, K);
         for (let d = 0; d < D; d++) {
           let acc = 0;
-          for (let j = 0; j < T; j++) acc += p[j] * v(j, d);
-          out[(start + i) * C + h * D + d] = acc;
+          for (let j = 0; j < K; j++) acc += p[j] * v(j, d);
+          out[(outRow + i) * C + h * D + d] = acc;
         }
       }
     }
@@ -176,9 +178,9 @@ export function createRefKernels(arena: Arena = new Arena()): Kernels {
       layernormReference(out, inp, weight, bias, rows, C, eps);
     },
 
-    attention(out, qkv, seqStarts, nHead, C, _scratch, itemStart, itemEnd) {
-      whole("attention", itemStart, itemEnd, (seqStarts.length - 1) * nHead);
-      attentionReference(out, qkv, seqStarts, nHead, C);
+    attention(out, qkv, plan, nHead, C, _scratch, itemStart, itemEnd) {
+      whole("attention", itemStart, itemEnd, (plan.blocks.length / 5) * nHead);
+      attentionReference(out, qkv, plan, nHead, C);
     },
 
     residual(out, a, b, n, start, end) {

@@ -7,6 +7,7 @@
  * each keeps its best: the speed it reaches when nothing else is running.
  */
 import { Arena } from "../arena.js";
+import { causalPlan } from "../attention.js";
 import type { Kernels } from "../contract.js";
 import { createTsKernels } from "../ts-kernels.js";
 import { createWasmKernels, wasmRelaxedSimdSupported } from "./wasm-kernels.js";
@@ -48,12 +49,11 @@ function linearCase(label: string, k: Kernels, [rows, inDim, outDim]: [number, n
 function attentionCase(label: string, k: Kernels, T: number, nHead = 12, C = 768): Case {
   const qkv = random(k, T * 3 * C);
   const out = k.alloc(T * C);
-  const starts = k.allocInt32(2);
-  starts[1] = T;
+  const plan = causalPlan([0, T], (n) => k.allocInt32(n));
   const scratch = k.alloc(T);
   // q·k and p·v over the causal half: 2 · (T(T+1)/2) · D · 2 flops per head
   return { label: `${label} attention T=${T}`, flops: 2 * T * (T + 1) * C, best: Infinity,
-    run: () => k.attention(out, qkv, starts, nHead, C, scratch, 0, nHead) };
+    run: () => k.attention(out, qkv, plan, nHead, C, scratch, 0, nHead) };
 }
 
 function rowCase(label: string, k: Kernels, what: "layernorm" | "residual", rows = 1024, C = 768): Case {

@@ -337,22 +337,23 @@ function defineLayernorm(m: ModuleBuilder): void {
 // attention
 
 /**
- * attention(out, qkv, seqStarts, nHead, C, scratch, itemStart, itemEnd): see kernels/contract.ts.
- * qkv (N, 3C), out (N, C), seqStarts int32 (S+1), scratch ≥ max sequence length floats.
- * For query i of a (sequence, head) item: scores against keys 0..i (never a later or another
- * sequence's token), softmax, then out = Σ_j p_j·v_j. Head dim D = C/nHead; any D works, the
- * D mod 4 tail in scalar code.
+ * attention(out, qkv, blocks, keyRows, nHead, C, scratch, itemStart, itemEnd): see
+ * kernels/contract.ts (AttentionPlan) and kernels/attention.ts. qkv (R, 3C), blocks int32 (B, 5),
+ * keyRows int32, scratch ≥ the most keys a query sees, in floats. For query i of a (block, head)
+ * item: scores against the `seen + i` keys it sees, each key's row looked up in keyRows (never a
+ * later or another text's token), softmax, then out = Σ_j p_j·v_j. Head dim D = C/nHead; any D
+ * works, the D mod 4 tail in scalar code.
  */
 function defineAttention(m: ModuleBuilder, exp4: Func): void {
   const f = m.func("attention", [
-    ["out", "i32"], ["qkv", "i32"], ["seqStarts", "i32"], ["nHead", "i32"], ["C", "i32"],
+    ["out", "i32"], ["qkv", "i32"], ["blocks", "i32"], ["keyRows", "i32"], ["nHead", "i32"], ["C", "i32"],
     ["scratch", "i32"], ["itemStart", "i32"], ["itemEnd", "i32"],
   ], [], true);
-  const [out, qkv, seqStarts, nHead, C, scratch, itemStart, itemEnd] = f.params;
+  const [out, qkv, blocks, keyRows, nHead, C, scratch, itemStart, itemEnd] = f.params;
   const L = (t: "i32" | "f32" | "v128", n: string) => f.local(t, n);
-  const [item, s, h, start, T, D, D4, rowBytes] = ["item", "s", "h", "start", "T", "D", "D4", "rowBytes"].map((n) => L("i32", n));
-  const [qBase, kBase, vBase, oBase, i, n, q, j, d, kp, vp, sp, o] =
-    ["qBase", "kBase", "vBase", "oBase", "i", "n", "q", "j", "d", "kp", "vp", "sp", "o"].map((nm) => L("i32", nm));
+  const [item, block, h, count, seen, D, D4, rowBytes] = ["item", "block", "h", "count", "seen", "D", "D4", "rowBytes"].map((n) => L("i32", n));
+  const [qBase, kHead, vHead, oBase, kr, i, n, q, j, d, kp, vp, sp, o] =
+    ["qBase", "kHead", "vHead", "oBase", "kr", "i", "n", "q", "j", "d", "kp", "vp", "sp", "o"].map((nm) => L("i32", nm));
   const scale = L("f32", "scale");
   const max = L("f32", "max");
   const total = L("f32", "total");
@@ -363,6 +364,8 @@ function defineAttention(m: ModuleBuilder, exp4: Func): void {
   const tail = [0, 1, 2, 3].map((a) => L("f32", `tail${a}`));
   const keys = [kp, L("i32", "kp1"), L("i32", "kp2"), L("i32", "kp3")]; // → k of keys j..j+3
   const at = (base: Expr, idx: Expr) => i32.add(base, i32.shl(idx, i32.const(2)));
+  /** The address of key j's row plus `head` (kHead or vHead): keyRows[keyStart + j] looked up. */
+  const keyRow = (head: Expr, jx: Expr, offset = 0) => i32.add(head, i32.mul(i32.load(at(kr, jx), offset), rowBytes));
 
   /**
    * Scores of keys j..j+nk−1 (nk = 4 or 1) into scratch[j..]: nk independent dot products, so
@@ -373,7 +376,7 @@ function defineAttention(m: ModuleBuilder, exp4: Func): void {
   const scores = (nk: number): Expr[] => {
     const key = (x: number) => keys[x];
     const body: Expr[] = [
-      ...keys.slice(1, nk).map((kx, x) => set(kx, i32.add(keys[x], rowBytes))),
+      ...keys.slice(0, nk).map((kx, x) => set(kx, keyRow(kHead, j, 4 * x))),
       ...acc.slice(0, nk).map((a) => set(a, ZERO)),
       forUp(d, i32.const(0), D4, 4, [
         set(e, v128.load(at(q, d))),
@@ -396,7 +399,7 @@ function defineAttention(m: ModuleBuilder, exp4: Func): void {
       const dot = f32.add(f32.add(f32.add(lane(0), lane(2)), f32.add(lane(1), lane(3))), tail[0]);
       body.push(f32.store(at(scratch, j), f32.mul(dot, scale)));
     }
-    return [...body, set(kp, i32.add(kp, i32.mul(i32.const(nk), rowBytes)))];
+    return body;
   };
 
   /**
@@ -405,11 +408,11 @@ function defineAttention(m: ModuleBuilder, exp4: Func): void {
    */
   const weighted = (nv: number): Expr[] => [
     ...acc.slice(0, nv).map((a) => set(a, ZERO)),
-    set(vp, i32.add(vBase, i32.shl(d, i32.const(2)))),
+    set(sp, at(vHead, d)), // value row + d, before the row's offset
     forUp(j, i32.const(0), n, 1, [
       set(e, v128.load32_splat(at(scratch, j))),
+      set(vp, keyRow(sp, j)),
       ...acc.slice(0, nv).map((a, x) => set(a, f32x4.add(a, f32x4.mul(e, v128.load(vp, 16 * x))))),
-      set(vp, i32.add(vp, rowBytes)),
     ]),
     ...acc.slice(0, nv).map((a, x) => v128.store(at(o, d), f32x4.mul(a, f32x4.splat(inv)), 16 * x)),
   ];
@@ -420,19 +423,20 @@ function defineAttention(m: ModuleBuilder, exp4: Func): void {
     set(rowBytes, i32.mul(C, i32.const(12))), // one token's q|k|v row: 3C floats
     set(scale, f32.demote_f64(f64.div(f64.const(1), f64.sqrt(f64.convert_i32_s(D))))),
     forUp(item, itemStart, itemEnd, 1, [
-      set(s, i32.div_s(item, nHead)),
-      set(h, i32.sub(item, i32.mul(s, nHead))),
-      set(start, i32.load(at(seqStarts, s))),
-      set(T, i32.sub(i32.load(at(seqStarts, s), 4), start)),
-      set(qBase, at(qkv, i32.add(i32.mul(start, i32.mul(C, i32.const(3))), i32.mul(h, D)))),
-      set(kBase, at(qBase, C)),
-      set(vBase, at(kBase, C)),
-      set(oBase, at(out, i32.add(i32.mul(start, C), i32.mul(h, D)))),
-      forUp(i, i32.const(0), T, 1, [
-        set(n, i32.add(i, i32.const(1))), // query i sees keys 0..i
+      set(block, i32.div_s(item, nHead)),
+      set(h, i32.sub(item, i32.mul(block, nHead))),
+      set(sp, at(blocks, i32.mul(block, i32.const(5)))), // qRow, count, outRow, keyStart, seen
+      set(qBase, at(qkv, i32.add(i32.mul(i32.load(sp), i32.mul(C, i32.const(3))), i32.mul(h, D)))),
+      set(count, i32.load(sp, 4)),
+      set(oBase, at(out, i32.add(i32.mul(i32.load(sp, 8), C), i32.mul(h, D)))),
+      set(kr, at(keyRows, i32.load(sp, 12))),
+      set(seen, i32.load(sp, 16)),
+      set(kHead, at(qkv, i32.add(C, i32.mul(h, D)))),
+      set(vHead, at(kHead, C)),
+      forUp(i, i32.const(0), count, 1, [
+        set(n, i32.add(seen, i)), // query i sees keys 0..n−1 of the block's list
         set(q, i32.add(qBase, i32.mul(i, rowBytes))),
         set(o, at(oBase, i32.mul(i, C))),
-        set(kp, kBase),
         forUp(j, i32.const(0), i32.sub(n, i32.const(3)), 4, scores(4)),
         forUp(j, j, n, 1, scores(1)),
 
@@ -465,10 +469,9 @@ function defineAttention(m: ModuleBuilder, exp4: Func): void {
         forUp(d, d, i32.sub(D, i32.const(3)), 4, weighted(1)),
         forUp(d, d, D, 1, [
           set(tail[0], f32.const(0)),
-          set(vp, at(vBase, d)),
+          set(sp, at(vHead, d)),
           forUp(j, i32.const(0), n, 1, [
-            set(tail[0], f32.add(tail[0], f32.mul(f32.load(at(scratch, j)), f32.load(vp)))),
-            set(vp, i32.add(vp, rowBytes)),
+            set(tail[0], f32.add(tail[0], f32.mul(f32.load(at(scratch, j)), f32.load(keyRow(sp, j))))),
           ]),
           f32.store(at(o, d), f32.mul(tail[0], inv)),
         ]),

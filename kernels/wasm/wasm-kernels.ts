@@ -17,7 +17,7 @@ interface WasmExports {
   linear(out: number, inp: number, w: number, bias: number, inDim: number, outDim: number, dtype: number,
     rows: number, gelu: number, scratch: number, colStart: number, colEnd: number): void;
   layernorm(out: number, inp: number, weight: number, bias: number, C: number, eps: number, rowStart: number, rowEnd: number): void;
-  attention(out: number, qkv: number, seqStarts: number, nHead: number, C: number, scratch: number,
+  attention(out: number, qkv: number, blocks: number, keyRows: number, nHead: number, C: number, scratch: number,
     itemStart: number, itemEnd: number): void;
   residual(out: number, a: number, b: number, start: number, end: number): void;
   gelu(out: number, inp: number, n: number): void;
@@ -150,19 +150,26 @@ export function createWasmKernels(arena: Arena = new Arena(), options: WasmKerne
         ptr(weight, "layernorm weight", C), ptr(bias, "layernorm bias", C), C, eps, rowStart, rowEnd);
     },
 
-    attention(out, qkv, seqStarts, nHead, C, scratch, itemStart, itemEnd) {
+    attention(out, qkv, plan, nHead, C, scratch, itemStart, itemEnd) {
       if (itemEnd <= itemStart) return;
       if (C % nHead !== 0) throw new RangeError(`attention: C=${C} is not a multiple of nHead=${nHead}`);
-      const S = seqStarts.length - 1;
-      if (itemEnd > S * nHead) throw new RangeError(`attention: items up to ${itemEnd}, only ${S}×${nHead}`);
-      let maxLen = 0;
-      for (let s = Math.floor(itemStart / nHead); s <= Math.floor((itemEnd - 1) / nHead); s++) {
-        maxLen = Math.max(maxLen, seqStarts[s + 1] - seqStarts[s]);
+      const { blocks, keyRows } = plan;
+      if (itemEnd > (blocks.length / 5) * nHead) throw new RangeError(`attention: items up to ${itemEnd}, only ${blocks.length / 5}×${nHead}`);
+      // wasm trusts the plan's rows: check, for the blocks of this range, that they stay in bounds.
+      const rows = qkv.length / (3 * C);
+      let maxKeys = 0;
+      for (let b = Math.floor(itemStart / nHead); b <= Math.floor((itemEnd - 1) / nHead); b++) {
+        const [qRow, count, outRow, keyStart, seen] = blocks.subarray(b * 5, b * 5 + 5);
+        const keys = seen + count - 1;
+        if (count < 1 || seen < 1 || qRow < 0 || qRow + count > rows || outRow < 0 || (outRow + count) * C > out.length || keyStart < 0 || keyStart + keys > keyRows.length) {
+          throw new RangeError(`attention: block ${b} (${blocks.subarray(b * 5, b * 5 + 5).join(", ")}) is outside the buffers`);
+        }
+        for (let j = keyStart; j < keyStart + keys; j++) if (!(keyRows[j] >= 0 && keyRows[j] < rows)) throw new RangeError(`attention: key row ${keyRows[j]} outside [0, ${rows})`);
+        maxKeys = Math.max(maxKeys, keys);
       }
-      const N = seqStarts[S];
-      wasm.attention(ptr(out, "attention out", N * C), ptr(qkv, "attention qkv", N * 3 * C),
-        ptr(seqStarts, "attention seqStarts", S + 1), nHead, C, ptr(scratch, "attention scratch", maxLen),
-        itemStart, itemEnd);
+      wasm.attention(ptr(out, "attention out", out.length), ptr(qkv, "attention qkv", qkv.length),
+        ptr(blocks, "attention blocks", blocks.length), ptr(keyRows, "attention keyRows", keyRows.length), nHead, C,
+        ptr(scratch, "attention scratch", maxKeys), itemStart, itemEnd);
     },
 
     residual(out, a, b, n, start, end) {

@@ -27,7 +27,7 @@ function layout<K extends string>(...names: K[]): Readonly<Record<K, number>> {
 export const ARGS = {
   [Op.Linear]: layout("out", "inp", "packed", "packedLength", "bias", "inDim", "outDim", "dtype", "rows", "gelu", "scratch", "scratchStride"),
   [Op.LayerNorm]: layout("out", "inp", "weight", "bias", "rows", "C"),
-  [Op.Attention]: layout("out", "qkv", "seqStarts", "S", "nHead", "C", "scratch", "scratchStride"),
+  [Op.Attention]: layout("out", "outLength", "qkv", "qkvLength", "blocks", "blocksLength", "keyRows", "keyRowsLength", "nHead", "C", "scratch", "scratchStride"),
   [Op.Residual]: layout("out", "a", "b", "n"),
 } as const;
 

@@ -73,10 +73,9 @@ function runOp(start: number, end: number): void {
     }
     case Op.Attention: {
       const a = readArgs(ctrl, op);
-      const seqStarts = i32(a.seqStarts, a.S + 1);
-      const N = seqStarts[a.S];
+      const plan = { blocks: i32(a.blocks, a.blocksLength), keyRows: i32(a.keyRows, a.keyRowsLength) };
       const scratch = f32(a.scratch + 4 * a.scratchStride * init.thread, a.scratchStride);
-      kernels.attention(f32(a.out, N * a.C), f32(a.qkv, N * 3 * a.C), seqStarts, a.nHead, a.C, scratch, start, end);
+      kernels.attention(f32(a.out, a.outLength), f32(a.qkv, a.qkvLength), plan, a.nHead, a.C, scratch, start, end);
       break;
     }
     case Op.Residual: {

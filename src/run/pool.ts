@@ -135,12 +135,13 @@ export function createPool(kernels: Kernels, backend: "ts" | "wasm", threads: nu
       run(Op.LayerNorm, { out: off(out), inp: off(inp), weight: off(weight), bias: off(bias), rows, C }, n, chunkOf(n, threads, 1),
         (r0, r1) => kernels.layernorm(out, inp, weight, bias, rows, C, e, r0, r1));
     },
-    attention(out, qkv, seqStarts, nHead, C, scratch) {
-      // One (text, head) item per chunk: items differ in cost (∝ length²) and there are few of them.
+    attention(out, qkv, plan, nHead, C, scratch) {
+      // One (block, head) item per chunk: items differ in cost (∝ keys × queries) and there are few of them.
       const stride = share(scratch);
       const mine = scratch.subarray(0, stride);
-      run(Op.Attention, { out: off(out), qkv: off(qkv), seqStarts: off(seqStarts), S: seqStarts.length - 1, nHead, C, scratch: off(scratch), scratchStride: stride },
-        workItems.attention(seqStarts, nHead), 1, (i0, i1) => kernels.attention(out, qkv, seqStarts, nHead, C, mine, i0, i1));
+      run(Op.Attention, { out: off(out), outLength: out.length, qkv: off(qkv), qkvLength: qkv.length, blocks: off(plan.blocks), blocksLength: plan.blocks.length,
+        keyRows: off(plan.keyRows), keyRowsLength: plan.keyRows.length, nHead, C, scratch: off(scratch), scratchStride: stride },
+      workItems.attention(plan, nHead), 1, (i0, i1) => kernels.attention(out, qkv, plan, nHead, C, mine, i0, i1));
     },
     residual(out, a, b, n) {
       run(Op.Residual, { out: off(out), a: off(a), b: off(b), n }, workItems.residual(n), chunkOf(n, threads, 16, 4096),

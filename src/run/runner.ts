@@ -9,7 +9,7 @@
  * Per-thread scratch buffers (`scratch`) are passed whole: a runner gives each thread its
  * equal share, scratch.length / threads floats.
  */
-import type { Kernels, PackedLinear } from "../../kernels/contract.js";
+import type { AttentionPlan, Kernels, PackedLinear } from "../../kernels/contract.js";
 
 export interface Runner {
   readonly kernels: Kernels;
@@ -17,8 +17,8 @@ export interface Runner {
   /** out[rows, outDim] = inp · W + b (then GELU). A 16-bit `w` needs LINEAR_SCRATCH_COLS × inDim floats of `scratch` per thread. */
   linear(out: Float32Array, inp: Float32Array, w: PackedLinear, rows: number, gelu: boolean, scratch: Float32Array | undefined): void;
   layernorm(out: Float32Array, inp: Float32Array, weight: Float32Array, bias: Float32Array, rows: number, C: number, eps: number): void;
-  /** `scratch` holds the longest sequence's length in floats, per thread. */
-  attention(out: Float32Array, qkv: Float32Array, seqStarts: Int32Array, nHead: number, C: number, scratch: Float32Array): void;
+  /** `scratch` holds, per thread, as many floats as the most keys a query sees. */
+  attention(out: Float32Array, qkv: Float32Array, plan: AttentionPlan, nHead: number, C: number, scratch: Float32Array): void;
   residual(out: Float32Array, a: Float32Array, b: Float32Array, n: number): void;
   close(): Promise<void>;
 }
@@ -27,7 +27,7 @@ export interface Runner {
 export const workItems = {
   linear: (w: PackedLinear) => w.outDim,
   layernorm: (rows: number) => rows,
-  attention: (seqStarts: Int32Array, nHead: number) => (seqStarts.length - 1) * nHead,
+  attention: (plan: AttentionPlan, nHead: number) => (plan.blocks.length / 5) * nHead,
   residual: (n: number) => n,
 };
 
@@ -37,8 +37,8 @@ export function serialRunner(kernels: Kernels): Runner {
     threads: 1,
     linear: (out, inp, w, rows, gelu, scratch) => kernels.linear(out, inp, w, rows, gelu, scratch, 0, workItems.linear(w)),
     layernorm: (out, inp, weight, bias, rows, C, eps) => kernels.layernorm(out, inp, weight, bias, rows, C, eps, 0, workItems.layernorm(rows)),
-    attention: (out, qkv, seqStarts, nHead, C, scratch) =>
-      kernels.attention(out, qkv, seqStarts, nHead, C, scratch, 0, workItems.attention(seqStarts, nHead)),
+    attention: (out, qkv, plan, nHead, C, scratch) =>
+      kernels.attention(out, qkv, plan, nHead, C, scratch, 0, workItems.attention(plan, nHead)),
     residual: (out, a, b, n) => kernels.residual(out, a, b, n, 0, workItems.residual(n)),
     close: async () => {},
   };

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { Arena } from "../../kernels/arena.js";
 import type { PackedLinear } from "../../kernels/contract.js";
-import { attention } from "../../kernels/attention.js";
+import { attention, causalPlan } from "../../kernels/attention.js";
 import { embedding } from "../../kernels/embedding.js";
 import { geluScalar } from "../../kernels/gelu.js";
 import { layernorm } from "../../kernels/layernorm.js";
@@ -117,14 +117,14 @@ describe("attention", () => {
       const N = seqStarts[lens.length];
       const qkv = randomArray(rand, N * 3 * C, 2);
       const ref = new Float32Array(N * C);
-      attentionReference(ref, qkv, seqStarts, nHead, C);
+      attentionReference(ref, qkv, causalPlan(seqStarts), nHead, C);
       const out = new Float32Array(N * C);
       const scratch = new Float32Array(Math.max(...lens));
       const items = lens.length * nHead;
       // In two uneven ranges of (sequence, head) items, as a pool would split it.
       const cut = Math.floor(items / 3);
-      attention(out, qkv, seqStarts, nHead, C, scratch, 0, cut);
-      attention(out, qkv, seqStarts, nHead, C, scratch, cut, items);
+      attention(out, qkv, causalPlan(seqStarts), nHead, C, scratch, 0, cut);
+      attention(out, qkv, causalPlan(seqStarts), nHead, C, scratch, cut, items);
       expect(maxAbsDiff(out, ref)).toBeLessThan(1e-5);
     });
   }
@@ -134,11 +134,11 @@ describe("attention", () => {
     const seqStarts = Int32Array.from([0, 4, 9]);
     const qkv = randomArray(rand, 9 * 3 * C);
     const before = new Float32Array(9 * C);
-    attentionReference(before, qkv, seqStarts, nHead, C);
+    attentionReference(before, qkv, causalPlan(seqStarts), nHead, C);
     // Changing token 6 (second sequence) must leave tokens 0..5 unchanged.
     for (let c = 0; c < 3 * C; c++) qkv[6 * 3 * C + c] += 5;
     const after = new Float32Array(9 * C);
-    attentionReference(after, qkv, seqStarts, nHead, C);
+    attentionReference(after, qkv, causalPlan(seqStarts), nHead, C);
     expect(sameBits(after.subarray(0, 6 * C), before.subarray(0, 6 * C))).toBe(true);
     expect(sameBits(after.subarray(6 * C), before.subarray(6 * C))).toBe(false);
   });
@@ -149,13 +149,13 @@ describe("attention", () => {
     const qkv = randomArray(rand, 11 * 3 * C);
     const scratch = new Float32Array(6);
     const clean = new Float32Array(11 * C);
-    attention(clean, qkv, seqStarts, nHead, C, scratch, 0, 4);
+    attention(clean, qkv, causalPlan(seqStarts), nHead, C, scratch, 0, 4);
     for (const [first, last] of [[0, 4], [5, 10]]) {
       for (let t = first; t <= last; t++) {
         const poisoned = qkv.slice();
         for (let u = 0; u < 11; u++) if (u < first || u > last || u > t) poisoned.fill(NaN, u * 3 * C, (u + 1) * 3 * C);
         const out = new Float32Array(11 * C);
-        attention(out, poisoned, seqStarts, nHead, C, scratch, 0, 4);
+        attention(out, poisoned, causalPlan(seqStarts), nHead, C, scratch, 0, 4);
         expect(sameBits(out.subarray(t * C, (t + 1) * C), clean.subarray(t * C, (t + 1) * C)), `token ${t}`).toBe(true);
       }
     }
@@ -170,14 +170,13 @@ describe("residual and embedding", () => {
     residual(a, a, b, 37, 0, 37);
     expect(sameBits(a, ref)).toBe(true);
   });
-  it("adds the position embedding of each token's index inside its own sequence", () => {
+  it("adds the position embedding of each row's position", () => {
     const C = 3, V = 5, P = 4;
     const wte = randomArray(rand, V * C), wpe = randomArray(rand, P * C);
     const ids = Int32Array.from([4, 0, 2, 2, 1]);
-    const seqStarts = Int32Array.from([0, 3, 5]);
+    const positions = Int32Array.from([0, 1, 2, 0, 1]);
     const out = new Float32Array(5 * C);
-    embedding(out, ids, seqStarts, wte, wpe, C);
-    const positions = [0, 1, 2, 0, 1];
+    embedding(out, ids, positions, wte, wpe, C);
     for (let t = 0; t < 5; t++) for (let c = 0; c < C; c++) expect(out[t * C + c]).toBe(Math.fround(wte[ids[t] * C + c] + wpe[positions[t] * C + c]));
   });
 });

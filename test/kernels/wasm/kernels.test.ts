@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { Arena } from "../../../kernels/arena.js";
+import { causalPlan } from "../../../kernels/attention.js";
 import type { Kernels } from "../../../kernels/contract.js";
 import { geluScalar } from "../../../kernels/gelu.js";
 import { createWasmKernels, wasmRelaxedSimdSupported } from "../../../kernels/wasm/wasm-kernels.js";
@@ -185,22 +186,22 @@ describe("wasm attention", () => {
     // Scores of a few units, like a trained model's: softmax is neither uniform nor one-hot.
     const qkv = fill(k.alloc(N * 3 * C), rand, 1.5);
     const maxLen = Math.max(...lengths);
-    return { N, seqStarts, qkv, maxLen };
+    return { N, seqStarts, plan: causalPlan(seqStarts, (n) => k.allocInt32(n)), qkv, maxLen };
   }
 
   it.each([[1, 1], [1, 3], [2, 8], [3, 15], [4, 68], [12, 768], [2, 34], [5, 85]])(
     "matches the reference within 1e-6 of max|v|, %i heads, C = %i, sequences of 1..40 tokens", (nHead, C) => {
       const rand = rng(nHead * 1000 + C);
       const lengths = [1, 40, 3, 17, 2, 5, 33, 4];
-      const { N, seqStarts, qkv, maxLen } = batch(lengths, C, rand);
+      const { N, plan, qkv, maxLen } = batch(lengths, C, rand);
       const ref = new Float32Array(N * C);
-      attentionReference(ref, qkv, seqStarts, nHead, C);
+      attentionReference(ref, qkv, plan, nHead, C);
       const guard = k.alloc(N * C + 16).fill(777);
       const out = guard.subarray(0, N * C);
       const scratchGuard = k.alloc(maxLen + 16).fill(777);
       const scratch = scratchGuard.subarray(0, maxLen);
       const items = lengths.length * nHead;
-      k.attention(out, qkv, seqStarts, nHead, C, scratch, 0, items);
+      k.attention(out, qkv, plan, nHead, C, scratch, 0, items);
       // Each output is a convex combination of values in [−1.5, 1.5].
       expect(worst(out, ref, () => 1.5e-6)).toBeLessThanOrEqual(1);
       for (let i = N * C; i < guard.length; i++) expect(guard[i]).toBe(777);
@@ -209,7 +210,7 @@ describe("wasm attention", () => {
       // Any split of the (sequence, head) items gives the same bytes.
       const split = k.alloc(N * C);
       const cuts = [0, 1, Math.floor(items / 3), Math.floor(items / 2) + 1, items - 1, items].filter((c, i, a) => i === 0 || c > a[i - 1]);
-      for (let c = 0; c + 1 < cuts.length; c++) k.attention(split, qkv, seqStarts, nHead, C, scratch, cuts[c], cuts[c + 1]);
+      for (let c = 0; c + 1 < cuts.length; c++) k.attention(split, qkv, plan, nHead, C, scratch, cuts[c], cuts[c + 1]);
       expect(firstBitDifference(split, out)).toBe(-1);
     });
 
@@ -217,10 +218,10 @@ describe("wasm attention", () => {
     const rand = rng(99);
     const [nHead, C] = [4, 68];
     const lengths = [9, 14, 6];
-    const { N, seqStarts, qkv, maxLen } = batch(lengths, C, rand);
+    const { N, seqStarts, plan, qkv, maxLen } = batch(lengths, C, rand);
     const scratch = k.alloc(maxLen);
     const clean = k.alloc(N * C);
-    k.attention(clean, qkv, seqStarts, nHead, C, scratch, 0, lengths.length * nHead);
+    k.attention(clean, qkv, plan, nHead, C, scratch, 0, lengths.length * nHead);
     for (let s = 0; s < lengths.length; s++) {
       for (const upTo of [0, 3, lengths[s] - 1]) {
         // Sequence s at positions ≤ upTo may only see tokens seqStarts[s] .. seqStarts[s] + upTo.
@@ -229,7 +230,7 @@ describe("wasm attention", () => {
         const first = seqStarts[s], last = seqStarts[s] + upTo;
         for (let t = 0; t < N; t++) if (t < first || t > last) poisoned.fill(NaN, t * 3 * C, (t + 1) * 3 * C);
         const out = k.alloc(N * C);
-        k.attention(out, poisoned, seqStarts, nHead, C, scratch, s * nHead, (s + 1) * nHead);
+        k.attention(out, poisoned, plan, nHead, C, scratch, s * nHead, (s + 1) * nHead);
         expect(firstBitDifference(out.subarray(first * C, (last + 1) * C), clean.subarray(first * C, (last + 1) * C))).toBe(-1);
       }
     }

@@ -10,6 +10,7 @@ import type { Kernels } from "../../../kernels/contract.js";
 import { createTsKernels } from "../../../kernels/ts-kernels.js";
 import { createWasmKernels } from "../../../kernels/wasm/wasm-kernels.js";
 import { rng } from "../../helpers/random.js";
+import { causalPlan } from "../../../kernels/attention.js";
 
 const C = 768, nHead = 12, nInner = 3072, eps = 1e-5;
 const lengths = [7, 1, 19, 12];
@@ -47,7 +48,7 @@ function run(k: Kernels, blocks: Block[], x0: Float32Array): Float32Array {
     const mlpProj = k.packLinear(b.mlpProjW, b.mlpProjB, nInner, C);
     k.layernorm(xn, x, ln1w, ln1b, N, C, eps, 0, N);
     k.linear(qkv, xn, cAttn, N, false, undefined, 0, 3 * C);
-    k.attention(att, qkv, seqStarts, nHead, C, scratch, 0, lengths.length * nHead);
+    k.attention(att, qkv, causalPlan(seqStarts, (n) => k.allocInt32(n)), nHead, C, scratch, 0, lengths.length * nHead);
     k.linear(proj, att, cProj, N, false, undefined, 0, C);
     k.residual(x, x, proj, N * C, 0, N * C);
     k.layernorm(xn, x, ln2w, ln2b, N, C, eps, 0, N);
