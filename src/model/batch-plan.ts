@@ -93,3 +93,19 @@ export function planBatch(seqs: ArrayLike<number>[], scored: number[]): BatchPla
     maxKeys,
   };
 }
+
+/**
+ * An order of a window's texts (indices into seqs) in which texts that share a prefix are
+ * neighbours, so that batches cut from it in order compute each shared prefix once, or once per
+ * batch where a batch boundary falls among them: the texts sorted by their ids, as strings are
+ * sorted (a text before the texts it is a prefix of). Ties keep input order.
+ */
+export function prefixOrder(seqs: ArrayLike<number>[]): number[] {
+  const compare = (a: number, b: number): number => {
+    const x = seqs[a], y = seqs[b];
+    const n = Math.min(x.length, y.length);
+    for (let i = 0; i < n; i++) if (x[i] !== y[i]) return x[i] - y[i];
+    return x.length - y.length || a - b;
+  };
+  return Array.from({ length: seqs.length }, (_, i) => i).sort(compare);
+}

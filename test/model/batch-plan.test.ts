@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { causalPlan } from "../../kernels/attention.js";
-import { planBatch, type BatchPlan } from "../../src/model/batch-plan.js";
+import { planBatch, prefixOrder, type BatchPlan } from "../../src/model/batch-plan.js";
 import { rng } from "../helpers/random.js";
 
 /** Every query of the plan, as (its row, the rows of the keys it sees). */
@@ -89,6 +89,27 @@ describe("planBatch", () => {
       const plan = planBatch(seqs, scored);
       expect(plan.ids.length).toBeLessThanOrEqual(seqs.reduce((a, t) => a + t.length, 0));
       checkPlan(plan, seqs, scored);
+    }
+  });
+});
+
+describe("prefixOrder", () => {
+  it("puts texts that share a prefix next to each other, a prefix before its extensions, ties in input order", () => {
+    const seqs = [[9, 1], [5, 6, 7, 1], [3], [5, 6, 7], [9, 1], [5, 6, 7, 2], [5, 8]];
+    expect(prefixOrder(seqs)).toEqual([2, 3, 1, 5, 6, 0, 4]);
+  });
+
+  it("groups best-of-N replies by conversation whatever the input order, so each batch of N shares one context", () => {
+    const next = rng(3);
+    const contexts = Array.from({ length: 4 }, (_, c) => [100 + c, ...Array.from({ length: 30 }, () => Math.floor(next() * 50))]);
+    const seqs = contexts.flatMap((ctx) => Array.from({ length: 8 }, () => [...ctx, ...Array.from({ length: 5 }, () => Math.floor(next() * 50))]));
+    const shuffled = seqs.map((t, i) => ({ t, k: next(), i })).sort((a, b) => a.k - b.k).map((x) => x.t);
+    const order = prefixOrder(shuffled);
+    for (let b = 0; b < 4; b++) {
+      const batch = order.slice(b * 8, b * 8 + 8).map((i) => shuffled[i]);
+      expect(new Set(batch.map((t) => t[0])).size, "one conversation per batch").toBe(1);
+      const plan = planBatch(batch, batch.map((t) => t.length - 1));
+      expect(plan.ids.length).toBeLessThanOrEqual(31 + 8 * 5); // the context once (replies may share a first token too)
     }
   });
 });
