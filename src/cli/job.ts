@@ -1,16 +1,17 @@
 /**
  * A scoring job over a stream of input lines: tokenize each line, group lines into windows,
- * sort each window by length, score it batch by batch, and emit one output line per input
+ * order each window by prefix, score it batch by batch, and emit one output line per input
  * line, in input order, as soon as its window is done. A window also closes early when the input
  * pauses (someone typing, a slow producer): lines already read never wait for lines not yet written.
  *
- * Our batches are packed (no padding tokens at all), so sorting does not save padding work as it
- * would in a padded implementation; it gives each batch texts of similar length, which keeps the
- * per-(text, head) attention work items of a batch even across threads.
+ * Our batches are packed (no padding tokens at all), so sorting by length would save nothing;
+ * what saves work is a batch of texts that begin alike, whose common prefix the forward pass
+ * computes once (best-of-N replies to one conversation): prefixOrder puts those next to each other.
  */
 import { Gpt2RewardError, InputError } from "../errors.js";
 import type { InputItem } from "./input.js";
 import type { RewardModel, ScoreOptions } from "../model/reward-model.js";
+import { prefixOrder } from "../model/batch-plan.js";
 
 export interface JobOptions extends ScoreOptions {
   /** Lines gathered before sorting and scoring; default 8 batches. */
@@ -47,8 +48,8 @@ export async function runScoreJob(
 
   const flush = async () => {
     const ok = pending.filter((p) => p.ids !== undefined);
-    // Longest first keeps each batch's lengths close; results go back by index, so order is unchanged.
-    const order = ok.slice().sort((a, b) => b.ids!.length - a.ids!.length);
+    // Texts that share a prefix into one batch; results go back by index, so output order is unchanged.
+    const order = prefixOrder(ok.map((p) => p.ids!)).map((i) => ok[i]);
     const results = model.scoreTokenized(order.map((p) => ({ ids: p.ids!, truncated: p.truncated! })), opts);
     const byIndex = new Map(order.map((p, i) => [p.index, results[i]]));
     for (const p of pending) {
