@@ -1,7 +1,8 @@
 /**
  * Less work, same bits: a batch computes a prefix its texts share once, and the last block only
  * at the scored tokens; every text's logits stay bit-identical to scoring it alone with every
- * block on every token. Every fixture model, both kernel sets, 1 and 2 threads.
+ * block on every token. Every fixture model, both kernel sets at 1 and 2 threads, and the
+ * reference kernels (one thread).
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -43,7 +44,10 @@ it("the best-of-N batch computes its context once", () => {
 
 const bits = (logits: number[]) => Array.from(new Uint32Array(Float32Array.from(logits).buffer));
 
-const setups = models.flatMap((name) => (["ts", "wasm"] as const).flatMap((kernels) => [1, 2].map((threads) => ({ name, kernels, threads }))));
+const setups = models.flatMap((name) => [
+  ...(["ts", "wasm"] as const).flatMap((kernels) => [1, 2].map((threads) => ({ name, kernels, threads }))),
+  { name, kernels: "ref" as const, threads: 1 },
+]);
 
 describe.each(setups)("model $name, $kernels kernels, $threads thread(s)", ({ name, kernels, threads }) => {
   const model = RewardModel.load(join(FIXTURES, "models", name), { kernels, threads });
