@@ -1,0 +1,51 @@
+// The browser build (run by `npm run build` after tsc): one ESM file for a page or a bundler,
+// plus the two worker scripts it starts, in dist/browser/. esbuild bundles our TypeScript and
+// gpt-tokenizer's r50k encoding only (the one GPT-2 uses); nothing of Node goes in.
+import { build } from "esbuild";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+/**
+ * src/hub/hub.ts is Node's Hub client (a file cache on disk), reachable only through
+ * fromPretrained, which the browser never calls: its Hub is src/platform/browser-models.ts.
+ */
+const nodeHubOut = {
+  name: "node-hub-out",
+  setup(b) {
+    b.onResolve({ filter: /\/hub\/hub\.js$/ }, (args) => ({ path: args.path, namespace: "node-hub-out" }));
+    b.onLoad({ filter: /.*/, namespace: "node-hub-out" }, () => ({
+      contents: `export const isHubRepoId = () => false;
+export async function resolveHubModel() { throw new Error("in a browser, pass the repo id to RewardModel.load"); }`,
+      loader: "js",
+    }));
+  },
+};
+
+/** @huggingface/hub's own browser build (its package.json "browser" field, which its "exports" hide from esbuild). */
+const hubBrowserBuild = {
+  name: "hf-hub-browser",
+  setup(b) {
+    b.onResolve({ filter: /^@huggingface\/hub$/ }, () => ({ path: join(root, "node_modules/@huggingface/hub/dist/browser/index.mjs") }));
+  },
+};
+
+await build({
+  absWorkingDir: root,
+  entryPoints: {
+    "gpt2-reward": "src/index.browser.ts",
+    "model-worker": "src/platform/browser-model-worker.ts",
+    "pool-worker": "src/platform/browser-pool-worker.ts",
+  },
+  outdir: "dist/browser",
+  bundle: true,
+  format: "esm",
+  platform: "browser",
+  target: "es2022",
+  minify: true,
+  sourcemap: true,
+  legalComments: "none",
+  plugins: [nodeHubOut, hubBrowserBuild],
+  logLevel: "warning",
+});
