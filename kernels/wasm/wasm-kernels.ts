@@ -67,9 +67,14 @@ export function createWasmKernels(arena: Arena = new Arena(), options: WasmKerne
   const wasm = new WebAssembly.Instance(compile(o), { env: { memory: arena.memory } }).exports as unknown as WasmExports;
   const NR = o.tileCols;
 
-  /** True if `a` is a view into the arena memory, which wasm can address. */
+  /**
+   * True if `a` is a view into the arena memory, which wasm can address. The shared buffer's class
+   * is taken from the memory: a page that is not cross-origin isolated has shared wasm memory but
+   * no global SharedArrayBuffer.
+   */
+  const SharedBuffer = arena.memory.buffer.constructor as typeof SharedArrayBuffer;
   const inArena = (a: Float32Array | Int32Array | Uint16Array): boolean =>
-    a.buffer instanceof SharedArrayBuffer && a.byteOffset + a.byteLength <= arena.memory.buffer.byteLength;
+    a.buffer instanceof SharedBuffer && a.byteOffset + a.byteLength <= arena.memory.buffer.byteLength;
 
   /** The byte offset of a view into the arena memory, checked so wasm cannot write past the view. */
   const ptr = (a: Float32Array | Int32Array | Uint16Array, what: string, need: number): number => {

@@ -40,7 +40,6 @@ export type NamedBlob = { name: string; blob: Blob };
 
 const CACHE_NAME = "gpt2-reward";
 const REPO_ID = /^[\w][\w.-]*\/[\w][\w.-]*(@[\w./-]+)?$/;
-let mounts = 0;
 
 /** True for `owner/name` or `owner/name@revision` (what the Hub's resolve URLs take). */
 export function looksLikeRepoId(s: string): boolean {
@@ -55,7 +54,8 @@ export function mountPicked(files: NamedBlob[]): string {
   if (!WEIGHT_FILES.some((w) => names.has(w))) {
     throw new Gpt2RewardError(`no weights among the chosen files (${[...names].join(", ")}): expected one of ${WEIGHT_FILES.join(", ")}`);
   }
-  return mountFiles(`/picked-${++mounts}`, files.map((f) => [f.name, f.blob]));
+  // Named so that a message about a file reads "chosen files/model.safetensors: ..." (one model per worker).
+  return mountFiles("chosen files", files.map((f) => [f.name, f.blob]));
 }
 
 /**
@@ -87,7 +87,8 @@ export async function mountRemote(base: string, opts: FetchOptions, onProgress: 
   } else {
     fetched.push([weights, await weightsFile(base, weights, store, headers, onProgress)]);
   }
-  return mountFiles(`/remote-${++mounts}`, fetched);
+  // Mounted at the URL, so a message about a file names where it came from.
+  return mountFiles(base.replace(/\/+$/, ""), fetched);
 }
 
 /** The folder URL a repo id's files resolve under. */
@@ -111,7 +112,8 @@ async function exists(url: string, headers: Record<string, string>): Promise<boo
 
 async function request(url: string, init: RequestInit): Promise<Response> {
   try {
-    return await fetch(url, init);
+    // Past the HTTP cache: Cache Storage is ours, and a cached range makes the browser validate it with extra requests.
+    return await fetch(url, { ...init, cache: "no-store" });
   } catch (e) {
     throw new Gpt2RewardError(`${url}: cannot fetch (${(e as Error).message}); offline, or the server does not allow this page (CORS)`);
   }

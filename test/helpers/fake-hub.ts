@@ -170,6 +170,13 @@ export class FakeHub {
     }) as typeof res.write;
     res.on("close", () => (log.status = res.statusCode));
 
+    // CORS as the real Hub and CDN send it, so a web page (test/web) can fetch from here too.
+    res.setHeader("Access-Control-Allow-Origin", "*");
+    res.setHeader("Access-Control-Expose-Headers", "*");
+    if (req.method === "OPTIONS") {
+      res.writeHead(204, { "Access-Control-Allow-Methods": "GET, HEAD", "Access-Control-Allow-Headers": "Authorization, Range" });
+      return void res.end();
+    }
     const path = new URL(req.url ?? "/", "http://127.0.0.1").pathname;
     const cdn = /^\/lfs-cdn\/([0-9a-f]{64})$/.exec(path);
     if (cdn) {

@@ -1,0 +1,278 @@
+/**
+ * The browser build in real Chromium (Debian's, through playwright-core), served by the demo
+ * page's own server: every fixture model scores in the page with the same logits as Node to the
+ * bit (same wasm kernels) and within 2e-5 of Hugging Face's goldens, on 1 and 2 threads under
+ * COOP/COEP and on 1 thread without; the page's three ways to load a model (the bundled demo, a
+ * Hub repo through a local fake endpoint then offline from Cache Storage, picked files: a .bin
+ * through the file input, a corrupt file); and no console errors anywhere.
+ * These tests start Chromium and the servers themselves and fail if they cannot.
+ */
+import { existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RewardModel } from "../../src/index.js";
+import { startWebServer, REPO_ROOT, type WebServer } from "../../web/server.js";
+import { launchChromium } from "../helpers/chromium.js";
+import { filesFromFolder, startFakeHub, type FakeHub } from "../helpers/fake-hub.js";
+
+const FIXTURES = join(REPO_ROOT, "fixtures");
+const MODELS = readdirSync(join(FIXTURES, "models")).sort();
+const texts: string[] = JSON.parse(readFileSync(join(FIXTURES, "golden", "texts.json"), "utf8"));
+const BUNDLE = "/dist/browser/gpt2-reward.js";
+
+interface Golden {
+  /** A checkpoint of the same weights in another format has its golden there. */
+  same_as?: string;
+  max_length: number;
+  singles: { text_index: number; logits: Record<string, number[]> }[];
+}
+function golden(model: string): Golden {
+  const g = JSON.parse(readFileSync(join(FIXTURES, "golden", `${model}.json`), "utf8")) as Golden;
+  return g.same_as ? golden(g.same_as) : g;
+}
+
+let browser: Browser;
+let isolated: WebServer;
+let plain: WebServer;
+const consoleErrors: string[] = [];
+
+beforeAll(async () => {
+  if (!existsSync(join(REPO_ROOT, "dist", "browser", "gpt2-reward.js"))) throw new Error("dist/browser is missing: run `npm run build` first");
+  browser = await launchChromium();
+  isolated = await startWebServer({ isolation: true });
+  plain = await startWebServer({ isolation: false });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await isolated?.close();
+  await plain?.close();
+});
+
+/** A page of `server`, its console errors collected for the last test. */
+async function open(context: BrowserContext, server: WebServer): Promise<Page> {
+  const page = await context.newPage();
+  page.on("console", (m) => {
+    if (m.type() === "error") consoleErrors.push(`${m.text()} (${m.location().url})`);
+  });
+  page.on("pageerror", (e) => consoleErrors.push(`uncaught: ${e.message}`));
+  await page.goto(server.url);
+  await page.waitForSelector("body[data-ready=true]");
+  return page;
+}
+
+/**
+ * Loads `/fixtures/models/<model>/` in the page and scores `batch` there. The page's code is a
+ * string: vitest would rewrite an import() in a function body into its own loader.
+ */
+function scoreInPage(page: Page, model: string, threads: number | undefined, batch: string[], maxLength: number) {
+  const args = JSON.stringify({ model, threads, batch, maxLength });
+  return page.evaluate(`(async ({ model, threads, batch, maxLength }) => {
+    const { RewardModel } = await import(${JSON.stringify(BUNDLE)});
+    const warnings = [];
+    const m = await RewardModel.load("/fixtures/models/" + model + "/", { threads, kernels: "wasm", onWarning: (w) => warnings.push(w) });
+    try {
+      const results = await m.score(batch, { maxLength });
+      return { logits: results.map((r) => r.logits), threads: m.threads, kernels: m.kernels, warnings };
+    } finally {
+      await m.close();
+    }
+  })(${args})`) as Promise<{ logits: number[][]; threads: number; kernels: string; warnings: string[] }>;
+}
+
+async function scoreInNode(dir: string, batch: string[], maxLength = 256): Promise<number[][]> {
+  const model = await RewardModel.load(dir, { threads: 1, kernels: "wasm" });
+  try {
+    return (await model.score(batch, { maxLength })).map((r) => r.logits);
+  } finally {
+    await model.close();
+  }
+}
+
+describe("every fixture model in Chromium", () => {
+  let context: BrowserContext;
+  let page: Page;
+  beforeAll(async () => {
+    context = await browser.newContext();
+    page = await open(context, isolated);
+  });
+  afterAll(() => context.close());
+
+  it("the page is cross-origin isolated (COOP/COEP), so threads can share memory", async () => {
+    expect(await page.evaluate(() => crossOriginIsolated)).toBe(true);
+  });
+
+  for (const model of MODELS) {
+    it(`${model}: the same logits as Node to the bit on 1 and 2 threads, HF's within 2e-5`, async () => {
+      const g = golden(model);
+      const batch = g.singles.map((s) => texts[s.text_index]);
+      const node = await scoreInNode(join(FIXTURES, "models", model), batch, g.max_length);
+      for (const threads of [1, 2]) {
+        const web = await scoreInPage(page, model, threads, batch, g.max_length);
+        expect([web.threads, web.kernels]).toEqual([threads, "wasm"]);
+        expect(web.logits).toEqual(node);
+        web.logits.forEach((logits, i) => {
+          const want = g.singles[i].logits["last-non-pad"];
+          logits.forEach((x, k) => expect(Math.abs(x - want[k])).toBeLessThanOrEqual(2e-5));
+        });
+      }
+    });
+  }
+});
+
+describe("a page without COOP/COEP", () => {
+  it("is not cross-origin isolated, computes on one thread (saying so if more were asked) with the same logits", async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await open(context, plain);
+      expect(await page.evaluate(() => crossOriginIsolated)).toBe(false);
+      const batch = texts.slice(0, 6);
+      const node = await scoreInNode(join(FIXTURES, "models", "demo"), batch);
+      const byDefault = await scoreInPage(page, "demo", undefined, batch, 256);
+      expect([byDefault.threads, byDefault.warnings]).toEqual([1, []]);
+      expect(byDefault.logits).toEqual(node);
+      const asked = await scoreInPage(page, "demo", 2, batch, 256);
+      expect(asked.threads).toBe(1);
+      expect(asked.warnings).toEqual([expect.stringMatching(/threads: 2 needs a cross-origin isolated page.*using 1 thread/)]);
+      expect(asked.logits).toEqual(node);
+    } finally {
+      await context.close();
+    }
+  });
+});
+
+describe("the demo page", () => {
+  let context: BrowserContext;
+  beforeAll(async () => {
+    context = await browser.newContext({ viewport: { width: 1000, height: 900 } });
+  });
+  afterAll(() => context.close());
+
+  /** The page's conversation + replies, as the texts it scores. */
+  const pageTexts = (page: Page) =>
+    page.evaluate(() => {
+      const context = (document.getElementById("context") as HTMLTextAreaElement).value;
+      return Array.from(document.querySelectorAll<HTMLTextAreaElement>(".reply"), (t) => context + t.value);
+    });
+
+  /** Clicks Rank; returns the ranked list as shown: reply index and score, top to bottom. */
+  async function rank(page: Page): Promise<{ index: number; score: number }[]> {
+    await page.click("#rank");
+    await page.waitForSelector("#rank:not([disabled])", { timeout: 60_000 });
+    const error = await page.$eval("#error", (e) => ((e as HTMLElement).hidden ? "" : e.textContent));
+    if (error) throw new Error(`the page shows an error: ${error}`);
+    return page.$$eval("#results .result", (els) => els.map((e) => ({ index: Number(e.dataset.index), score: Number(e.dataset.score) })));
+  }
+
+  /** The ranked list is every reply once, best first, with Node's scores. */
+  function expectRanked(shown: { index: number; score: number }[], node: number[][]): void {
+    expect(shown.map((r) => r.index).sort()).toEqual(node.map((_, i) => i));
+    expect(shown.map((r) => r.score)).toEqual(shown.map((r) => node[r.index][0]));
+    for (let i = 1; i < shown.length; i++) expect(shown[i - 1].score).toBeGreaterThanOrEqual(shown[i].score);
+  }
+
+  it("ranks the replies with the bundled demo model; the screenshot's list is the ranking", async () => {
+    const page = await open(context, isolated);
+    const shown = await rank(page);
+    const node = await scoreInNode(join(FIXTURES, "models", "demo"), await pageTexts(page));
+    expect(shown).toHaveLength(4);
+    expectRanked(shown, node);
+    const rows = await page.$$eval("#results .result", (els) =>
+      els.map((e) => [e.querySelector(".rank")!.textContent, e.querySelector(".value")!.textContent]),
+    );
+    expect(rows).toEqual(shown.map((r, i) => [String(i + 1), r.score.toFixed(4)]));
+    expect(await page.textContent("#meta")).toMatch(/4 replies · \d+ tokens · \d+ ms · wasm kernels · \d+ threads?/);
+    expect(await page.textContent("#status")).toMatch(/^Loaded the demo model: 12 layers × 32, wasm kernels/);
+    mkdirSync(join(REPO_ROOT, "docs"), { recursive: true });
+    await page.screenshot({ path: join(REPO_ROOT, "docs", "web-demo.png"), fullPage: true });
+    await page.close();
+  });
+
+  it("loads a pytorch_model.bin picked with the file input", async () => {
+    const page = await open(context, isolated);
+    await page.click("label:has(#source-files)");
+    const dir = join(FIXTURES, "models", "f16-8head-bin");
+    await page.setInputFiles("#files", [join(dir, "config.json"), join(dir, "pytorch_model.bin")]);
+    const shown = await rank(page);
+    expectRanked(shown, await scoreInNode(dir, await pageTexts(page)));
+    expect(await page.textContent("#status")).toContain("config.json + pytorch_model.bin");
+    await page.close();
+  });
+
+  it("shows a readable message for a corrupt file", async () => {
+    const page = await open(context, isolated);
+    await page.click("label:has(#source-files)");
+    const dir = join(FIXTURES, "models", "demo");
+    const weights = readFileSync(join(dir, "model.safetensors"));
+    await page.setInputFiles("#files", [
+      { name: "config.json", mimeType: "application/json", buffer: readFileSync(join(dir, "config.json")) },
+      { name: "model.safetensors", mimeType: "application/octet-stream", buffer: weights.subarray(0, weights.length - 1000) },
+    ]);
+    await page.click("#rank");
+    await page.waitForSelector("#error:not([hidden])", { timeout: 60_000 });
+    expect(await page.textContent("#error")).toMatch(/^chosen files\/model\.safetensors: tensor transformer\.wte\.weight ends at data offset \d+, past the \d+ data bytes after the header \(truncated file\?\)$/);
+    expect(await page.$$("#results .result")).toHaveLength(0);
+    await page.close();
+  });
+
+  describe("a Hub repo through a local endpoint", () => {
+    let hub: FakeHub;
+    beforeAll(async () => {
+      hub = await startFakeHub({ repos: { "tester/demo": { files: filesFromFolder(join(FIXTURES, "models", "demo")) } } });
+    });
+    afterAll(() => hub.close());
+
+    it("downloads it with progress, then loads it again from Cache Storage with the network blocked", async () => {
+      const page = await open(context, isolated);
+      await page.click("label:has(#source-hub)");
+      await page.fill("#hub-repo", "tester/demo");
+      await page.click("#model-card summary");
+      await page.fill("#hub-endpoint", hub.url);
+      const node = await scoreInNode(join(FIXTURES, "models", "demo"), await pageTexts(page));
+      expectRanked(await rank(page), node);
+      // The safetensors header (two Range requests) before the body; the big file from the "CDN".
+      const gets = hub.requests.filter((r) => r.method === "GET").map((r) => `${r.path.replace(/\?.*/, "").replace(/[0-9a-f]{64}/, "<sha256>")} ${r.range ?? "whole"}`);
+      const header = `bytes=0-${readFileSync(join(FIXTURES, "models", "demo", "model.safetensors")).readBigUint64LE(0) + 7n}`;
+      expect(gets.sort()).toEqual([
+        `/lfs-cdn/<sha256> ${header}`,
+        "/lfs-cdn/<sha256> bytes=0-7",
+        "/lfs-cdn/<sha256> whole",
+        "/tester/demo/resolve/main/config.json whole",
+        `/tester/demo/resolve/main/model.safetensors ${header}`,
+        "/tester/demo/resolve/main/model.safetensors bytes=0-7",
+        "/tester/demo/resolve/main/model.safetensors whole",
+      ]);
+      const body = hub.requests.findIndex((r) => r.method === "GET" && r.path.startsWith("/lfs-cdn/") && r.range === undefined);
+      expect(hub.requests.slice(body).some((r) => r.range !== undefined)).toBe(false);
+      await page.close();
+
+      // A second visit, offline: every request to the Hub is refused, and none is made.
+      const before = hub.requests.length;
+      await context.route(`${hub.url}/**`, (route) => route.abort());
+      await context.route(`${hub.cdnUrl}/**`, (route) => route.abort());
+      const again = await open(context, isolated);
+      await again.click("label:has(#source-hub)");
+      await again.fill("#hub-repo", "tester/demo");
+      await again.click("#model-card summary");
+      await again.fill("#hub-endpoint", hub.url);
+      const progress: string[] = [];
+      await again.exposeFunction("seen", (s: string) => progress.push(s));
+      await again.evaluate(() => {
+        const label = document.getElementById("progress-label")!;
+        new MutationObserver(() => (window as unknown as { seen: (s: string) => void }).seen(label.textContent ?? "")).observe(label, { childList: true, characterData: true, subtree: true });
+      });
+      expectRanked(await rank(again), node);
+      expect(hub.requests.length).toBe(before);
+      expect(progress.some((p) => p.includes("model.safetensors") && p.includes("(from the cache)"))).toBe(true);
+      await again.close();
+      await context.unrouteAll();
+    });
+  });
+});
+
+describe("the console", () => {
+  it("showed no errors on any page above", () => {
+    expect(consoleErrors).toEqual([]);
+  });
+});
