@@ -20,7 +20,6 @@ export const REPO_ROOT = resolve(here, here.endsWith(`${sep}dist${sep}web`) ? ".
 const MOUNTS: [string, string][] = [
   ["/dist/browser/", "dist/browser"],
   ["/fixtures/models/", "fixtures/models"],
-  ["/docs/", "docs"],
   ["/", "web"],
 ];
 
