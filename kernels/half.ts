@@ -46,20 +46,3 @@ export function countNonFinite16(x: Uint16Array, dtype: "BF16" | "F16"): number 
   for (let i = 0; i < x.length; i++) bad += (x[i] & exp) === exp ? 1 : 0;
   return bad;
 }
-
-/**
- * Packs rows [rowStart, rowEnd) of a 16-bit weight (inDim, outDim), held in `rows` (row rowStart
- * first), into panels (ceil(outDim/width), inDim, width) at dst, as the F32 packing does; the
- * tail panel's padding is left as dst had it (zero: the caller allocates it cleared).
- */
-export function pack16(dst: Uint16Array, rows: Uint16Array, inDim: number, outDim: number, width: number, rowStart: number, rowEnd: number): void {
-  const panels = Math.ceil(outDim / width);
-  for (let p = 0; p < panels; p++) {
-    const cols = Math.min(width, outDim - p * width);
-    for (let i = rowStart; i < rowEnd; i++) {
-      const s = (i - rowStart) * outDim + p * width;
-      const t = (p * inDim + i) * width;
-      for (let j = 0; j < cols; j++) dst[t + j] = rows[s + j];
-    }
-  }
-}

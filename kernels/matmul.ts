@@ -7,9 +7,9 @@
  */
 import { countNonFinite, nonFiniteFlag } from "./finite.js";
 import { geluScalar } from "./gelu.js";
-import type { Arena } from "./arena.js";
-import type { PackedLinear, RowReader, RowReader16 } from "./contract.js";
-import { countNonFinite16, pack16, widen16 } from "./half.js";
+import type { PackedLinear } from "./contract.js";
+import { widen16 } from "./half.js";
+import { PACK_ROWS, packPanels } from "./packing.js";
 
 /**
  * Width of one packed panel. The fast kernel keeps a 6-row × 8-column tile of sums in local
@@ -24,8 +24,6 @@ export function packedSize(inDim: number, outDim: number): number {
   return Math.ceil(outDim / PANEL) * inDim * PANEL;
 }
 
-/** Rows of the weight packed together: 16 rows of c_fc's 3072 columns are 192 KB, within L2. */
-export const PACK_ROWS = 16;
 
 /**
  * Packs rows [rowStart, rowEnd) of a weight (inDim, outDim) into their places in the panels
@@ -61,55 +59,16 @@ export function packMatmulWeight(dst: Float32Array, rows: Float32Array, inDim: n
     }
     return flags < 0 ? countNonFinite(rows.subarray(0, n)) : 0;
   }
-  for (let p = 0; p < panels; p++) {
-    for (let i = rowStart; i < rowEnd; i++) {
-      for (let j = 0; j < PANEL; j++) {
-        const o = p * PANEL + j;
-        dst[(p * inDim + i) * PANEL + j] = o < outDim ? rows[(i - rowStart) * outDim + o] : 0;
-      }
-    }
-  }
+  packPanels(dst, rows, inDim, outDim, panel, rowStart, rowEnd);
   return countNonFinite(rows.subarray(0, n));
 }
 
 
-/** packLinear's input as a RowReader, after checking the sizes. */
-export function rowsOf(weight: Float32Array, bias: Float32Array, inDim: number, outDim: number): RowReader {
-  if (weight.length < inDim * outDim || bias.length < outDim) {
-    throw new RangeError(`packLinear: weight ${weight.length} / bias ${bias.length} floats, expected [${inDim}, ${outDim}] / [${outDim}]`);
-  }
-  return (rowStart, rowEnd, into) => into.set(weight.subarray(rowStart * outDim, rowEnd * outDim));
-}
+
+
 
 /**
- * Rows per block when a weight is packed as it is read: about 256 KiB, so that a block the file
- * was just read into is still in L2 when it is packed (a whole c_fc weight is 9.4 MB).
- */
-export function packBlockRows(inDim: number, outDim: number): number {
-  return Math.min(inDim, Math.max(PACK_ROWS, Math.floor(65536 / outDim / PACK_ROWS) * PACK_ROWS));
-}
-
-/**
- * Feeds a weight (inDim, outDim) through `block` a block of rows at a time: `read` fills the
- * block, `pack` packs those rows and returns their NaN/Inf count. Returns the weight's count.
- */
-export function packInBlocks<A extends Float32Array | Uint16Array>(
-  block: A, inDim: number, outDim: number, read: (rowStart: number, rowEnd: number, into: A) => void,
-  pack: (rows: A, rowStart: number, rowEnd: number) => number,
-): number {
-  const step = Math.floor(block.length / outDim);
-  let nonFinite = 0;
-  for (let r0 = 0; r0 < inDim; r0 += step) {
-    const r1 = Math.min(inDim, r0 + step);
-    const rows = block.subarray(0, (r1 - r0) * outDim) as A;
-    read(r0, r1, rows);
-    nonFinite += pack(rows, r0, r1);
-  }
-  return nonFinite;
-}
-
-/**
- * inp is (rows, inDim), weight.packed is from packMatmulWeight (or pack16), out is (rows, outDim);
+ * inp is (rows, inDim), weight.packed is from packMatmulWeight (or packPanels), out is (rows, outDim);
  * computes only output columns [colStart, colEnd), then gelu_new if `gelu` (the MLP's c_fc
  * fuses it). The TS kernels' `linear`, so it takes the contract's arguments (kernels/contract.ts).
  * Every output element is Σ_i in order, then + bias, in double precision, whatever tile or
@@ -206,25 +165,3 @@ function storeTile(
   }
 }
 
-/**
- * Kernels.packLinearRows16 for panels `width` wide, read block by block like the F32 weights:
- * the 16-bit values are moved, not widened, and their NaN/Inf counted on the way. The bias is
- * padded to a whole panel.
- */
-export function packLinear16(
-  arena: Arena, width: number, inDim: number, outDim: number, bias: Float32Array, dtype: "BF16" | "F16", read: RowReader16,
-): PackedLinear {
-  const panels = Math.ceil(outDim / width);
-  const size = panels * inDim * width;
-  const blockLength = packBlockRows(inDim, outDim) * outDim;
-  const at = arena.aboveBytes([size * 2, panels * width * 4], blockLength * 2); // may grow the memory: before taking its buffer
-  const block = new Uint16Array(arena.memory.buffer, at, blockLength);
-  const packed = arena.allocUint16(size); // cleared: the tail panel's padding stays zero
-  const nonFinite = packInBlocks(block, inDim, outDim, read, (rows, r0, r1) => {
-    pack16(packed, rows, inDim, outDim, width, r0, r1);
-    return countNonFinite16(rows, dtype);
-  });
-  const b = arena.alloc(panels * width);
-  b.set(bias.subarray(0, outDim));
-  return { inDim, outDim, dtype, packed, bias: b.subarray(0, outDim), nonFinite };
-}

@@ -18,7 +18,7 @@ import { Arena } from "./arena.js";
 import type { AttentionPlan, Kernels, PackedLinear } from "./contract.js";
 import { countNonFinite } from "./finite.js";
 import { countNonFinite16, widen16 } from "./half.js";
-import { rowsOf } from "./matmul.js";
+import { rowsOf } from "./packing.js";
 
 // ---------------------------------------------------------------------------------------------
 // The loops, in the order a block calls them

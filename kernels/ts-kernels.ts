@@ -4,7 +4,8 @@ import { attention } from "./attention.js";
 import type { Kernels, PackedLinear } from "./contract.js";
 import { countNonFinite } from "./finite.js";
 import { layernorm } from "./layernorm.js";
-import { PANEL, matmulPacked, packBlockRows, packInBlocks, packLinear16, packMatmulWeight, packedSize, rowsOf } from "./matmul.js";
+import { PANEL, matmulPacked, packMatmulWeight, packedSize } from "./matmul.js";
+import { packBlockRows, packInBlocks, packLinear16, rowsOf } from "./packing.js";
 import { residual } from "./residual.js";
 
 export function createTsKernels(arena: Arena = new Arena()): Kernels {

@@ -21,7 +21,7 @@ export { Gpt2RewardError, FormatError, UnsafeFileError, ConfigError, InputError 
 // The transformer.
 export { forward } from "./model/gpt2.js";
 export type { GPT2Model, ForwardOptions } from "./model/gpt2.js";
-export { readConfig, parseConfig, GPT2_EOS } from "./model/config.js";
+export { readConfig, parseConfig } from "./model/config.js";
 export type { GPT2Config } from "./model/config.js";
 export { loadWeights, IGNORED_BUFFERS } from "./model/weights.js";
 export type { GPT2Weights, BlockWeights, LayerNormWeights, LoadReport } from "./model/weights.js";

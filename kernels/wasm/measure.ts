@@ -14,9 +14,9 @@ import { createWasmKernels, wasmRelaxedSimdSupported } from "./wasm-kernels.js";
 import { DEFAULT_OPTIONS } from "./module.js";
 
 const ROUNDS = 8;
-const tiles: [number, number, number][] = process.argv.includes("--all")
-  ? [[4, 8, 1], [4, 8, 2], [4, 8, 4], [3, 8, 1], [5, 8, 1], [6, 8, 1], [8, 4, 1], [2, 16, 1], [3, 16, 1], [4, 12, 1]]
-  : [[DEFAULT_OPTIONS.tileRows, DEFAULT_OPTIONS.tileCols, DEFAULT_OPTIONS.unroll]];
+const tiles: [number, number][] = process.argv.includes("--all")
+  ? [[4, 8], [3, 8], [5, 8], [6, 8], [8, 4], [2, 16], [3, 16], [4, 12]]
+  : [[DEFAULT_OPTIONS.tileRows, DEFAULT_OPTIONS.tileCols]];
 const shapes: [number, number, number][] = [[64, 768, 2304], [256, 768, 2304], [1024, 768, 2304], [256, 3072, 768]];
 
 function random(k: Kernels, n: number): Float32Array {
@@ -64,9 +64,9 @@ function rowCase(label: string, k: Kernels, what: "layernorm" | "residual", rows
 
 const cases: Case[] = [];
 for (const fma of wasmRelaxedSimdSupported() ? [false, true] : [false]) {
-  for (const [tileRows, tileCols, unroll] of tiles) {
-    const k = createWasmKernels(new Arena(), { tileRows, tileCols, unroll, fma });
-    const label = `wasm ${tileRows}x${tileCols} u${unroll}${fma ? " fma" : ""}`;
+  for (const [tileRows, tileCols] of tiles) {
+    const k = createWasmKernels(new Arena(), { tileRows, tileCols, fma });
+    const label = `wasm ${tileRows}x${tileCols}${fma ? " fma" : ""}`;
     for (const s of shapes) cases.push(linearCase(label, k, s));
     cases.push(linearCase(label, k, [256, 768, 3072], true));
   }

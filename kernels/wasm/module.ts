@@ -20,8 +20,6 @@ export interface KernelModuleOptions {
   tileRows: number;
   /** Output columns of the register tile = width of a packed weight panel; a multiple of 4. */
   tileCols: number;
-  /** How many steps of the inner (input-index) loop are written out per iteration. */
-  unroll: number;
   /** Multiply-add with relaxed SIMD's f32x4.relaxed_madd (fused on FMA hardware). */
   fma: boolean;
 }
@@ -31,16 +29,16 @@ export interface KernelModuleOptions {
  * registers V8 allocates on x64, so nothing spills; each weight vector loaded is used 4 times,
  * each input loaded 8 times. kernels/wasm/measure.ts on a 2-core Xeon (AVX-512 host), Node 20,
  * 256×768·768×2304: 4×8 31 GFLOPS, 2×16 30, 3×8 30, 4×12 26, 5×8 25, 3×16 24, 6×8 22, 8×4 22.
- * Unrolling the inner loop made it slower (4×8: ×2 24, ×4 22), so it is off. The same tile with
+ * Unrolling the inner loop made it slower (4×8: ×2 24, ×4 22), so it is not done. The same tile with
  * relaxed-SIMD FMA (--experimental-wasm-relaxed-simd): 40–42.
  */
-export const DEFAULT_OPTIONS: KernelModuleOptions = { tileRows: 4, tileCols: 8, unroll: 1, fma: false };
+export const DEFAULT_OPTIONS: KernelModuleOptions = { tileRows: 4, tileCols: 8, fma: false };
 
 const v4 = f32x4Const;
 const ZERO = v4(0);
 
 export function buildKernelModule(o: KernelModuleOptions = DEFAULT_OPTIONS): Uint8Array<ArrayBuffer> {
-  if (o.tileCols % 4 !== 0 || o.tileCols > LINEAR_SCRATCH_COLS || o.tileRows < 1 || o.unroll < 1) throw new Error(`bad tile ${o.tileRows}x${o.tileCols}`);
+  if (o.tileCols % 4 !== 0 || o.tileCols > LINEAR_SCRATCH_COLS || o.tileRows < 1) throw new Error(`bad tile ${o.tileRows}x${o.tileCols}`);
   const m = new ModuleBuilder();
   const exp4 = defineExp4(m);
   const gelu4 = defineGelu4(m, exp4);
@@ -148,17 +146,15 @@ function defineLinearTile(m: ModuleBuilder, mr: number, o: KernelModuleOptions, 
   const full = f.local("i32", "full");
 
   const madd = (a: Expr, b: Expr, c: Expr) => (o.fma ? f32x4.relaxed_madd(a, b, c) : f32x4.add(c, f32x4.mul(a, b)));
-  // Step `t` of an unrolled group: the pointers advance once per group, so steps use constant offsets.
-  const step = (t: number): Expr[] => [
-    ...wv.map((wvv, v) => set(wvv, v128.load(w, (t * o.tileCols + 4 * v) * 4))),
+  // One step of the inner loop: the tile's weight vectors for input index k, times each row's input.
+  const step: Expr[] = [
+    ...wv.map((wvv, v) => set(wvv, v128.load(w, 4 * v * 4))),
     ...row.flatMap((rp, r) => [
-      set(x, v128.load32_splat(rp, 4 * t)),
+      set(x, v128.load32_splat(rp, 0)),
       ...acc[r].map((a, v) => set(a, madd(x, wv[v], a))),
     ]),
-  ];
-  const advance = (steps: number): Expr[] => [
-    ...row.map((rp) => set(rp, i32.add(rp, i32.const(4 * steps)))),
-    set(w, i32.add(w, i32.const(4 * o.tileCols * steps))),
+    ...row.map((rp) => set(rp, i32.add(rp, i32.const(4)))),
+    set(w, i32.add(w, i32.const(4 * o.tileCols))),
   ];
 
   const stores: Expr[] = [];
@@ -182,12 +178,7 @@ function defineLinearTile(m: ModuleBuilder, mr: number, o: KernelModuleOptions, 
   return f.define(
     ...row.map((rp, r) => set(rp, i32.add(inp, i32.shl(i32.mul(i32.const(r), inDim), i32.const(2))))),
     ...acc.flat().map((a) => set(a, ZERO)),
-    // for k in 0..inDim, `unroll` steps at a time, then the remaining steps one at a time
-    forUp(k, i32.const(0), i32.sub(inDim, i32.const(o.unroll - 1)), o.unroll, [
-      ...Array.from({ length: o.unroll }, (_, t) => step(t)).flat(),
-      ...advance(o.unroll),
-    ]),
-    o.unroll > 1 ? forUp(k, k, inDim, 1, [...step(0), ...advance(1)]) : [],
+    forUp(k, i32.const(0), inDim, 1, step),
     set(full, i32.and(i32.eqz(lo), i32.eq(hi, i32.const(o.tileCols)))),
     ...stores,
   );

@@ -10,7 +10,7 @@ import { Arena } from "../arena.js";
 import type { Kernels, PackedLinear } from "../contract.js";
 import { countNonFinite } from "../finite.js";
 import { WEIGHT_DTYPES } from "../half.js";
-import { PANEL, packBlockRows, packInBlocks, packLinear16, packMatmulWeight, rowsOf } from "../matmul.js";
+import { packBlockRows, packInBlocks, packLinear16, packPanels, rowsOf } from "../packing.js";
 import { DEFAULT_OPTIONS, buildKernelModule, simdProbe, type KernelModuleOptions } from "./module.js";
 
 interface WasmExports {
@@ -34,8 +34,6 @@ export function wasmSimdSupported(): boolean {
 export function wasmRelaxedSimdSupported(): boolean {
   return WebAssembly.validate(simdProbe(true));
 }
-
-export interface WasmKernelOptions extends Partial<KernelModuleOptions> {}
 
 const compiled = new Map<string, WebAssembly.Module>();
 
@@ -61,7 +59,7 @@ export type WasmKernels = Kernels & {
   readonly options: KernelModuleOptions;
 };
 
-export function createWasmKernels(arena: Arena = new Arena(), options: WasmKernelOptions = {}): WasmKernels {
+export function createWasmKernels(arena: Arena = new Arena(), options: Partial<KernelModuleOptions> = {}): WasmKernels {
   if (!wasmSimdSupported()) throw new Error("WebAssembly SIMD128 is not available in this JavaScript engine");
   const o: KernelModuleOptions = { ...DEFAULT_OPTIONS, fma: wasmRelaxedSimdSupported(), ...options };
   const wasm = new WebAssembly.Instance(compile(o), { env: { memory: arena.memory } }).exports as unknown as WasmExports;
@@ -103,27 +101,13 @@ export function createWasmKernels(arena: Arena = new Arena(), options: WasmKerne
       const panels = Math.ceil(outDim / NR);
       const size = panels * inDim * NR;
       const block = arena.above([size, panels * NR], packBlockRows(inDim, outDim) * outDim);
-      let packed: Float32Array;
-      let pack: (rows: Float32Array, r0: number, r1: number) => number;
-      if (outDim % NR === 0) {
-        packed = arena.allocUncleared(size); // wasm.pack writes every float
-        pack = (rows, r0, r1) => (wasm.pack(packed.byteOffset, rows.byteOffset, inDim, outDim, r0, r1) !== 0 ? countNonFinite(rows) : 0);
-      } else if (NR === PANEL) {
-        packed = arena.allocUncleared(size); // so does packMatmulWeight, the TS kernels' layout
-        pack = (rows, r0, r1) => packMatmulWeight(packed, rows, inDim, outDim, r0, r1);
-      } else {
-        packed = arena.alloc(size); // the tail panel's padding stays zero
-        pack = (rows, r0, r1) => {
-          for (let p = 0; p < panels; p++) {
-            const width = Math.min(NR, outDim - p * NR);
-            for (let i = r0; i < r1; i++) {
-              const src = (i - r0) * outDim + p * NR;
-              packed.set(rows.subarray(src, src + width), (p * inDim + i) * NR);
-            }
-          }
+      const packed = arena.allocUncleared(size); // both packers write every float
+      const pack = outDim % NR === 0
+        ? (rows: Float32Array, r0: number, r1: number) => (wasm.pack(packed.byteOffset, rows.byteOffset, inDim, outDim, r0, r1) !== 0 ? countNonFinite(rows) : 0)
+        : (rows: Float32Array, r0: number, r1: number) => {
+          packPanels(packed, rows, inDim, outDim, NR, r0, r1);
           return countNonFinite(rows);
         };
-      }
       const nonFinite = packInBlocks(block, inDim, outDim, read, pack);
       const b = arena.alloc(panels * NR);
       b.set(bias.subarray(0, outDim));

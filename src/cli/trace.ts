@@ -18,7 +18,7 @@ import { FormatError, Gpt2RewardError } from "../errors.js";
 import { forward } from "../model/gpt2.js";
 import { parsePoolingRule, scoredPosition, type PoolingRule } from "../model/pooling.js";
 import { DEFAULT_MAX_LENGTH, RewardModel } from "../model/reward-model.js";
-import { ENDOFTEXT, tokenPiece } from "../model/tokenizer.js";
+import { ENDOFTEXT, ENDOFTEXT_ID, tokenPiece } from "../model/tokenizer.js";
 import type { Runner } from "../run/runner.js";
 import { defineCommand, positiveInt, UsageError } from "./args.js";
 import { LOAD_OPTIONS, loadOptions, MAX_LENGTH_OPTION, MODEL_HELP, MODEL_OPTION, modelArg } from "./common.js";
@@ -270,7 +270,7 @@ export function stats(x: ArrayLike<number>): Stats {
 /** Why the score head reads `ids[position]`, in words (src/model/pooling.ts has the rules). */
 function poolingWhy(ids: number[], padId: number | null, rule: PoolingRule): string {
   if (padId === null) return "config.json has no pad_token_id, so the score head reads the last token (as HF does for one text)";
-  const pad = `the pad id ${padId}${padId === 50256 ? ` (${ENDOFTEXT})` : ""}`;
+  const pad = `the pad id ${padId}${padId === ENDOFTEXT_ID ? ` (${ENDOFTEXT})` : ""}`;
   if (!ids.includes(padId)) return `no token is ${pad}, so every pooling rule reads the last token`;
   switch (rule) {
     case "last-non-pad":

@@ -25,9 +25,6 @@ export interface GPT2Config {
   pad_token_id: number | null;
 }
 
-/** GPT-2's own tokenizer pads with <|endoftext|>; the Chai model cards set pad_token_id = 50256. */
-export const GPT2_EOS = 50256;
-
 /** `gelu_pytorch_tanh` is the same tanh formula as `gelu_new`, computed by torch in one kernel. */
 const TANH_GELUS = new Set(["gelu_new", "gelu_pytorch_tanh"]);
 

@@ -8,7 +8,7 @@ import type { Kernels } from "../../kernels/contract.js";
 import { createRefKernels } from "../../kernels/ref-kernels.js";
 import { createTsKernels } from "../../kernels/ts-kernels.js";
 import { createWasmKernels, wasmSimdSupported } from "../../kernels/wasm/wasm-kernels.js";
-import { GPT2_EOS, readConfig, type GPT2Config } from "./config.js";
+import { readConfig, type GPT2Config } from "./config.js";
 import { isHubRepoId, resolveHubModel, type HubOptions } from "../hub/hub.js";
 import { Gpt2RewardError, InputError, quote } from "../errors.js";
 import { openCheckpoint } from "../formats/checkpoint.js";
@@ -87,11 +87,6 @@ export class RewardModel {
   /** Label names in logit order. */
   get labels(): string[] {
     return this.config.labels;
-  }
-
-  /** The id used for padding, and by the pooling rules: config pad_token_id, else 50256 (EOS). */
-  get padId(): number {
-    return this.config.pad_token_id ?? GPT2_EOS;
   }
 
   /**

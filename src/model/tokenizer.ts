@@ -18,7 +18,6 @@ import { InputError } from "../errors.js";
 
 export const ENDOFTEXT = "<|endoftext|>";
 export const ENDOFTEXT_ID = 50256;
-export const GPT2_VOCAB_SIZE = 50257;
 
 /** All of a text's ids, as HF's GPT2Tokenizer gives them (no truncation). */
 export function encode(text: string): number[] {

@@ -12,7 +12,7 @@ import { describe, expect, it } from "vitest";
 import { Arena } from "../../kernels/arena.js";
 import { LINEAR_SCRATCH_COLS, type Kernels } from "../../kernels/contract.js";
 import { F16_TABLE, countNonFinite16 } from "../../kernels/half.js";
-import { rowsOf } from "../../kernels/matmul.js";
+import { rowsOf } from "../../kernels/packing.js";
 import { createTsKernels } from "../../kernels/ts-kernels.js";
 import { createWasmKernels } from "../../kernels/wasm/wasm-kernels.js";
 import { RewardModel, type WeightDTypeChoice } from "../../src/model/reward-model.js";
