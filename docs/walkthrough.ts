@@ -14,6 +14,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PACKAGE_ROOT } from "../src/cli/args.js";
 import type { Stats, TraceReport } from "../src/cli/trace.js";
+import { planBatch } from "../src/model/batch-plan.js";
 
 export const WALKTHROUGH = join(PACKAGE_ROOT, "docs", "walkthrough.md");
 const MODEL = "fixtures/models/demo";
@@ -40,10 +41,9 @@ const row = (cells: string[]) => `| ${cells.join(" | ")} |`;
 const STEP_CODE: Record<string, [string, string]> = {
   ln_1: ["runner.layernorm(xn, x, ln_1 …)", "layernormReference"],
   "attn.c_attn": ["runner.linear(qkv, xn, attn.c_attn …)", "matmulReference"],
-  attn: ["runner.attention(att, qkv, seqStarts …)", "attentionReference → softmaxReference"],
+  attn: ["runner.attention(att, qkv, queries …)", "attentionReference → softmaxReference"],
   "attn.c_proj": ["runner.linear(proj, att, attn.c_proj …)", "matmulReference"],
-  residual: ["runner.residual(x, x, proj …)", "residualReference"],
-  ln_2: ["runner.layernorm(xn, x, ln_2 …)", "layernormReference"],
+  ln_2: ["runner.layernorm(xn, xq, ln_2 …)", "layernormReference"],
   "mlp.c_fc+gelu": ["runner.linear(fc, xn, mlp.c_fc, …, gelu)", "matmulReference, geluReference"],
   "mlp.c_proj": ["runner.linear(proj, fc, mlp.c_proj …)", "matmulReference"],
 };
@@ -100,26 +100,30 @@ export function renderBlocks(): Record<string, string> {
     row(["---", "---", "---", "---", "---", "---"]),
     ...block0.map((s) => {
       const [call, loop] = s.step === "residual"
-        ? [`runner.residual(x, x, proj …)`, "residualReference"]
+        ? [`runner.residual(xq, xq, proj …)`, "residualReference"]
         : STEP_CODE[s.step];
       const name = s.step === "residual" ? (residuals++ === 0 ? "x + attn" : "x + mlp") : s.step;
       return row([code(name), code(call), loop, shape(s.shape), vec(s.head), stat(s.scored)]);
     }),
   ].join("\n");
 
-  // Two texts packed into one batch: the mask is what attention's loops visit.
-  const a = traceJson(["User: hi"]), b = traceJson(["Bot: hello!"]);
-  const lens = [a.ids.length, b.ids.length];
-  const starts = [0, lens[0], lens[0] + lens[1]];
-  const N = starts[2];
-  const seqOf = (t: number) => (t < starts[1] ? 0 : 1);
-  const grid = Array.from({ length: N }, (_, q) =>
-    Array.from({ length: N }, (_, k) => (seqOf(k) === seqOf(q) && k <= q ? "■" : "·")).join(" "));
+  // Two texts packed into one batch (src/model/batch-plan.ts): the mask is what attention's loops visit.
+  const texts = ["User: hi\nBot: hello!", "User: hi\nBot: go away"];
+  const [a, b] = texts.map((t) => traceJson([t]));
+  const plan = planBatch([a.ids, b.ids], [a.scored.position, b.scored.position]);
+  const R = plan.ids.length;
+  const sees = Array.from({ length: R }, () => new Set<number>());
+  for (let k = 0; k < plan.rows.blocks.length; k += 5) {
+    const [qRow, count, , keyStart, seen] = plan.rows.blocks.subarray(k, k + 5);
+    for (let i = 0; i < count; i++) for (let j = 0; j < seen + i; j++) sees[qRow + i].add(plan.rows.keyRows[keyStart + j]);
+  }
+  const pieceOf = (id: number, pos: number) => (a.ids[pos] === id ? a.pieces[pos] : b.pieces[pos]);
   blocks.mask = [
-    `${code(JSON.stringify("User: hi"))} (${lens[0]} tokens: ${a.pieces.map((p) => code(JSON.stringify(p))).join(" ")}) and ${code(JSON.stringify("Bot: hello!"))} (${lens[1]} tokens: ${b.pieces.map((p) => code(JSON.stringify(p))).join(" ")}) packed into one batch: N = ${N}, seqStarts = [${starts.join(", ")}]. Row = query token, column = key token, ■ = attended:`,
+    `${texts.map((t, i) => `${code(JSON.stringify(t))} (${[a, b][i].ids.length} tokens)`).join(" and ")} in one batch: they share their first ${a.ids.findIndex((id, i) => id !== b.ids[i])} tokens, so the batch computes R = ${R} rows, not ${a.ids.length + b.ids.length}. Row = query, column = key, ■ = attended:`,
     "",
     "```",
-    ...grid.map((line, q) => `${String(q).padStart(2)}  ${line}`),
+    ...Array.from({ length: R }, (_, q) =>
+      `${String(q).padStart(2)} ${JSON.stringify(pieceOf(plan.ids[q], plan.positions[q])).padEnd(9)} ${Array.from({ length: R }, (_, k) => (sees[q].has(k) ? "■" : "·")).join(" ")}`),
     "```",
   ].join("\n");
 

@@ -15,7 +15,7 @@
  * Reading path: every `runner.X(...)` below is one kernel call. With the reference kernels
  * (`--kernels ref`, `RewardModel.load(path, { kernels: "ref" })`) it is two hops to a plain loop:
  * runner.linear → serialRunner in src/run/runner.ts (adds the range "all columns") →
- * kernels/ref-kernels.ts → matmulReference in kernels/matmul.ts, a triple loop; likewise
+ * kernels/ref-kernels.ts, whose linear calls matmulReference, a triple loop in that file; likewise
  * layernormReference, attentionReference, geluReference, residualReference. The default
  * kernels compute the same with packed weights, tiles, threads and WebAssembly (see
  * docs/walkthrough.md, and `gpt2-reward trace` for each layer's numbers).
