@@ -62,14 +62,23 @@ export function inputSpec(values: { format?: string; "text-field"?: string; "cha
 
 /** The records to score: TEXT arguments (each one text), or the --input file's / stdin's records. */
 export function inputRecords(
-  texts: string[], values: Parameters<typeof inputSpec>[0] & { input?: string }, signal?: AbortSignal,
+  texts: string[], values: Parameters<typeof inputSpec>[0] & { input?: string }, signal?: AbortSignal, onBytes?: (n: number) => void,
 ): AsyncIterable<InputItem> {
   const spec = inputSpec(values, values.input); // checked even when TEXT arguments leave it unused
   if (texts.length > 0) {
     if (values.input !== undefined) throw new UsageError("give either --input or TEXT arguments, not both");
     return textItems(texts);
   }
-  return inputItems(inputFileLines(values.input, signal), spec);
+  const lines = inputFileLines(values.input, signal);
+  return inputItems(onBytes ? countBytes(lines, onBytes) : lines, spec);
+}
+
+/** The lines, telling `onBytes` how many input bytes each took (for progress against the file size). */
+async function* countBytes(lines: AsyncIterable<Line>, onBytes: (n: number) => void): AsyncGenerator<Line> {
+  for await (const line of lines) {
+    onBytes("text" in line ? Buffer.byteLength(line.text) + 1 : 1);
+    yield line;
+  }
 }
 
 export const MAX_LENGTH_OPTION = {

@@ -2,6 +2,7 @@
  * `score`: one JSON line per input line, in input order, from TEXT arguments, an --input file
  * or standard input, to stdout or an --output file that a killed job can --resume.
  */
+import { statSync } from "node:fs";
 import { parsePoolingRule } from "../model/pooling.js";
 import { DEFAULT_MAX_LENGTH, RewardModel } from "../model/reward-model.js";
 import { defineCommand, oneOf, positiveInt, UsageError } from "./args.js";
@@ -10,6 +11,7 @@ import {
 } from "./common.js";
 import { runScoreJob, type OutputRecord } from "./job.js";
 import { fileSink, stdoutSink } from "./output.js";
+import { JobReport } from "./progress.js";
 import { ACTIVATION_OPTION, ACTIVATIONS, labelling, OUTPUT_HELP, outputLine } from "./record.js";
 
 export const score = defineCommand({
@@ -25,6 +27,9 @@ export const score = defineCommand({
     "batch-size": { type: "string", short: "b", value: "N", default: "8", help: "texts per forward pass" },
     "max-length": MAX_LENGTH_OPTION,
     activation: ACTIVATION_OPTION,
+    progress: { type: "boolean", help: "progress lines on stderr even when it is not a terminal (on a terminal they are always shown)" },
+    "progress-every": { type: "string", value: "S", default: "5", help: "seconds between --progress lines" },
+    quiet: { type: "boolean", short: "q", help: "no progress and no summary on stderr (errors still)" },
     pooling: { type: "string", value: "RULE", default: "last-non-pad", help: "which token the score head reads: last-non-pad, before-first-pad or non-pad-count" },
     ...LOAD_OPTIONS,
   },
@@ -53,7 +58,15 @@ ${OUTPUT_HELP}`,
       interrupt.abort();
     };
     process.on("SIGINT", onSigint);
-    const lines = inputRecords(texts, values, interrupt.signal);
+    const every = values["progress-every"] === undefined ? 5 : Number(values["progress-every"]);
+    if (!(every > 0)) throw new UsageError(`--progress-every must be a positive number of seconds, got "${values["progress-every"]}"`);
+    const report = new JobReport({
+      progress: process.stderr.isTTY ? "tty" : values.progress ? "lines" : "none",
+      quiet: values.quiet ?? false,
+      totalBytes: inputSize(texts.length > 0 ? undefined : values.input),
+      intervalMs: process.stderr.isTTY ? undefined : every * 1000,
+    });
+    const lines = inputRecords(texts, values, interrupt.signal, (n) => (report.bytesRead += n));
     const load = loadOptions(values);
     // A download stops at the first Ctrl-C too (its part is kept for the next run to resume).
     const model = await RewardModel.fromPretrained(spec, { ...load, hub: { ...load.hub, signal: interrupt.signal } });
@@ -61,11 +74,15 @@ ${OUTPUT_HELP}`,
     const { sink, startIndex } = toFile ? fileSink(values.output!, values.resume ?? false) : { sink: stdoutSink(), startIndex: 0 };
     const fields = labelling(model.config, activation);
     try {
-      const onProgress = progress();
-      const job = await runScoreJob(model, lines, (r: OutputRecord) => sink.write(outputLine(r, fields)), {
-        batchSize, maxLength, pooling, onProgress, startIndex, signal: interrupt.signal,
+      const emit = (r: OutputRecord) => {
+        report.record(r);
+        return sink.write(outputLine(r, fields));
+      };
+      report.start();
+      const job = await runScoreJob(model, lines, emit, {
+        batchSize, maxLength, pooling, onProgress: report.onProgress, startIndex, signal: interrupt.signal,
       });
-      if (onProgress) process.stderr.write("\n");
+      report.finish(job.interrupted);
       if (job.interrupted) return 130;
       return job.failed > 0 ? 1 : 0;
     } finally {
@@ -76,8 +93,13 @@ ${OUTPUT_HELP}`,
   },
 });
 
-function progress(): ((done: number) => void) | undefined {
-  if (!process.stderr.isTTY) return undefined;
-  const t0 = Date.now();
-  return (done) => process.stderr.write(`\r${done} lines, ${((done * 1000) / Math.max(1, Date.now() - t0)).toFixed(1)} lines/s `);
+/** The size of an --input that is a regular file (for the progress total), else undefined. */
+function inputSize(input: string | undefined): number | undefined {
+  if (input === undefined || input === "-") return undefined;
+  try {
+    const st = statSync(input);
+    return st.isFile() ? st.size : undefined;
+  } catch {
+    return undefined;
+  }
 }

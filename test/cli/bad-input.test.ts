@@ -362,7 +362,7 @@ describe("bad files: one line on stderr naming the file and the problem, non-zer
 describe("suspicious files: a warning naming the tensor, normal output, exit 0", () => {
   it.each(fileRows.filter((r) => r.kind === "warning").map((r) => [r.row, r] as const))("%s", async (_, r) => {
     const { run, file } = await results.get(r.row)!;
-    expect(run.stderr).toMatch(new RegExp(`^gpt2-reward: warning: ${escape(file)}: ${r.problem.source}\\n$`));
+    expect(run.stderr).toMatch(new RegExp(`^gpt2-reward: warning: ${escape(file)}: ${r.problem.source}\\ngpt2-reward: done: 1 line\\(s\\): 1 scored, [^\\n]*\\n$`));
     const out = run.stdout.trim().split("\n").map((l) => JSON.parse(l));
     expect(out).toHaveLength(1);
     expect(out[0]).toMatchObject({ index: 0, tokens: 1, truncated: false });
@@ -374,7 +374,7 @@ describe("suspicious files: a warning naming the tensor, normal output, exit 0",
 describe("bad lines: {index, line, error} for that line, the others scored, exit 1", () => {
   it.each(lineRows.map((r) => [r.row, r] as const))("%s", async (_, r) => {
     const { run } = await results.get(r.row)!;
-    expect(run.stderr).toBe("");
+    expect(run.stderr).toMatch(/^gpt2-reward: done: 3 line\(s\): 2 scored, 1 failed \(first at line 2: [^\n]+\), 0 truncated, [^\n]*\n$/);
     const out = run.stdout.trim().split("\n").map((l) => JSON.parse(l));
     expect(out.map((o) => o.index)).toEqual([0, 1, 2]);
     // The record's index, the input line it came from, the reason; then any fields it passes through.
@@ -389,7 +389,7 @@ describe("bad lines: {index, line, error} for that line, the others scored, exit
 describe("lines hostile to the tokenizer: scored like any other line, exit 0", () => {
   it(POISON_ROW, async () => {
     const { run } = await results.get(POISON_ROW)!;
-    expect(run.stderr).toBe("");
+    expect(run.stderr).toMatch(/^gpt2-reward: done: \d+ line\(s\): \d+ scored, 0 failed, [^\n]*\n$/);
     const out = run.stdout.trim().split("\n").map((l) => JSON.parse(l));
     const n = Object.keys(POISON).length + 2;
     expect(out.map((o) => o.index)).toEqual([...Array(n).keys()]);

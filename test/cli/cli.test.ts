@@ -48,7 +48,8 @@ describe("score", () => {
     expect(out.map((o) => ("error" in o ? "error" : "ok"))).toEqual(["ok", "error", "ok", "error", "error", "error", "ok"]);
     expect(out[3].error).toMatch(/empty text/);
     expect(out[4].error).toMatch(/50257 is outside the vocabulary/);
-    expect(r.stderr).toBe(""); // nothing but JSON on stdout, no progress when stderr is not a terminal
+    // Nothing but JSON on stdout; on stderr no progress (not a terminal), only the summary, which says why the status is 1.
+    expect(r.stderr).toMatch(/^gpt2-reward: done: 7 line\(s\): 3 scored, 4 failed \(first at line 2: invalid JSON: [^\n]*\), 0 truncated, in [^\n]*\n$/);
   });
 
   it("truncates ids from the left like texts", () => {
