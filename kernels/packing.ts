@@ -69,12 +69,23 @@ export function rowsOf(weight: Float32Array, bias: Float32Array, inDim: number, 
 }
 
 /**
+ * Packs rows [r0, r1) of a 16-bit weight, held in `rows`, into their panels in `packed`; returns
+ * how many of them are NaN or ±Inf.
+ */
+export type Pack16Rows = (packed: Uint16Array, rows: Uint16Array, r0: number, r1: number) => number;
+
+/**
  * Kernels.packLinearRows16 for panels `width` wide, read block by block like the F32 weights:
- * the 16-bit values are moved, not widened, and their NaN/Inf counted on the way. The bias is
- * padded to a whole panel.
+ * the 16-bit values are moved, not widened, and their NaN/Inf counted on the way (by packPanels
+ * and countNonFinite16, unless the backend packs faster: `packRows`). The bias is padded to a
+ * whole panel.
  */
 export function packLinear16(
   arena: Arena, width: number, inDim: number, outDim: number, bias: Float32Array, dtype: "BF16" | "F16", read: RowReader16,
+  packRows: Pack16Rows = (packed, rows, r0, r1) => {
+    packPanels(packed, rows, inDim, outDim, width, r0, r1);
+    return countNonFinite16(rows, dtype);
+  },
 ): PackedLinear {
   const panels = Math.ceil(outDim / width);
   const size = panels * inDim * width;
@@ -82,10 +93,7 @@ export function packLinear16(
   const at = arena.aboveBytes([size * 2, panels * width * 4], blockLength * 2); // may grow the memory: before taking its buffer
   const block = new Uint16Array(arena.memory.buffer, at, blockLength);
   const packed = arena.allocUint16(size);
-  const nonFinite = packInBlocks(block, inDim, outDim, read, (rows, r0, r1) => {
-    packPanels(packed, rows, inDim, outDim, width, r0, r1);
-    return countNonFinite16(rows, dtype);
-  });
+  const nonFinite = packInBlocks(block, inDim, outDim, read, (rows, r0, r1) => packRows(packed, rows, r0, r1));
   const b = arena.alloc(panels * width);
   b.set(bias.subarray(0, outDim));
   return { inDim, outDim, dtype, packed, bias: b.subarray(0, outDim), nonFinite };

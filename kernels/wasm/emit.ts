@@ -196,6 +196,13 @@ export function f32Lanes(...lanes: number[]): number[] {
   return lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]);
 }
 
+export const i16x8 = {
+  splat: (a: Expr) => simd(0x10, a),
+  add: (a: Expr, b: Expr) => simd(0x8e, a, b),
+  /** The eight lanes' sign bits as an i32 (bit l = lane l). */
+  bitmask: (a: Expr) => simd(0x84, a),
+};
+
 export const i32x4 = {
   splat: (a: Expr) => simd(0x11, a),
   add: (a: Expr, b: Expr) => simd(0xae, a, b),

@@ -10,7 +10,7 @@
  *   - attention, residual: one call computes a whole work item / element.
  */
 import {
-  Func, Local, ModuleBuilder, call, f32, f32Lanes, f32x4, f32x4Const, f64, f64x2, forUp, i32, i32x4,
+  Func, Local, ModuleBuilder, call, f32, f32Lanes, f32x4, f32x4Const, f64, f64x2, forUp, i16x8, i32, i32x4,
   i32x4Const, if_, select, set, v128, type Expr,
 } from "./emit.js";
 import { LINEAR_SCRATCH_COLS } from "../contract.js";
@@ -50,6 +50,7 @@ export function buildKernelModule(o: KernelModuleOptions = DEFAULT_OPTIONS): Uin
   defineAttention(m, exp4);
   defineResidual(m);
   definePack(m, o);
+  definePack16(m, o);
   defineNonFinite(m);
   return m.bytes();
 }
@@ -543,6 +544,49 @@ function definePack(m: ModuleBuilder, o: KernelModuleOptions): void {
       ]),
     ]),
     i32x4.bitmask(flags),
+  );
+}
+
+/**
+ * pack16(dst, src, inDim, outDim, rowStart, rowEnd, expMask) → i32: pack's moves for a weight that
+ * stays 16-bit (F16 or BF16, `--dtype`): NR values of a panel row are NR/8 vectors. Nonzero if any
+ * value has every bit of expMask (the dtype's exponent: 0x7c00 F16, 0x7f80 BF16) set, i.e. is NaN
+ * or ±Inf: (v & expMask) + its lowest bit carries into the lane's sign bit exactly then.
+ * Only for NR a multiple of 8 (the backend packs other tiles in TypeScript).
+ */
+function definePack16(m: ModuleBuilder, o: KernelModuleOptions): void {
+  const NR = o.tileCols;
+  const f = m.func("pack16", [["dst", "i32"], ["src", "i32"], ["inDim", "i32"], ["outDim", "i32"], ["rowStart", "i32"], ["rowEnd", "i32"],
+    ["expMask", "i32"]], ["i32"], true);
+  const [dst, src, inDim, outDim, rowStart, rowEnd, expMask] = f.params;
+  const [i0, i1, c, i, s, t] = ["i0", "i1", "c", "i", "s", "t"].map((n) => f.local("i32", n));
+  const v = f.local("v128", "v");
+  const flags = f.local("v128", "flags");
+  const mask = f.local("v128", "mask");
+  const low = f.local("v128", "low");
+  const bytesOf = (elems: Expr) => i32.shl(elems, i32.const(1));
+  f.define(
+    set(flags, i32x4Const(0)),
+    set(mask, i16x8.splat(expMask)),
+    set(low, i16x8.splat(i32.and(expMask, i32.sub(i32.const(0), expMask)))),
+    forUp(i0, rowStart, rowEnd, PACK_ROWS, [
+      set(i1, i32.add(i0, i32.const(PACK_ROWS))),
+      set(i1, select(i1, rowEnd, i32.lt_s(i1, rowEnd))),
+      forUp(c, i32.const(0), outDim, NR, [
+        set(s, i32.add(src, bytesOf(i32.add(i32.mul(i32.sub(i0, rowStart), outDim), c)))),
+        set(t, i32.add(dst, bytesOf(i32.add(i32.mul(c, inDim), i32.mul(i0, i32.const(NR)))))),
+        forUp(i, i0, i1, 1, [
+          ...Array.from({ length: NR / 8 }, (_, q) => [
+            set(v, v128.load(s, 16 * q)),
+            v128.store(t, v, 16 * q),
+            set(flags, v128.or(flags, i16x8.add(v128.and(v, mask), low))),
+          ]).flat(),
+          set(s, i32.add(s, bytesOf(outDim))),
+          set(t, i32.add(t, i32.const(2 * NR))),
+        ]),
+      ]),
+    ]),
+    i16x8.bitmask(flags),
   );
 }
 

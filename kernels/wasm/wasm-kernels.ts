@@ -9,7 +9,7 @@
 import { Arena } from "../arena.js";
 import type { Kernels, PackedLinear } from "../contract.js";
 import { countNonFinite } from "../finite.js";
-import { WEIGHT_DTYPES } from "../half.js";
+import { WEIGHT_DTYPES, countNonFinite16 } from "../half.js";
 import { packBlockRows, packInBlocks, packLinear16, packPanels, rowsOf } from "../packing.js";
 import { DEFAULT_OPTIONS, buildKernelModule, simdProbe, type KernelModuleOptions } from "./module.js";
 
@@ -22,6 +22,7 @@ interface WasmExports {
   residual(out: number, a: number, b: number, start: number, end: number): void;
   gelu(out: number, inp: number, n: number): void;
   pack(dst: number, src: number, inDim: number, outDim: number, rowStart: number, rowEnd: number): number;
+  pack16(dst: number, src: number, inDim: number, outDim: number, rowStart: number, rowEnd: number, expMask: number): number;
   nonfinite(x: number, n: number): number;
 }
 
@@ -114,7 +115,13 @@ export function createWasmKernels(arena: Arena = new Arena(), options: Partial<K
       return { inDim, outDim, dtype: "F32", packed, bias: b.subarray(0, outDim), nonFinite };
     },
 
-    packLinearRows16: (inDim, outDim, bias, dtype, read) => packLinear16(arena, NR, inDim, outDim, bias, dtype, read),
+    /** 16-bit weights move and are scanned in wasm too (outDim a multiple of NR, NR of 8: GPT-2's shapes). */
+    packLinearRows16(inDim, outDim, bias, dtype, read) {
+      if (outDim % NR !== 0 || NR % 8 !== 0) return packLinear16(arena, NR, inDim, outDim, bias, dtype, read);
+      const expMask = dtype === "BF16" ? 0x7f80 : 0x7c00;
+      return packLinear16(arena, NR, inDim, outDim, bias, dtype, read, (packed, rows, r0, r1) =>
+        wasm.pack16(packed.byteOffset, rows.byteOffset, inDim, outDim, r0, r1, expMask) !== 0 ? countNonFinite16(rows, dtype) : 0);
+    },
 
     countNonFinite: nonFiniteIn,
 

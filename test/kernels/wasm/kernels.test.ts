@@ -12,6 +12,8 @@ import { createWasmKernels, wasmRelaxedSimdSupported } from "../../../kernels/wa
 import { matmulReference, layernormReference, attentionReference, residualReference } from "../../../kernels/ref-kernels.js";
 import { enableRelaxedSimd } from "../../../src/platform/node.js";
 import { rng as uniform } from "../../helpers/random.js";
+import { packPanels } from "../../../kernels/packing.js";
+import { createTsKernels } from "../../../kernels/ts-kernels.js";
 
 /** Deterministic uniform [−1, 1) numbers, so a failure can be rerun. */
 function rng(seed: number): () => number {
@@ -233,6 +235,32 @@ describe("wasm attention", () => {
         k.attention(out, poisoned, plan, nHead, C, scratch, s * nHead, (s + 1) * nHead);
         expect(firstBitDifference(out.subarray(first * C, (last + 1) * C), clean.subarray(first * C, (last + 1) * C))).toBe(-1);
       }
+    }
+  });
+});
+
+describe("wasm 16-bit packing (--dtype f16|bf16)", () => {
+  it.each(["BF16", "F16"] as const)("%s: moves the raw values to packPanels' places and counts NaN/Inf in any lane", (dtype) => {
+    const k = createWasmKernels(new Arena());
+    const ts = createTsKernels(new Arena());
+    const rand = uniform(7);
+    const [inDim, outDim] = [37, 48];
+    const raw = Uint16Array.from({ length: inDim * outDim }, () => Math.floor(rand() * 65536));
+    const exp = dtype === "BF16" ? 0x7f80 : 0x7c00;
+    for (let i = 0; i < raw.length; i++) if ((raw[i] & exp) === exp) raw[i] ^= 0x0100 << (dtype === "F16" ? 2 : 0); // finite only
+    const read = (r0: number, r1: number, into: Uint16Array) => into.set(raw.subarray(r0 * outDim, r1 * outDim));
+    const clean = k.packLinearRows16(inDim, outDim, new Float32Array(outDim), dtype, read);
+    expect(clean.nonFinite).toBe(0);
+    // The wasm tile is 8 columns wide: packPanels at width 8 is the layout to match, bit for bit.
+    const want = new Uint16Array(clean.packed.length);
+    packPanels(want, raw, inDim, outDim, 8, 0, inDim);
+    expect(Array.from(clean.packed)).toEqual(Array.from(want));
+    for (const at of [0, 5, 7, 8, 300, raw.length - 1]) {
+      const bad = raw.slice();
+      bad[at] = exp | (at % 2 ? 0x8001 : 0); // -NaN or +Inf
+      const w = k.packLinearRows16(inDim, outDim, new Float32Array(outDim), dtype, (r0, r1, into) => into.set(bad.subarray(r0 * outDim, r1 * outDim)));
+      expect(w.nonFinite, `value ${at}`).toBe(1);
+      expect(ts.packLinearRows16(inDim, outDim, new Float32Array(outDim), dtype, (r0, r1, into) => into.set(bad.subarray(r0 * outDim, r1 * outDim))).nonFinite).toBe(1);
     }
   });
 });
