@@ -44,7 +44,7 @@ function resolvable(name: string): boolean {
 }
 
 /** Why a peer cannot be measured, or null if it can (then onnxFile is given). */
-function notMeasured(peer: PeerName, onnxFile: string | undefined): string | null {
+export function notMeasured(peer: PeerName, onnxFile: string | undefined): string | null {
   if (!resolvable(peer)) return "not installed (see bench/README.md, peers)";
   if (!onnxFile) return "installed, but no --onnx FILE given";
   if (!existsSync(onnxFile)) return `--onnx ${onnxFile}: no such file`;

@@ -5,6 +5,7 @@ import type { KernelResult } from "./kernels.js";
 import type { OpsChildResult } from "./ops-child.js";
 import type { PeerResult } from "./peers.js";
 import { fixed, formatTable, sci } from "./table.js";
+import type { WorkloadResults, WorkloadRun } from "./workloads.js";
 
 export interface Target {
   target: string;
@@ -128,8 +129,10 @@ export function peerTable(results: PeerResult[], notes: string[]): string {
 }
 
 /** The issue's targets, each with what was measured; absent inputs (e.g. --only kernels) are skipped. */
-export function targets(kernels: KernelResult[], e2e: E2eResult[], peers: PeerResult[], load: LoadResult[] = [], capacity: CapacityResult[] = []): Target[] {
+export function targets(kernels: KernelResult[], e2e: E2eResult[], peers: PeerResult[], load: LoadResult[] = [], capacity: CapacityResult[] = [],
+  workloads: WorkloadResults | null = null): Target[] {
   const t: Target[] = [];
+  if (workloads) t.push(...workloadTargets(workloads));
   const qkv = kernels.find((r) => r.kernel === "ts packed" && r.rows === 256 && r.shape.startsWith("attn.c_attn"));
   if (qkv?.rate != null) {
     t.push({ target: "pure-TS matmul at 256×768·768×2304, GFLOPS per thread",
@@ -183,4 +186,45 @@ export function dtypeTable(results: DtypeResult[]): string {
       fixed(r.loadMs, 0), mib(r.rssAfterLoad), mib(r.maxRss), fixed(r.otherCores, 2), r.firstLogit === null ? "—" : r.firstLogit.toPrecision(8)]),
     ["child processes in rounds, the four configurations alternating; ms/batch = median after a full warm-up batch.",
       "logit[0] must be the same bits for both dtypes (the bench stops otherwise): widening a panel is exact."]);
+}
+
+/** The realistic workloads (issue 15): texts/s, ours against the peers, and the matmuls against the SIMD128 ceiling. */
+export function workloadTable(w: WorkloadResults): string {
+  const best = Math.max(...w.ceiling.map((c) => c.gflops));
+  const oursWasm = (r: WorkloadRun) => w.runs.find((x) => x.workload === r.workload && x.who === "ours" && x.kernels === "wasm" && x.threads === r.threads);
+  return formatTable("workloads: whole workloads in input order, batches of 8, left-truncated to 256 tokens; one child process per run",
+    ["workload", "who", "kernels", "threads", "batches", "texts", "tokens", "rows computed", "s", "texts/s", "÷ ours wasm", "matmul GFLOPS", "of ceiling", "others' CPU"],
+    w.runs.map((r) => {
+      const base = oursWasm(r);
+      return [r.workload, r.who, r.kernels, String(r.threads), r.order ?? "input", String(r.texts), String(r.tokens), String(r.rows),
+        fixed(r.medianMs / 1000, 1) + (r.contended ? "*" : ""), fixed(r.textsPerSec, 2), base && r.who !== "ours" ? `${(r.textsPerSec / base.textsPerSec).toFixed(2)}×` : "",
+        fixed(r.matmulGflops, 1), r.ceilingFraction === null ? "" : `${(100 * r.ceilingFraction).toFixed(0)}%`, fixed(r.otherCores, 2)];
+    }),
+    [`ceiling: a wasm loop of independent f32x4 multiply-adds (${w.ceiling[0]?.instruction ?? "—"}, bench/ceiling.ts), one core: ${w.ceiling.map((c) => c.gflops.toFixed(1)).join(" / ")} GFLOPS`,
+      `  (start / end of the section); "of ceiling" = the workload's matmul GFLOPS / (threads × ${best.toFixed(1)}), wasm only.`,
+      "chat: 64 texts, log-normal lengths (median 100 tokens); best-of-N: 32 conversations, a 180–220-token context + 8 replies of",
+      "  20–40 tokens each (bench/workload-texts.ts). Ours: no padding, a prefix shared in a batch computed once (rows computed);",
+      "  the first `texts` of the workload (pure TS: 16, --quick 8; wasm --quick: 16). Peers: the model card's padding (rows computed = padded tokens), batches in",
+      "  input order or after sorting the texts by length. s = wall time of the whole workload after a warm-up batch (* = contended).",
+      ...w.notes]);
+}
+
+/** Issue 15's targets on the workloads: against onnxruntime-node's padded batches in input order, and the ceiling. */
+function workloadTargets(w: WorkloadResults): Target[] {
+  const t: Target[] = [];
+  const find = (workload: string, who: string, threads: number) =>
+    w.runs.find((r) => r.workload === workload && r.who === who && r.threads === threads && (who === "ours" ? r.kernels === "wasm" : r.order === "input"));
+  for (const [workload, threads, factor] of [["best-of-n", 2, 1], ["best-of-n", 1, 1], ["chat", 1, 1.8], ["chat", 2, 1.55]] as const) {
+    const ours = find(workload, "ours", threads), ort = find(workload, "onnxruntime-node", threads);
+    if (!ours || !ort) continue;
+    const ratio = ours.medianMs / ort.medianMs;
+    t.push({ target: `${workload} workload, wasm ${threads} thread${threads > 1 ? "s" : ""}, against onnxruntime-node padded in input order`,
+      measured: `${(ours.medianMs / 1000).toFixed(1)} s = ${ratio.toFixed(2)}× (${(ort.medianMs / 1000).toFixed(1)} s)`,
+      required: factor === 1 ? "< 1×" : `≤ ${factor}×`, met: factor === 1 ? ratio < 1 : ratio <= factor });
+  }
+  for (const r of w.runs.filter((x) => x.ceilingFraction !== null && x.threads === 1)) {
+    t.push({ target: `${r.workload} workload: wasm matmuls on 1 thread against the SIMD128 multiply-add ceiling`,
+      measured: `${fixed(r.matmulGflops, 1)} GFLOPS = ${(100 * r.ceilingFraction!).toFixed(0)}%`, required: "≥ 85%", met: r.ceilingFraction! >= 0.85 });
+  }
+  return t;
 }

@@ -1,7 +1,7 @@
 /**
  * The benchmark of issue 4: kernels, end-to-end scoring, load time, and the issue's targets.
  *   npm run bench            (= npm run build && node dist/bench/run.js)
- *   node dist/bench/run.js [--quick] [--only kernels|capacity|e2e|ops|load|dtype|peers[,...]] [--json out.json] [--onnx model.onnx]
+ *   node dist/bench/run.js [--quick] [--only kernels|capacity|e2e|ops|load|dtype|peers|workloads[,...]] [--json out.json] [--onnx model.onnx]
  *   node dist/bench/run.js --from bench/results/latest.json     (print a saved run's tables again)
  * Prints tables as each section finishes and writes everything, with the machine, to
  * bench/results/latest.json (or --json). Exits 1 if a kernel disagrees with its reference.
@@ -18,9 +18,10 @@ import { benchKernels, type KernelResult } from "./kernels.js";
 import { machine, machineLine, type Machine } from "./machine.js";
 import { benchPeers, type PeerResult } from "./peers.js";
 import type { OpsChildResult } from "./ops-child.js";
-import { capacityTable, dtypeTable, e2eTable, kernelTables, loadTable, opsTable, peerTable, targetTable, targets } from "./report.js";
+import { capacityTable, dtypeTable, e2eTable, kernelTables, loadTable, opsTable, peerTable, targetTable, targets, workloadTable } from "./report.js";
+import { benchWorkloads, type WorkloadResults } from "./workloads.js";
 
-const SECTIONS = ["kernels", "capacity", "e2e", "ops", "load", "dtype", "peers"] as const;
+const SECTIONS = ["kernels", "capacity", "e2e", "ops", "load", "dtype", "peers", "workloads"] as const;
 type Section = (typeof SECTIONS)[number];
 
 function parseArgs(argv: string[]): { quick: boolean; only: Set<Section>; json: string; onnx?: string; from?: string } {
@@ -76,14 +77,15 @@ let load: LoadResult[] = [];
 let dtype: DtypeResult[] = [];
 let peers: PeerResult[] = [];
 let peerNotes: string[] = [];
+let workloads: WorkloadResults | null = null;
 let fixture: Fixture | null = null;
 const getFixture = () => (fixture ??= ensureRandomGpt2Base(log));
 
 const save = () => {
   mkdirSync(dirname(args.json), { recursive: true });
-  const t = targets(kernels, e2e, peers, load, capacity);
+  const t = targets(kernels, e2e, peers, load, capacity, workloads);
   writeFileSync(args.json, JSON.stringify({ machine: { ...m, loadAvgStart, loadAvgEnd: loadavg() }, quick: args.quick,
-    seconds: (performance.now() - started) / 1000, fixture, kernels, capacity, e2e, ops, load, dtype, peers, peerNotes, targets: t }, null, 2) + "\n");
+    seconds: (performance.now() - started) / 1000, fixture, kernels, capacity, e2e, ops, load, dtype, peers, peerNotes, workloads, targets: t }, null, 2) + "\n");
 };
 
 if (args.only.has("kernels")) {
@@ -119,7 +121,12 @@ if (args.only.has("dtype")) {
   dtype = await benchDtype(ensureRandomGpt2BaseBF16(log).dir, e2eOpts);
   console.log(dtypeTable(dtype));
 }
-console.log(targetTable(targets(kernels, e2e, peers, load, capacity)));
+if (args.only.has("workloads")) {
+  workloads = await benchWorkloads(getFixture().dir, args.onnx, threads, args.quick, log);
+  console.log(workloadTable(workloads));
+  save();
+}
+console.log(targetTable(targets(kernels, e2e, peers, load, capacity, workloads)));
 save();
 const seconds = (performance.now() - started) / 1000;
 console.log(`results: ${args.json}; ${seconds.toFixed(0)} s; load average at the end ${loadavg().map((x) => x.toFixed(2)).join(" ")}`);
@@ -134,6 +141,7 @@ function reprint(file: string): void {
   const saved = JSON.parse(readFileSync(file, "utf8")) as {
     machine: Machine & { loadAvgStart: number[] }; seconds: number; fixture: Fixture | null; kernels: KernelResult[]; capacity?: CapacityResult[];
     e2e: E2eResult[]; ops?: OpsChildResult[]; load: LoadResult[]; dtype?: DtypeResult[]; peers: PeerResult[]; peerNotes: string[];
+    workloads?: WorkloadResults | null;
   };
   console.log(`machine: ${machineLine(saved.machine)}; load average ${saved.machine.loadAvgStart.map((x) => x.toFixed(2)).join(" ")}\n`);
   if (saved.kernels.length) console.log(kernelTables(saved.kernels));
@@ -143,6 +151,7 @@ function reprint(file: string): void {
   if (saved.peers.length) console.log(peerTable(saved.peers, saved.peerNotes));
   if (saved.load.length && saved.fixture) console.log(loadTable(saved.load, saved.fixture.bytes));
   if (saved.dtype?.length) console.log(dtypeTable(saved.dtype));
-  console.log(targetTable(targets(saved.kernels, saved.e2e, saved.peers, saved.load, saved.capacity)));
+  if (saved.workloads) console.log(workloadTable(saved.workloads));
+  console.log(targetTable(targets(saved.kernels, saved.e2e, saved.peers, saved.load, saved.capacity, saved.workloads ?? null)));
   console.log(`from ${file}; that run took ${saved.seconds.toFixed(0)} s`);
 }
