@@ -4,17 +4,17 @@
  * of it, and the pure-TypeScript kernels see ordinary Float32Arrays. A bump allocator is all we
  * need: weights are allocated once at load, activations once per batch shape (`mark`/`release`).
  */
-import type { Kernels } from "./contract.js";
+import type { Kernels, WasmMemory } from "./contract.js";
 
 const PAGE = 65536;
 const ALIGN = 64;
 
 export class Arena {
-  readonly memory: WebAssembly.Memory;
+  readonly memory: WasmMemory;
   private top: number;
 
   /** `reserveBytes` at the start are left to a WebAssembly module's own data (stack, constants). */
-  constructor(memory?: WebAssembly.Memory, reserveBytes = ALIGN) {
+  constructor(memory?: WasmMemory, reserveBytes = ALIGN) {
     // Shared memory needs a maximum; 65536 pages = 4 GiB, the wasm32 limit. V8 reserves the
     // address space, not physical memory, so a large maximum costs nothing.
     this.memory = memory ?? new WebAssembly.Memory({ initial: 1, maximum: 65536, shared: true });

@@ -35,6 +35,16 @@ export const LINEAR_SCRATCH_COLS = 16;
  * block whose key rows are its own rows (kernels/attention.ts causalPlan); texts that share a
  * prefix list the same rows for it (src/model/batch-plan.ts).
  */
+/**
+ * The WebAssembly.Memory every buffer lives in, as our types name it: declared here, by the two
+ * members we use, because Node's type definitions have no WebAssembly namespace and naming
+ * `WebAssembly.Memory` would make every user's project need the DOM lib. A real Memory fits it.
+ */
+export interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(delta: number): number;
+}
+
 export interface AttentionPlan {
   blocks: Int32Array;
   keyRows: Int32Array;
@@ -60,7 +70,7 @@ export interface Kernels {
   /** Same, for int32 data (token ids, positions, sequence starts). */
   allocInt32(n: number): Int32Array;
   /** The memory every buffer lives in (shared, so workers can see it). */
-  readonly memory: WebAssembly.Memory;
+  readonly memory: WasmMemory;
   /** Allocation mark; `release(mark)` frees everything allocated after it (a batch's buffers). */
   mark(): number;
   release(mark: number): void;

@@ -43,8 +43,14 @@ export interface Threads {
   parent(): Promise<ParentPort>;
 }
 
+/**
+ * What a message may hand over instead of copying. Only buffers, named here rather than as the
+ * DOM's `Transferable`, so that our published types compile without the DOM lib.
+ */
+export type Transfer = ArrayBuffer;
+
 export interface Thread {
-  postMessage(message: unknown, transfer?: Transferable[]): void;
+  postMessage(message: unknown, transfer?: Transfer[]): void;
   onMessage(listener: (message: unknown) => void): void;
   /** An uncaught error in the thread (it is then gone). */
   onError(listener: (error: Error) => void): void;
@@ -55,7 +61,7 @@ export interface Thread {
 
 export interface ParentPort {
   readonly data: unknown;
-  postMessage(message: unknown, transfer?: Transferable[]): void;
+  postMessage(message: unknown, transfer?: Transfer[]): void;
   onMessage(listener: (message: unknown) => void): void;
   /** Reports an error in a thread whose starter may be blocked waiting for it (stderr / console). */
   report(message: string): void;

@@ -1,8 +1,8 @@
 /** The gpt2-reward command as a user runs it: output format, exit codes, errors, long jobs. */
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { RewardModel } from "../../src/model/reward-model.js";
 import { spawnSync } from "node:child_process";
 import { CLI, FIXTURES, jsonLines, runCli, startCli } from "../helpers/cli.js";
@@ -11,7 +11,15 @@ import { filesFromFolder, startFakeHub } from "../helpers/fake-hub.js";
 const SMALL = join(FIXTURES, "models", "f16-8head");
 const BIN = join(FIXTURES, "models", "f16-8head-bin");
 const texts: string[] = JSON.parse(readFileSync(join(FIXTURES, "golden", "texts.json"), "utf8"));
-const tmp = () => mkdtempSync(join(tmpdir(), "gpt2-reward-cli-"));
+const made: string[] = [];
+const tmp = () => {
+  const dir = mkdtempSync(join(tmpdir(), "gpt2-reward-cli-"));
+  made.push(dir);
+  return dir;
+};
+afterAll(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
 
 describe("score", () => {
   it("prints one JSON line per TEXT argument with logits, token count and truncation", () => {
