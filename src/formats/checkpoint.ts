@@ -174,8 +174,9 @@ function isPlainFileName(name: string): boolean {
 function readIndex(indexFile: string): { shards: Map<string, string[]>; folder: string } {
   let text: string;
   try {
-    text = platform().files.readText(indexFile);
+    text = platform().files.readText(indexFile, MAX_JSON_BYTES);
   } catch (e) {
+    if (e instanceof FormatError) throw e; // a FIFO, a device, too large: it says so
     throw new FormatError(indexFile, `cannot open: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   const shards = parseIndex(indexFile, text);

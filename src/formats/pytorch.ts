@@ -21,10 +21,10 @@
  *   - `readPytorchCheckpoint` holds the whole file and returns views of it (copies for strided tensors).
  */
 import { FormatError, UnsafeFileError, quote } from "../errors.js";
-import { DTYPE_BYTES, checkReadRange, elementCount, mapSource, type DType, type RawTensor, type TensorSource } from "./tensor.js";
+import { DTYPE_BYTES, checkReadRange, elementCount, type DType, type RawTensor, type TensorSource } from "./tensor.js";
 import { describe, isPickleCallable, isTuple, loadPickle, type PickleCallable } from "./pickle.js";
 import { isZip, readZip } from "./zip.js";
-import { bufferSource, type ByteSource } from "../platform/bytes.js";
+import { bufferSource, windowOf, type ByteSource } from "../platform/bytes.js";
 import { platform } from "../platform/platform.js";
 
 /** torch.<Name>Storage → dtype. */
@@ -49,6 +49,30 @@ const TORCH_DTYPES: Record<string, DType> = {
 const COPY_ALLOWANCE_BYTES = 256 * 2 ** 20;
 
 const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
+
+/**
+ * A state dict's pickle is read into memory whole, but only up to this size: a real one takes
+ * ~150 bytes a tensor (20 MB for 130,000 tensors), and parsing stops at its STOP opcode, so a
+ * record or file that goes on for gigabytes after it costs nothing more.
+ */
+const MAX_PICKLE_BYTES = 128 * 2 ** 20;
+
+/**
+ * Parses what starts the first `size` bytes of something (a pickle record, a legacy file) from as
+ * few of them as it needs: 1 MiB first, 8 times more each time parsing runs off the end of what
+ * was read, at most MAX_PICKLE_BYTES. A 5 MB checkpoint whose data.pkl is followed by 2 GiB of
+ * deflated zeros inflates 1 MiB of them.
+ */
+function fromPrefix<T>(size: number, read: (n: number) => Uint8Array, parse: (bytes: Uint8Array) => T): T {
+  const most = Math.min(size, MAX_PICKLE_BYTES);
+  for (let n = Math.min(most, 2 ** 20); ; n = Math.min(most, 8 * n)) {
+    try {
+      return parse(read(n));
+    } catch (e) {
+      if (n >= most || !(e instanceof FormatError)) throw e;
+    }
+  }
+}
 
 // ---- the objects the allowlisted globals produce ----
 
@@ -389,7 +413,7 @@ function openZipCheckpoint(file: string, source: ByteSource): Map<string, Tensor
   }
   const prefix = pkls[0].slice(0, -"data.pkl".length);
   if (zip.has(`${prefix}byteorder`)) {
-    const order = new TextDecoder("latin1").decode(zip.read(`${prefix}byteorder`));
+    const order = new TextDecoder("latin1").decode(zip.read(`${prefix}byteorder`, 16));
     if (order !== "little") throw new FormatError(file, `checkpoint byte order is ${JSON.stringify(order)}; only little-endian checkpoints are supported`);
   }
   const storages = new Map<string, Storage>();
@@ -402,18 +426,19 @@ function openZipCheckpoint(file: string, source: ByteSource): Map<string, Tensor
     }
     const record = `${prefix}data/${key}`;
     if (!zip.has(record)) throw new FormatError(file, `storage ${key} has no record ${record} in the archive`);
-    const data = zip.record(record);
     const need = numel * DTYPE_BYTES[type.dtype];
-    if (need > data.size) {
-      throw new FormatError(file, `storage ${key} declares ${numel} ${type.dtype} elements (${need} bytes) but record ${record} holds ${data.size} bytes`);
+    const holds = zip.entries.get(record)!.uncompressedSize;
+    if (need > holds) {
+      throw new FormatError(file, `storage ${key} declares ${numel} ${type.dtype} elements (${need} bytes) but record ${record} holds ${holds} bytes`);
     }
     const s = new Storage(key, type.dtype, numel);
-    s.data = data;
+    s.data = zip.record(record, need); // bytes past the storage's elements (padding) are never read or inflated
     storages.set(key, s);
     return s;
   };
-  const pkl = zip.read(pkls[0]);
-  const { value } = loadPickle(file, pkl, { findGlobal: (m, n) => findGlobal(file, m, n), persistentLoad });
+  const pklSize = zip.entries.get(pkls[0])!.uncompressedSize;
+  const { value } = fromPrefix(pklSize, (n) => zip.read(pkls[0], n), (pkl) =>
+    loadPickle(file, pkl, { findGlobal: (m, n) => findGlobal(file, m, n), persistentLoad }));
   return checkTensors(file, stateDict(file, value), source.size);
 }
 
@@ -422,7 +447,17 @@ function isLegacy(bytes: Uint8Array): boolean {
   return bytes.length >= 4 && bytes[0] === 0x80 && bytes[2] === 0x8a && bytes[3] === 0x0a;
 }
 
-function readLegacyCheckpoint(file: string, bytes: Uint8Array): Map<string, RawTensor> {
+/**
+ * A legacy (pre-1.6) checkpoint through `src`, read like the zip format: the pickles at its start
+ * (up to MAX_PICKLE_BYTES), then each storage's 8-byte element count, hopping over its bytes,
+ * which stay where they are until a tensor is read.
+ */
+function openLegacyCheckpoint(file: string, src: ByteSource): Map<string, TensorRef> {
+  return fromPrefix(src.size, (n) => src.read(0, n), (bytes) => openLegacyPickles(file, src, bytes));
+}
+
+/** The legacy format's pickles, from `bytes` (the start of `src`), then its storages through `src`. */
+function openLegacyPickles(file: string, src: ByteSource, bytes: Uint8Array): Map<string, TensorRef> {
   const plain = { findGlobal: () => undefined };
   const magic = loadPickle(file, bytes, plain, 0);
   if (magic.value !== LEGACY_MAGIC) throw new FormatError(file, "not a PyTorch checkpoint: pickle stream without the legacy magic number");
@@ -449,21 +484,21 @@ function readLegacyCheckpoint(file: string, bytes: Uint8Array): Map<string, RawT
   if (!Array.isArray(keys.value)) throw new FormatError(file, "legacy PyTorch checkpoint: storage key list is missing");
 
   // Storages follow in the order of the key list: int64 element count, then the bytes.
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let pos = keys.end;
   for (const key of keys.value) {
     const s = typeof key === "string" ? storages.get(key) : undefined;
     if (!s) throw new FormatError(file, `legacy checkpoint lists storage ${quote(key)}, which the state dict never uses`);
-    if (pos + 8 > bytes.length) throw new FormatError(file, `legacy checkpoint is truncated before storage ${key}`);
-    const count = view.getBigInt64(pos, true);
+    if (pos + 8 > src.size) throw new FormatError(file, `legacy checkpoint is truncated before storage ${key}`);
+    const head = src.read(pos, 8);
+    const count = new DataView(head.buffer, head.byteOffset, 8).getBigInt64(0, true);
     if (count !== BigInt(s.numel)) throw new FormatError(file, `storage ${key} holds ${count} elements, its persistent id says ${s.numel}`);
     const n = s.numel * DTYPE_BYTES[s.dtype];
     pos += 8;
-    if (pos + n > bytes.length) throw new FormatError(file, `legacy checkpoint is truncated inside storage ${key} (needs ${n} bytes at offset ${pos}, the file has ${bytes.length})`);
-    s.data = bufferSource(bytes.subarray(pos, pos + n));
+    if (pos + n > src.size) throw new FormatError(file, `legacy checkpoint is truncated inside storage ${key} (needs ${n} bytes at offset ${pos}, the file has ${src.size})`);
+    s.data = windowOf(src, pos, n);
     pos += n;
   }
-  return materializeAll(checkTensors(file, refs, bytes.length));
+  return checkTensors(file, refs, src.size);
 }
 
 /**
@@ -480,8 +515,14 @@ export function readPytorchCheckpoint(file: string, bytes?: Uint8Array): Map<str
       whole.close();
     }
   }
-  if (isZip(bytes)) return materializeAll(openZipCheckpoint(file, bufferSource(bytes)));
-  if (isLegacy(bytes)) return readLegacyCheckpoint(file, bytes);
+  return materializeAll(openCheckpointRefs(file, bufferSource(bytes)));
+}
+
+/** The checked tensors of either container format, read through `src`; no storage byte is read. */
+function openCheckpointRefs(file: string, src: ByteSource): Map<string, TensorRef> {
+  const head = src.read(0, Math.min(4, src.size));
+  if (isZip(head)) return openZipCheckpoint(file, src);
+  if (isLegacy(head)) return openLegacyCheckpoint(file, src);
   throw new FormatError(file, "not a PyTorch checkpoint: neither a zip archive (torch ≥ 1.6) nor a legacy torch.save pickle stream");
 }
 
@@ -490,20 +531,16 @@ export function readPytorchCheckpoint(file: string, bytes?: Uint8Array): Map<str
  * the caller's buffer (the kernels' memory), so loading never holds the file and the weights at
  * the same time. Opening reads only the zip's directory, the local headers and data.pkl, and
  * runs every check `readPytorchCheckpoint` runs. A deflated storage record (torch never writes
- * one) is inflated, once, when first read; a legacy (pre-1.6) file is read whole, as by
- * `readPytorchCheckpoint`. `bytes` replaces the file (tests); call `close()` when done.
+ * one) is inflated, once, when first read, up to the bytes its storage holds; a legacy (pre-1.6)
+ * file is read the same way (its pickles, then its tensors where they lie). `bytes` replaces the
+ * file (tests); call `close()` when done.
  */
 export function pytorchSource(file: string, bytes?: ByteSource): TensorSource & { close(): void } {
   const own = bytes ? undefined : platform().files.open(file);
   const src = (bytes ?? own)!;
   const close = (): void => own?.close();
   try {
-    if (!isZip(src.read(0, Math.min(4, src.size)))) {
-      const tensors = readPytorchCheckpoint(file, src.read(0, src.size));
-      close();
-      return { ...mapSource(file, tensors), close };
-    }
-    const refs = openZipCheckpoint(file, src);
+    const refs = openCheckpointRefs(file, src);
     return {
       file,
       names: () => [...refs.keys()],

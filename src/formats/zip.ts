@@ -13,9 +13,9 @@
  * windows on the archive (zero-copy views when it is in memory); deflated ones are inflated with
  * a cap at their declared size; anything else (other methods, encryption) is refused.
  */
+import { Inflate } from "fflate";
 import { FormatError, UnsafeFileError } from "../errors.js";
 import { bufferSource, windowOf, type ByteSource } from "../platform/bytes.js";
-import { platform } from "../platform/platform.js";
 
 /** A source whose bytes are produced on first use (a deflated record is inflated only when read). */
 function lazySource(size: number, load: () => ByteSource): ByteSource {
@@ -55,6 +55,8 @@ const U16_MAX = 0xffff;
 const U32_MAX = 0xffffffff;
 /** How much of the file's end is read first when looking for the end record: enough unless the archive has a long comment. */
 const SHORT_TAIL = 1024;
+/** Compressed bytes inflated per step: deflate expands at most ~1032×, so one step yields at most ~4 MB. */
+const INFLATE_CHUNK = 4096;
 
 /** True if the bytes start like a ZIP archive (a local header, or an empty archive's EOCD). */
 export function isZip(bytes: Uint8Array): boolean {
@@ -100,29 +102,35 @@ export class ZipArchive {
     return this.entries.has(name);
   }
 
-  /** The record's uncompressed bytes: a view of the input when stored in memory, a fresh buffer otherwise. */
-  read(name: string): Uint8Array {
-    const record = this.record(name);
+  /**
+   * The record's uncompressed bytes, or only its first `limit` (a pickle is read up to its STOP,
+   * so padding after it is never inflated): a view of the input when stored in memory, a fresh
+   * buffer otherwise.
+   */
+  read(name: string, limit = Infinity): Uint8Array {
+    const record = this.record(name, limit);
     return record.read(0, record.size);
   }
 
   /**
-   * The record's uncompressed bytes as a source of their own, after every check on its local
-   * header: a window on the archive when stored (nothing of the data read yet), inflated on first
-   * read when deflated.
+   * The record's uncompressed bytes (the first `limit` of them) as a source of their own, after
+   * every check on its local header: a window on the archive when stored (nothing of the data
+   * read yet), inflated on first read when deflated — and then only up to `limit`, so a record
+   * that declares, or really holds, gigabytes beyond what its tensors use costs only those bytes.
    */
-  record(name: string): ByteSource {
+  record(name: string, limit = Infinity): ByteSource {
     const entry = this.entries.get(name);
     if (!entry) throw new FormatError(this.file, `zip archive has no record ${name}`);
     const dataStart = this.dataStart(entry);
+    const size = Math.min(limit, entry.uncompressedSize);
     if (entry.method === 0) {
       if (entry.compressedSize !== entry.uncompressedSize) {
         throw this.error(`zip record ${name} is stored but declares ${entry.compressedSize} bytes compressed and ${entry.uncompressedSize} uncompressed`);
       }
-      return windowOf(this.source, dataStart, entry.compressedSize);
+      return windowOf(this.source, dataStart, size);
     }
     // method 8, checked by dataStart
-    return lazySource(entry.uncompressedSize, () => bufferSource(this.inflate(entry, dataStart)));
+    return lazySource(size, () => bufferSource(this.inflate(entry, dataStart, size)));
   }
 
   // ---- internals ----
@@ -131,19 +139,44 @@ export class ZipArchive {
     return new FormatError(this.file, detail);
   }
 
-  private inflate(entry: ZipEntry, dataStart: number): Uint8Array {
-    const { name } = entry;
-    let out: Uint8Array;
+  /**
+   * The first `want` bytes a deflated record inflates to. The compressed bytes are read and
+   * inflated a few KB at a time (fflate's streaming inflate, the same in Node and browsers) and
+   * inflating stops once `want` bytes are out, so memory is `want` plus a few MB whatever the
+   * record declares. When all of it is wanted, it must come to exactly its declared size and
+   * match its CRC-32.
+   */
+  private inflate(entry: ZipEntry, dataStart: number, want: number): Uint8Array {
+    const { name, compressedSize, uncompressedSize } = entry;
+    const whole = want === uncompressedSize;
+    // Kept as they come (not in a buffer of the declared size: a record may declare 4 GB and hold 64 bytes).
+    const kept: Uint8Array[] = [];
+    let total = 0; // bytes inflated, kept or not
+    const inflater = new Inflate((chunk) => {
+      if (total < want) kept.push(chunk.slice(0, Math.min(chunk.length, want - total)));
+      total += chunk.length;
+    });
     try {
-      out = platform().inflateRaw(this.source.read(dataStart, entry.compressedSize), entry.uncompressedSize);
+      for (let at = 0; at < compressedSize && !(total >= want && (!whole || total > want)); ) {
+        const n = Math.min(INFLATE_CHUNK, compressedSize - at);
+        inflater.push(this.source.read(dataStart + at, n), at + n === compressedSize);
+        at += n;
+      }
+      if (compressedSize === 0) inflater.push(new Uint8Array(0), true);
     } catch (e) {
       if (e instanceof FormatError) throw e;
-      throw this.error(`zip record ${name} does not inflate to its declared ${entry.uncompressedSize} bytes (${(e as Error).message})`);
+      throw this.error(`zip record ${name} does not inflate to its declared ${uncompressedSize} bytes (${(e as Error).message})`);
     }
-    if (out.length !== entry.uncompressedSize) {
-      throw this.error(`zip record ${name} inflates to ${out.length} bytes, its header declares ${entry.uncompressedSize}`);
+    if (whole ? total !== uncompressedSize : total < want) {
+      throw this.error(`zip record ${name} inflates to ${total > want ? `more than ${want}` : total} bytes, its header declares ${uncompressedSize}`);
     }
-    if (crc32(out) !== entry.crc32) throw this.error(`zip record ${name} fails its CRC-32 check`);
+    const out = new Uint8Array(want);
+    let at = 0;
+    for (const chunk of kept.splice(0)) {
+      out.set(chunk, at);
+      at += chunk.length;
+    }
+    if (whole && crc32(out) !== entry.crc32) throw this.error(`zip record ${name} fails its CRC-32 check`);
     return out;
   }
 

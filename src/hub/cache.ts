@@ -14,9 +14,10 @@
  * the network side is in hub.ts.
  */
 import { randomBytes } from "node:crypto";
-import { copyFile, mkdir, readFile, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { dirname, join, relative } from "node:path";
 import { getHFHubCachePath } from "@huggingface/hub";
+import { platform } from "../platform/platform.js";
 
 export const COMMIT_HASH = /^[0-9a-f]{40}$/;
 
@@ -63,7 +64,8 @@ export async function isFile(path: string): Promise<boolean> {
 export async function readRef(repoDir: string, revision: string): Promise<string | undefined> {
   if (COMMIT_HASH.test(revision)) return revision;
   try {
-    const commit = (await readFile(refPath(repoDir, revision), "utf8")).trim();
+    // Bounded, and never blocking on a FIFO: a ref is one 40-character hash.
+    const commit = platform().files.readText(refPath(repoDir, revision), 1024).trim();
     return COMMIT_HASH.test(commit) ? commit : undefined;
   } catch {
     return undefined;

@@ -19,12 +19,13 @@
  * alone answers, through refs/<revision>, and an error names the file it looked for.
  */
 import { createHash } from "node:crypto";
-import { createReadStream, existsSync, readFileSync } from "node:fs";
+import { createReadStream, existsSync } from "node:fs";
 import { mkdir, open, readFile, realpath, rename, rm, stat, utimes, writeFile, type FileHandle } from "node:fs/promises";
 import { homedir, hostname } from "node:os";
 import { dirname, join, resolve, sep } from "node:path";
 import { parseSafetensorsMetadata, SafetensorParseError } from "@huggingface/hub";
 import { FormatError, Gpt2RewardError } from "../errors.js";
+import { platform } from "../platform/platform.js";
 import { MAX_JSON_BYTES, parseIndex, WEIGHT_FILES } from "../formats/checkpoint.js";
 import { readSafetensorsHeader } from "../formats/safetensors.js";
 import {
@@ -97,6 +98,8 @@ const DEFAULT_ENDPOINT = "https://huggingface.co";
 /** Python's default HEAD timeout (HF_HUB_ETAG_TIMEOUT): a dead network falls back to the cache quickly. */
 const DEFAULT_HEAD_TIMEOUT_S = 10;
 const MAX_RELATIVE_REDIRECTS = 10;
+/** A token is some 40 characters; the file `hf auth login` writes is read only if it is small (not a FIFO, not /dev/zero). */
+const MAX_TOKEN_FILE_BYTES = 64 * 1024;
 
 // ---------------------------------------------------------------------------- repo ids
 
@@ -165,7 +168,7 @@ function findToken(explicit: string | undefined): { token?: string; tokenFrom: s
   const home = env.HF_HOME || join(env.XDG_CACHE_HOME || join(homedir(), ".cache"), "huggingface");
   const file = env.HF_TOKEN_PATH || join(home, "token");
   try {
-    return { token: clean(readFileSync(file, "utf8")), tokenFrom: `the token in ${file}` };
+    return { token: clean(platform().files.readText(file, MAX_TOKEN_FILE_BYTES)), tokenFrom: `the token in ${file}` };
   } catch {
     return { tokenFrom: "HF_TOKEN" }; // no file (or unreadable): no token, as huggingface_hub does
   }
@@ -571,7 +574,7 @@ async function ensureFile(hub: Hub, commit: string, file: string, known?: Remote
 
 /** The shard files an index names, sorted (plain file names beside it: parseIndex refuses anything else). */
 async function readShardList(path: string, name: string): Promise<string[]> {
-  return [...parseIndex(name, await readFile(path, "utf8")).keys()].sort();
+  return [...parseIndex(name, platform().files.readText(path, MAX_JSON_BYTES)).keys()].sort();
 }
 
 /** Walks WEIGHT_FILES at `commit`: cached -> use, known absent -> skip, else ask the Hub. */

@@ -5,7 +5,8 @@
  */
 // Values are quoted with `quote`, not JSON.stringify: a config value nested 10,000 deep would
 // overflow the stack while we describe it.
-import { ConfigError, quote } from "../errors.js";
+import { ConfigError, FormatError, quote } from "../errors.js";
+import { MAX_JSON_BYTES } from "../formats/checkpoint.js";
 import { platform } from "../platform/platform.js";
 
 export interface GPT2Config {
@@ -31,8 +32,9 @@ const TANH_GELUS = new Set(["gelu_new", "gelu_pytorch_tanh"]);
 export function readConfig(file: string): GPT2Config {
   let text: string;
   try {
-    text = platform().files.readText(file);
+    text = platform().files.readText(file, MAX_JSON_BYTES);
   } catch (e) {
+    if (e instanceof FormatError) throw e; // a FIFO, a device, too large: it says so
     throw new ConfigError(file, `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   let json: unknown;

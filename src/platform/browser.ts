@@ -8,13 +8,11 @@
  * whole, and the same format code serves both platforms. (So models load in the model's worker;
  * the page's thread only posts messages.)
  *
- * Inflate: fflate's synchronous inflate, into a buffer of the declared size. DecompressionStream
- * is asynchronous and would turn every reader above into async code for a case torch never writes
- * (it stores records uncompressed); fflate is 8 kB of plain JavaScript, well kept and widely used.
+ * (Inflating a deflated zip record is no longer a seam: formats/zip.ts uses fflate's streaming
+ * inflate on both platforms, so it can stop at the bytes a tensor needs.)
  */
-import { inflateSync } from "fflate";
 import { FormatError } from "../errors.js";
-import { posixPath, positionalSource, type FileBytes, type FileSystem } from "./bytes.js";
+import { posixPath, positionalSource, readSmallText, type FileBytes, type FileSystem } from "./bytes.js";
 import { setPlatform, type ParentPort, type Platform, type Thread, type ThreadScript, type Threads } from "./platform.js";
 import { wasmRelaxedSimdSupported } from "../../kernels/wasm/wasm-kernels.js";
 
@@ -69,11 +67,10 @@ const browserFiles: FileSystem = {
     if (blob === undefined) throw new FormatError(path, "cannot open: ENOENT");
     return blobSource(path, blob);
   },
-  readText(path) {
+  readText(path, maxBytes) {
     const blob = mounted.get(path);
     if (blob === undefined) throw notFound(path);
-    const bytes = blobSource(path, blob);
-    return new TextDecoder().decode(bytes.read(0, bytes.size));
+    return readSmallText(() => blobSource(path, blob), path, maxBytes);
   },
   ...posixPath,
 };
@@ -138,11 +135,6 @@ const browserThreads: Threads = {
 export const browserPlatform: Platform = {
   name: "browser",
   files: browserFiles,
-  inflateRaw(compressed, size) {
-    // A buffer of the declared size caps what a corrupt record can make us allocate; the caller
-    // checks the length and the CRC.
-    return inflateSync(compressed, { out: new Uint8Array(size) });
-  },
   async sha256(bytes) {
     const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
     return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");

@@ -4,6 +4,7 @@
  * slices of a Blob or File read in the model's worker (src/platform/browser.ts); either way a
  * reader asks for a range and gets it without the file ever being held whole.
  */
+import { FormatError } from "../errors.js";
 
 export interface ByteSource {
   readonly size: number;
@@ -24,11 +25,26 @@ export interface FileSystem {
   kind(path: string): "file" | "dir" | undefined;
   /** Opens a file for reads by range; throws FormatError(path, "cannot open: ...") when it cannot. */
   open(path: string): FileBytes;
-  /** A whole (small) file as UTF-8 text; throws an Error whose `code` says why (ENOENT, ...). */
-  readText(path: string): string;
+  /**
+   * A whole small file (config.json, an index) as UTF-8 text, refused with a FormatError if it
+   * is larger than `maxBytes` (checked before a byte is read); throws an Error whose `code` says
+   * why it cannot be opened (ENOENT, ...).
+   */
+  readText(path: string, maxBytes: number): string;
   join(dir: string, name: string): string;
   dirname(path: string): string;
   basename(path: string): string;
+}
+
+/** Reads a whole file of at most `maxBytes` through `open`, as UTF-8 text (the one readText of every platform). */
+export function readSmallText(open: (path: string) => FileBytes, path: string, maxBytes: number): string {
+  const src = open(path);
+  try {
+    if (src.size > maxBytes) throw new FormatError(path, `is ${src.size} bytes, more than the ${maxBytes} this file may have; refusing to read it`);
+    return new TextDecoder().decode(src.read(0, src.size));
+  } finally {
+    src.close();
+  }
 }
 
 /** A reader's range check failing is a bug in the reader (every range is checked against the file first), not a bad file. */

@@ -3,37 +3,57 @@
  * module is imported: every Node entry point (src/index.ts, the CLI, worker scripts) imports it first.
  */
 import { createHash } from "node:crypto";
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync } from "node:fs";
+import { closeSync, constants, existsSync, fstatSync, openSync, readSync, statSync, type Stats } from "node:fs";
 import { availableParallelism } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setFlagsFromString } from "node:v8";
-import { inflateRawSync } from "node:zlib";
 import { Worker, isMainThread, parentPort, workerData } from "node:worker_threads";
 import { wasmRelaxedSimdSupported } from "../../kernels/wasm/wasm-kernels.js";
 import { FormatError } from "../errors.js";
-import { positionalSource, type FileBytes, type FileSystem } from "./bytes.js";
+import { positionalSource, readSmallText, type FileBytes, type FileSystem } from "./bytes.js";
 import { setPlatform, type ParentPort, type Platform, type Thread, type ThreadScript, type Threads } from "./platform.js";
 
 const errorCode = (e: unknown): string => (e as NodeJS.ErrnoException).code ?? (e as Error).message;
 
-/** Positional reads on a file descriptor, opened again after `close()` if read again. */
-export function fileSource(file: string): FileBytes {
-  const open = (): number => {
-    try {
-      return openSync(file, "r");
-    } catch (e) {
-      throw new FormatError(file, `cannot open: ${errorCode(e)}`);
-    }
-  };
-  let fd: number | null = open();
-  let size: number;
+/**
+ * Opening never blocks (O_NONBLOCK: opening a FIFO for reading would wait for a writer forever),
+ * and what was opened must be a regular file: a FIFO, a device (a link to /dev/zero), a socket or
+ * a directory is refused by name before a byte is read.
+ */
+function openRegularFile(file: string): { fd: number; size: number } {
+  let fd: number;
   try {
-    size = fstatSync(fd).size;
+    fd = openSync(file, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
+  } catch (e) {
+    const code = errorCode(e);
+    throw new FormatError(file, code === "EISDIR" ? "is a directory, not a file" : `cannot open: ${code}`);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new FormatError(file, `is ${kindOf(st)}, not a file`);
+    return { fd, size: st.size };
   } catch (e) {
     closeSync(fd);
     throw e;
   }
+}
+
+function kindOf(st: Stats): string {
+  if (st.isDirectory()) return "a directory";
+  if (st.isFIFO()) return "a FIFO (named pipe)";
+  if (st.isCharacterDevice()) return "a character device";
+  if (st.isBlockDevice()) return "a block device";
+  if (st.isSocket()) return "a socket";
+  return "not a regular file";
+}
+
+/** Positional reads on a regular file's descriptor, opened again after `close()` if read again. */
+export function fileSource(file: string): FileBytes {
+  const opened = openRegularFile(file);
+  let fd: number | null = opened.fd;
+  const size = opened.size;
+  const open = (): number => openRegularFile(file).fd;
   return positionalSource(
     size,
     (dst, position) => readSync((fd ??= open()), dst, 0, dst.length, position),
@@ -54,7 +74,7 @@ const nodeFiles: FileSystem = {
     }
   },
   open: fileSource,
-  readText: (path) => readFileSync(path, "utf8"),
+  readText: (path, maxBytes) => readSmallText(fileSource, path, maxBytes),
   join,
   dirname,
   basename,
@@ -105,11 +125,6 @@ const nodeThreads: Threads = {
 export const nodePlatform: Platform = {
   name: "node",
   files: nodeFiles,
-  inflateRaw(compressed, size) {
-    // maxOutputLength must be >= 1; an empty record that inflates to anything is caught by the caller.
-    const out = inflateRawSync(compressed, { maxOutputLength: Math.max(1, size) });
-    return new Uint8Array(out.buffer, out.byteOffset, out.length);
-  },
   sha256: async (bytes) => createHash("sha256").update(bytes).digest("hex"),
   threads: nodeThreads,
   /**

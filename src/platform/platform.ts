@@ -1,6 +1,6 @@
 /**
  * What differs between Node and a browser, as one small interface per difference: reading a
- * file's bytes, inflating a deflated record, hashing, starting threads and turning on relaxed SIMD.
+ * file's bytes, hashing, starting threads and turning on relaxed SIMD.
  * The entry point installs an implementation (src/index.ts: src/platform/node.ts;
  * src/index.browser.ts: src/platform/browser.ts) and everything else asks `platform()`, so the
  * model, the formats and the pool never ask "am I in a browser?" (the way transformers.js keeps
@@ -12,12 +12,6 @@ export interface Platform {
   readonly name: "node" | "browser";
   /** Files by path (in a browser: the Blobs and Files mounted by the model's worker). */
   readonly files: FileSystem;
-  /**
-   * Inflates raw deflate data (a zip record) that must come to exactly `size` bytes; synchronous,
-   * because the readers above are (they read ranges on demand while the loader packs weights).
-   * Throws on corrupt data or when the output would exceed `size`; the caller checks the length.
-   */
-  inflateRaw(compressed: Uint8Array, size: number): Uint8Array;
   /** Lower-case hex SHA-256 of `bytes`. */
   sha256(bytes: Uint8Array): Promise<string>;
   readonly threads: Threads;

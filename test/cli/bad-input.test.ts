@@ -8,8 +8,8 @@
  * output. Line rows feed three lines with the bad one in the middle: it gets {"index": 1,
  * "error": ...}, the others are scored, and the exit status is 1.
  */
-import { spawn } from "node:child_process";
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deepJson, safetensorsFromText, tempDir } from "../helpers/fuzz-models.js";
@@ -287,6 +287,45 @@ const fileRows: FileRow[] = [
     setup: (dir) => {
       writeFileSync(join(dir, "config.json"), '{"n_layer": 2,');
       return "config.json";
+    },
+  },
+  {
+    row: "config.json is a FIFO (a named pipe)", kind: "error", model: "f16-8head", problem: /is a FIFO \(named pipe\), not a file/,
+    setup: (dir) => {
+      rmSync(join(dir, "config.json"));
+      execFileSync("mkfifo", [join(dir, "config.json")]);
+      return "config.json";
+    },
+  },
+  {
+    row: "config.json is a link to /dev/zero", kind: "error", model: "f16-8head", problem: /is a character device, not a file/,
+    setup: (dir) => {
+      rmSync(join(dir, "config.json"));
+      symlinkSync("/dev/zero", join(dir, "config.json"));
+      return "config.json";
+    },
+  },
+  {
+    row: "config.json is a directory", kind: "error", model: "f16-8head", problem: /is a directory, not a file/,
+    setup: (dir) => {
+      rmSync(join(dir, "config.json"));
+      mkdirSync(join(dir, "config.json"));
+      return "config.json";
+    },
+  },
+  {
+    row: "config.json of 40 MB", kind: "error", model: "f16-8head", problem: /is 41943040 bytes, more than the 33554432 this file may have; refusing to read it/,
+    setup: (dir) => {
+      writeFileSync(join(dir, "config.json"), Buffer.alloc(40 << 20, 0x20));
+      return "config.json";
+    },
+  },
+  {
+    row: "model.safetensors is a FIFO", kind: "error", model: "f16-8head", problem: /is a FIFO \(named pipe\), not a file/,
+    setup: (dir) => {
+      rmSync(join(dir, "model.safetensors"));
+      execFileSync("mkfifo", [join(dir, "model.safetensors")]);
+      return "model.safetensors";
     },
   },
   {
