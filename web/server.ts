@@ -40,6 +40,8 @@ export interface WebServerOptions {
   /** Send COOP/COEP (default true); false shows the page without threads (one thread). */
   isolation?: boolean;
   root?: string;
+  /** More folders to serve: URL prefix ("/bench-model/") → absolute folder (bench/web.ts). */
+  extraMounts?: [prefix: string, dir: string][];
 }
 
 export interface WebServer {
@@ -69,9 +71,9 @@ export async function startWebServer(opts: WebServerOptions = {}): Promise<WebSe
       return fail(400, "bad path");
     }
     if (path === "/") path = "/index.html";
-    const mount = MOUNTS.find(([prefix]) => path.startsWith(prefix));
+    const mount = [...(opts.extraMounts ?? []), ...MOUNTS].find(([prefix]) => path.startsWith(prefix));
     if (!mount || path.includes("\0")) return fail(404, "not found");
-    const base = resolve(root, mount[1]);
+    const base = resolve(root, mount[1]); // an absolute folder stays as it is
     const file = resolve(base, `.${path.slice(mount[0].length - 1)}`);
     if (file !== base && !file.startsWith(base + sep)) return fail(404, "not found");
     let size: number;

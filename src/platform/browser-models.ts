@@ -173,7 +173,11 @@ async function download(url: string, name: string, store: Cache | undefined, hea
   const body = new Response(counted, { headers: { "Content-Type": "application/octet-stream" } });
   let blob: Blob;
   if (store) {
-    await store.put(url, body);
+    try {
+      await store.put(url, body);
+    } catch (e) {
+      throw new Gpt2RewardError(`cannot keep ${name} (${Number.isFinite(total) ? `${(total / 1e6).toFixed(0)} MB` : "its size unknown"}) in this browser's Cache Storage: ${(e as Error).message} (storage full, or a private window's small quota? load with { cache: false })`);
+    }
     blob = await (await store.match(url))!.blob();
   } else {
     blob = await body.blob();

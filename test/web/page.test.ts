@@ -13,7 +13,7 @@ import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RewardModel } from "../../src/index.js";
 import { startWebServer, REPO_ROOT, type WebServer } from "../../web/server.js";
-import { launchChromium } from "../helpers/chromium.js";
+import { launchChromium } from "../../web/chromium.js";
 import { filesFromFolder, startFakeHub, type FakeHub } from "../helpers/fake-hub.js";
 
 const FIXTURES = join(REPO_ROOT, "fixtures");
