@@ -5,7 +5,8 @@
 import { createReadStream, existsSync } from "node:fs";
 import { Gpt2RewardError } from "../errors.js";
 import type { HubOptions } from "../hub/hub.js";
-import { DEFAULT_MAX_LENGTH, type LoadOptions } from "../model/reward-model.js";
+import { DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, type LoadOptions } from "../model/reward-model.js";
+import { DTYPE_HELP, parseDType } from "../model/resolve.js";
 import { oneOf, positiveInt, UsageError, type Option } from "./args.js";
 import { readLines, type Line } from "./lines.js";
 import { DEFAULT_CHAT_TEMPLATE, formatOfFile, INPUT_FORMATS, inputItems, textItems, type InputItem, type InputSpec } from "./input.js";
@@ -81,6 +82,10 @@ async function* countBytes(lines: AsyncIterable<Line>, onBytes: (n: number) => v
   }
 }
 
+export const BATCH_SIZE_OPTION = {
+  type: "string", short: "b", value: "N", default: String(DEFAULT_BATCH_SIZE), help: "texts per forward pass",
+} as const satisfies Option;
+
 export const MAX_LENGTH_OPTION = {
   type: "string", short: "l", value: "N", default: String(DEFAULT_MAX_LENGTH), help: "tokens kept per text, from the end (left truncation, as the model card)",
 } as const satisfies Option;
@@ -109,10 +114,18 @@ export function loadOptions(values: { threads?: string; kernels?: string; dtype?
   return {
     threads: values.threads === undefined ? undefined : positiveInt("threads", values.threads, 1),
     kernels: oneOf("kernels", values.kernels, ["auto", "wasm", "ts", "ref"] as const, "auto"),
-    dtype: oneOf("dtype", values.dtype, ["f32", "f16", "bf16"] as const, "f32"),
+    dtype: weightDType(values.dtype),
     onWarning: (m) => process.stderr.write(`gpt2-reward: warning: ${m}\n`),
     hub: hubOptions(),
   };
+}
+
+/** --dtype by the one dtype parser (so "float16", "half", "bfloat16" work too), as LoadOptions spell it. */
+function weightDType(value: string | undefined): "f32" | "f16" | "bf16" {
+  if (value === undefined) return "f32";
+  const d = parseDType(value);
+  if (!d) throw new UsageError(`--dtype must be ${DTYPE_HELP}, got "${value}"`);
+  return d.toLowerCase() as "f32" | "f16" | "bf16";
 }
 
 /** Raw lines of an --input file, or of standard input for none or "-". */

@@ -13,7 +13,7 @@ import { locate } from "../model/reward-model.js";
 import { readConfig } from "../model/config.js";
 import type { RawTensor } from "../formats/tensor.js";
 import { IGNORED_BUFFERS } from "../model/weights.js";
-import { isHubRepoId, resolveHubModel } from "../hub/hub.js";
+import { DTYPE_HELP, parseDType, resolveModel, type FloatDType } from "../model/resolve.js";
 import { defineCommand, UsageError } from "./args.js";
 import { hubOptions, MODEL_HELP, MODEL_OPTION, modelArg } from "./common.js";
 
@@ -24,7 +24,7 @@ export const convert = defineCommand({
   options: {
     model: MODEL_OPTION,
     output: { type: "string", short: "o", value: "FILE", help: "the safetensors file to write" },
-    dtype: { type: "string", value: "f32|f16|bf16", default: "as stored", help: "convert the float tensors to this dtype" },
+    dtype: { type: "string", value: "DTYPE", default: "as stored", help: `convert the float tensors to this dtype: ${DTYPE_HELP}` },
   },
   details: `${MODEL_HELP}
 config.json is copied beside the output unless one is there. The attention mask buffers of
@@ -36,8 +36,8 @@ older checkpoints (attn.bias, attn.masked_bias) are dropped: they hold no weight
     if (rest.length !== 1) throw new UsageError("convert takes MODEL and one OUT.safetensors");
     const out = rest[0];
     const dtype = values.dtype === undefined ? null : parseDType(values.dtype);
-    if (values.dtype !== undefined && !dtype) throw new UsageError(`--dtype must be f32, f16 or bf16, got "${values.dtype}"`);
-    if (!existsSync(model) && isHubRepoId(model)) model = (await resolveHubModel(model, hubOptions())).dir;
+    if (values.dtype !== undefined && !dtype) throw new UsageError(`--dtype must be ${DTYPE_HELP}, got "${values.dtype}"`);
+    model = await resolveModel(model, hubOptions());
     const r = convertModel(model, out, dtype);
     process.stderr.write(
       `wrote ${out}: ${r.tensors} tensors${dtype ? ` as ${dtype}` : ""}` +
@@ -48,12 +48,7 @@ older checkpoints (attn.bias, attn.masked_bias) are dropped: they hold no weight
   },
 });
 
-export type ConvertDType = "F32" | "F16" | "BF16";
-
-export function parseDType(s: string): ConvertDType | null {
-  const up = s.toUpperCase();
-  return up === "F32" || up === "F16" || up === "BF16" ? up : null;
-}
+export type ConvertDType = FloatDType;
 
 export interface ConvertResult {
   tensors: number;

@@ -3,10 +3,10 @@
  * count) without scoring anything. For a Hub repo with safetensors, only the headers are read,
  * with HTTP range requests: nothing is downloaded.
  */
-import { existsSync } from "node:fs";
 import { readConfig, type GPT2Config } from "../model/config.js";
 import { openCheckpoint } from "../formats/checkpoint.js";
-import { inspectHubModel, isHubRepoId, type HubOptions } from "../hub/hub.js";
+import { inspectHubModel, type HubOptions } from "../hub/hub.js";
+import { modelSource } from "../model/resolve.js";
 import { locate } from "../model/reward-model.js";
 import { elementCount } from "../formats/tensor.js";
 import { defineCommand, UsageError } from "./args.js";
@@ -39,8 +39,9 @@ export interface Inspection {
 }
 
 export async function inspectModel(spec: string, hub?: HubOptions): Promise<Inspection> {
-  if (!existsSync(spec) && isHubRepoId(spec)) {
-    const r = await inspectHubModel(spec, hub);
+  const source = modelSource(spec);
+  if (source.kind === "hub") {
+    const r = await inspectHubModel(source.repo, hub);
     const tensors = Object.entries(r.tensors).map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape }));
     return { source: `${r.repo}@${r.revision}`, format: "safetensors (remote header)", files: r.files, config: null, tensors, parameters: r.parameterCount };
   }

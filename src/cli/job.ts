@@ -10,7 +10,7 @@
  */
 import { Gpt2RewardError, InputError } from "../errors.js";
 import type { InputItem } from "./input.js";
-import type { RewardModel, ScoreOptions } from "../model/reward-model.js";
+import { DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, type RewardModel, type ScoreOptions } from "../model/reward-model.js";
 import { prefixOrder } from "../model/batch-plan.js";
 
 export interface JobOptions extends ScoreOptions {
@@ -37,9 +37,9 @@ export type OutputRecord = (
 export async function runScoreJob(
   model: RewardModel, lines: AsyncIterable<InputItem>, emit: (r: OutputRecord) => void | Promise<void>, opts: JobOptions = {},
 ): Promise<{ lines: number; failed: number; interrupted: boolean }> {
-  const maxLength = opts.maxLength ?? 256;
+  const maxLength = opts.maxLength ?? DEFAULT_MAX_LENGTH;
   model.checkMaxLength(maxLength);
-  const batchSize = opts.batchSize ?? 8;
+  const batchSize = opts.batchSize ?? DEFAULT_BATCH_SIZE;
   const window = opts.window ?? batchSize * 8;
   if (!Number.isInteger(window) || window < 1) throw new Gpt2RewardError(`window must be a positive integer, got ${window}`);
   let index = 0;

@@ -9,9 +9,9 @@
  */
 import { Gpt2RewardError, InputError, quote } from "../errors.js";
 import { parsePoolingRule } from "../model/pooling.js";
-import { DEFAULT_MAX_LENGTH, RewardModel } from "../model/reward-model.js";
+import { DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, RewardModel } from "../model/reward-model.js";
 import { defineCommand, positiveInt, UsageError } from "./args.js";
-import { INPUT_OPTION, inputFileLines, LOAD_OPTIONS, loadOptions, MAX_LENGTH_OPTION, MODEL_HELP, MODEL_OPTION, modelArg, writeLine } from "./common.js";
+import { BATCH_SIZE_OPTION, INPUT_OPTION, inputFileLines, LOAD_OPTIONS, loadOptions, MAX_LENGTH_OPTION, MODEL_HELP, MODEL_OPTION, modelArg, writeLine } from "./common.js";
 import { rankKey, sigmoid, withExtra } from "./record.js";
 
 export const rank = defineCommand({
@@ -24,7 +24,7 @@ export const rank = defineCommand({
     input: INPUT_OPTION,
     pairwise: { type: "boolean", short: "p", help: "add P(reply i preferred over reply j) = sigmoid(r_i - r_j) (one-label models)" },
     "rank-by": { type: "string", value: "LABEL", default: "the reward; the last label for several", help: "for a model with several labels, the label whose probability ranks" },
-    "batch-size": { type: "string", short: "b", value: "N", default: "8", help: "texts per forward pass" },
+    "batch-size": BATCH_SIZE_OPTION,
     "max-length": MAX_LENGTH_OPTION,
     pooling: { type: "string", value: "RULE", default: "last-non-pad", help: "which token the score head reads (as score)" },
     ...LOAD_OPTIONS,
@@ -48,7 +48,7 @@ A bad line gets {"index", "line", "error"} and the others go on (exit status 1).
     if (values.context !== undefined && replies.length === 0) throw new UsageError("--context needs at least one REPLY argument");
     const pooling = parsePoolingRule(values.pooling ?? "last-non-pad");
     if (!pooling) throw new UsageError(`--pooling must be last-non-pad, before-first-pad or non-pad-count, got "${values.pooling}"`);
-    const opts = { batchSize: positiveInt("batch-size", values["batch-size"], 8), maxLength: positiveInt("max-length", values["max-length"], DEFAULT_MAX_LENGTH), pooling };
+    const opts = { batchSize: positiveInt("batch-size", values["batch-size"], DEFAULT_BATCH_SIZE), maxLength: positiveInt("max-length", values["max-length"], DEFAULT_MAX_LENGTH), pooling };
     const lines = values.context === undefined ? inputFileLines(values.input) : undefined;
     const model = await RewardModel.fromPretrained(spec, loadOptions(values));
     try {

@@ -4,10 +4,10 @@
  */
 import { statSync } from "node:fs";
 import { parsePoolingRule } from "../model/pooling.js";
-import { DEFAULT_MAX_LENGTH, RewardModel } from "../model/reward-model.js";
+import { DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, RewardModel } from "../model/reward-model.js";
 import { defineCommand, oneOf, positiveInt, UsageError } from "./args.js";
 import {
-  INPUT_FORMAT_HELP, INPUT_FORMAT_OPTIONS, INPUT_OPTION, inputRecords, LOAD_OPTIONS, loadOptions, MAX_LENGTH_OPTION, MODEL_HELP, MODEL_OPTION, modelArg,
+  INPUT_FORMAT_HELP, INPUT_FORMAT_OPTIONS, BATCH_SIZE_OPTION, INPUT_OPTION, inputRecords, LOAD_OPTIONS, loadOptions, MAX_LENGTH_OPTION, MODEL_HELP, MODEL_OPTION, modelArg,
 } from "./common.js";
 import { runScoreJob, type OutputRecord } from "./job.js";
 import { fileSink, stdoutSink } from "./output.js";
@@ -24,7 +24,7 @@ export const score = defineCommand({
     ...INPUT_FORMAT_OPTIONS,
     output: { type: "string", short: "o", value: "FILE", default: "standard output", help: 'write the JSON lines to FILE ("-" for standard output)' },
     resume: { type: "boolean", help: "continue a job whose --output file holds the first lines already" },
-    "batch-size": { type: "string", short: "b", value: "N", default: "8", help: "texts per forward pass" },
+    "batch-size": BATCH_SIZE_OPTION,
     "max-length": MAX_LENGTH_OPTION,
     activation: ACTIVATION_OPTION,
     progress: { type: "boolean", help: "progress lines on stderr even when it is not a terminal (on a terminal they are always shown)" },
@@ -47,7 +47,7 @@ ${OUTPUT_HELP}`,
     if (values.resume && (values.output === undefined || values.output === "-")) throw new UsageError("--resume needs --output FILE");
     const pooling = parsePoolingRule(values.pooling ?? "last-non-pad");
     if (!pooling) throw new UsageError(`--pooling must be last-non-pad, before-first-pad or non-pad-count, got "${values.pooling}"`);
-    const batchSize = positiveInt("batch-size", values["batch-size"], 8);
+    const batchSize = positiveInt("batch-size", values["batch-size"], DEFAULT_BATCH_SIZE);
     const maxLength = positiveInt("max-length", values["max-length"], DEFAULT_MAX_LENGTH);
     const activation = values.activation === undefined ? undefined : oneOf("activation", values.activation, ACTIVATIONS, "none");
     // Ctrl-C: stop reading, score and write the lines already read, exit 130. A second Ctrl-C quits at once.

@@ -9,7 +9,8 @@ import { createRefKernels } from "../../kernels/ref-kernels.js";
 import { createTsKernels } from "../../kernels/ts-kernels.js";
 import { createWasmKernels, wasmSimdSupported } from "../../kernels/wasm/wasm-kernels.js";
 import { readConfig, type GPT2Config } from "./config.js";
-import { isHubRepoId, resolveHubModel, type HubOptions } from "../hub/hub.js";
+import type { HubOptions } from "../hub/hub.js";
+import { resolveModel } from "./resolve.js";
 import { Gpt2RewardError, InputError, quote } from "../errors.js";
 import { openCheckpoint } from "../formats/checkpoint.js";
 import { forward, type ForwardOptions } from "./gpt2.js";
@@ -63,7 +64,9 @@ export interface ScoreResult {
   truncated: boolean;
 }
 
+/** The defaults, in one place: the model card's max length, and texts per forward pass. */
 export const DEFAULT_MAX_LENGTH = 256;
+export const DEFAULT_BATCH_SIZE = 8;
 
 export class RewardModel {
   private constructor(
@@ -94,11 +97,7 @@ export class RewardModel {
    * repo `owner/name[@revision]`, downloaded into (or found in) the Hugging Face cache.
    */
   static async fromPretrained(spec: string, opts: LoadOptions = {}): Promise<RewardModel> {
-    if (platform().files.kind(spec) === undefined && isHubRepoId(spec)) {
-      const { dir } = await resolveHubModel(spec, opts.hub);
-      return RewardModel.load(dir, opts);
-    }
-    return RewardModel.load(spec, opts);
+    return RewardModel.load(await resolveModel(spec, opts.hub), opts);
   }
 
   /**
@@ -183,7 +182,7 @@ export class RewardModel {
   /** Scores already-truncated id lists in batches of batchSize. */
   scoreTokenized(items: { ids: number[]; truncated: boolean }[], opts: ScoreOptions = {}, fwd: ForwardOptions = {}): ScoreResult[] {
     const pooling = opts.pooling ?? "last-non-pad";
-    const batchSize = opts.batchSize ?? 8;
+    const batchSize = opts.batchSize ?? DEFAULT_BATCH_SIZE;
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new Gpt2RewardError(`batch size must be a positive integer, got ${batchSize}`);
     const results: ScoreResult[] = [];
     for (let b = 0; b < items.length; b += batchSize) {

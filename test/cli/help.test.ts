@@ -86,4 +86,16 @@ describe("help and conventions", () => {
     }
     expect(readFileSync(a).equals(readFileSync(b))).toBe(true);
   });
+
+  it("reads dtype names as torch and HF write them, in one parser for score and convert", () => {
+    const f16 = runCli(["score", "-m", SMALL, "--dtype", "f16", "-t", "1", "hello"]);
+    for (const name of ["half", "float16", "torch.float16", "FP16"]) expect(runCli(["score", "-m", SMALL, "--dtype", name, "-t", "1", "hello"]).stdout, name).toBe(f16.stdout);
+    mkdirSync(join(tmp, "bf"));
+    const out = join(tmp, "bf", "model.safetensors");
+    expect(runCli(["convert", SMALL, out, "--dtype", "bfloat16"]).status).toBe(0);
+    expect(runCli(["inspect", out]).stdout).toMatch(/wte\.weight\s+BF16/);
+    const bad = runCli(["convert", SMALL, join(tmp, "x.safetensors"), "--dtype", "f8"]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toBe('gpt2-reward: --dtype must be f32|f16|bf16 (or float32, fp16, float16, half, bfloat16, ...), got "f8"\n');
+  });
 });
