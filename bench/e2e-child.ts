@@ -10,7 +10,7 @@
  */
 import "../src/platform/node.js";
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
-import { RewardModel, type WeightDTypeChoice } from "../src/model/reward-model.js";
+import { SyncRewardModel, type WeightDTypeChoice } from "../src/model/sync-model.js";
 import { cpuMark, cpuUse, type CpuUse } from "./cpu.js";
 import { randomIds, rng } from "./random.js";
 import { childArg } from "./child-args.js";
@@ -68,7 +68,7 @@ const warmup = arg("warmup", "full");
 const dtype = arg("dtype", "f32") as WeightDTypeChoice;
 
 const t0 = performance.now();
-const model = RewardModel.load(arg("model"), { kernels, threads, dtype });
+const model = SyncRewardModel.load(arg("model"), { kernels, threads, dtype });
 const loadMs = performance.now() - t0;
 const rssAfterLoad = process.memoryUsage().rss;
 

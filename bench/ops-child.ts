@@ -9,7 +9,7 @@
 import "../src/platform/node.js";
 import type { PackedLinear } from "../kernels/contract.js";
 import { forward } from "../src/model/gpt2.js";
-import { RewardModel } from "../src/model/reward-model.js";
+import { SyncRewardModel } from "../src/model/sync-model.js";
 import type { Runner } from "../src/run/runner.js";
 import { cpuMark, cpuUse, type CpuUse } from "./cpu.js";
 import { randomIds, rng } from "./random.js";
@@ -34,7 +34,7 @@ const kernels = arg("kernels") as "ts" | "wasm";
 const threads = Number(arg("threads"));
 const batch = Number(arg("batch"));
 const len = Number(arg("len"));
-const model = RewardModel.load(arg("model"), { kernels, threads });
+const model = SyncRewardModel.load(arg("model"), { kernels, threads });
 const inner = model.runner;
 
 let ops: Record<string, number> = {};

@@ -11,8 +11,12 @@
 import "./platform/node.js";
 
 // The model and how it scores.
-export { RewardModel, DEFAULT_MAX_LENGTH } from "./model/reward-model.js";
-export type { LoadOptions, ScoreOptions, ScoreResult, KernelChoice } from "./model/reward-model.js";
+export { RewardModel } from "./model/async-model.js";
+export { DEFAULT_MAX_LENGTH } from "./model/options.js";
+export type { LoadOptions, ScoreOptions, ScoreResult, KernelChoice, WeightDTypeChoice } from "./model/sync-model.js";
+export type { RankOptions, RankResult } from "./model/rank.js";
+// The same model computing on the calling thread (what the worker hosts; for study and tests).
+export { SyncRewardModel } from "./model/sync-model.js";
 export { scoredPosition, POOLING_RULES, parsePoolingRule } from "./model/pooling.js";
 export type { PoolingRule } from "./model/pooling.js";
 export { encode, encodeTruncated, truncateLeft, ENDOFTEXT, ENDOFTEXT_ID, MAX_PIECE_BYTES } from "./model/tokenizer.js";

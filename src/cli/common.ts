@@ -5,7 +5,7 @@
 import { createReadStream, existsSync } from "node:fs";
 import { Gpt2RewardError } from "../errors.js";
 import type { HubOptions } from "../hub/hub.js";
-import { DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, type LoadOptions } from "../model/reward-model.js";
+import { DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, type LoadOptions } from "../model/sync-model.js";
 import { DTYPE_HELP, parseDType } from "../model/resolve.js";
 import { oneOf, positiveInt, UsageError, type Option } from "./args.js";
 import { readLines, type Line } from "./lines.js";

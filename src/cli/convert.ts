@@ -9,7 +9,7 @@ import { dirname, join } from "node:path";
 import { Gpt2RewardError } from "../errors.js";
 import { loadCheckpoint } from "../formats/checkpoint.js";
 import { convertTensor, writeSafetensors } from "../formats/write-safetensors.js";
-import { locate } from "../model/reward-model.js";
+import { locate } from "../model/sync-model.js";
 import { readConfig } from "../model/config.js";
 import type { RawTensor } from "../formats/tensor.js";
 import { IGNORED_BUFFERS } from "../model/weights.js";

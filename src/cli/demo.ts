@@ -4,7 +4,7 @@
  * pipeline (tokenizer, 12-layer forward pass, score head) runs on a fresh clone with no download.
  */
 import { join } from "node:path";
-import { RewardModel } from "../model/reward-model.js";
+import { RewardModel } from "../model/async-model.js";
 import { defineCommand, PACKAGE_ROOT } from "./args.js";
 import { MODEL_OPTION } from "./common.js";
 import { rankKey } from "./record.js";
@@ -16,7 +16,7 @@ export const demo = defineCommand({
   options: { model: { ...MODEL_OPTION, default: "the bundled random-weight demo model" } },
   examples: ["gpt2-reward demo", "gpt2-reward demo --model ./reward-model"],
   async run(values) {
-    return runDemo(values.model ?? join(PACKAGE_ROOT, "fixtures", "models", "demo"), values.model === undefined);
+    return await runDemo(values.model ?? join(PACKAGE_ROOT, "fixtures", "models", "demo"), values.model === undefined);
   },
 });
 
@@ -32,12 +32,13 @@ export const SAMPLE_CONVERSATIONS = [
   "User: Où est la bibliothèque ?\nBot: Elle est juste à côté de la gare, vous ne pouvez pas la manquer !",
 ];
 
-export function runDemo(modelPath: string, isBundled: boolean): number {
+export async function runDemo(modelPath: string, isBundled: boolean): Promise<number> {
   const t0 = performance.now();
-  const model = RewardModel.load(modelPath);
+  const model = await RewardModel.load(modelPath);
   const loadMs = performance.now() - t0;
   const t1 = performance.now();
-  const results = model.score(SAMPLE_CONVERSATIONS);
+  const results = await model.score(SAMPLE_CONVERSATIONS);
+  await model.close();
   const scoreMs = performance.now() - t1;
   // A one-label model's logit is the reward; for several labels, the probability of the positive one.
   const key = rankKey(model.config, undefined);

@@ -7,7 +7,7 @@ import { readConfig, type GPT2Config } from "../model/config.js";
 import { openCheckpoint } from "../formats/checkpoint.js";
 import { inspectHubModel, type HubOptions } from "../hub/hub.js";
 import { modelSource } from "../model/resolve.js";
-import { locate } from "../model/reward-model.js";
+import { locate } from "../model/sync-model.js";
 import { elementCount } from "../formats/tensor.js";
 import { defineCommand, UsageError } from "./args.js";
 import { hubOptions, MODEL_HELP, MODEL_OPTION, modelArg } from "./common.js";

@@ -10,7 +10,8 @@
  */
 import { Gpt2RewardError, InputError } from "../errors.js";
 import type { InputItem } from "./input.js";
-import { DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, type RewardModel, type ScoreOptions } from "../model/reward-model.js";
+import type { RewardModel } from "../model/async-model.js";
+import { DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, type ScoreOptions } from "../model/sync-model.js";
 import { prefixOrder } from "../model/batch-plan.js";
 
 export interface JobOptions extends ScoreOptions {
@@ -50,7 +51,7 @@ export async function runScoreJob(
     const ok = pending.filter((p) => p.ids !== undefined);
     // Texts that share a prefix into one batch; results go back by index, so output order is unchanged.
     const order = prefixOrder(ok.map((p) => p.ids!)).map((i) => ok[i]);
-    const results = model.scoreTokenized(order.map((p) => ({ ids: p.ids!, truncated: p.truncated! })), opts);
+    const results = await model.scoreTokenized(order.map((p) => ({ ids: p.ids!, truncated: p.truncated! })), opts);
     const byIndex = new Map(order.map((p, i) => [p.index, results[i]]));
     for (const p of pending) {
       const r = byIndex.get(p.index);

@@ -4,7 +4,8 @@
  */
 import { statSync } from "node:fs";
 import { parsePoolingRule } from "../model/pooling.js";
-import { DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, RewardModel } from "../model/reward-model.js";
+import { RewardModel } from "../model/async-model.js";
+import { DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH } from "../model/options.js";
 import { defineCommand, oneOf, positiveInt, UsageError } from "./args.js";
 import {
   INPUT_FORMAT_HELP, INPUT_FORMAT_OPTIONS, BATCH_SIZE_OPTION, INPUT_OPTION, inputRecords, LOAD_OPTIONS, loadOptions, MAX_LENGTH_OPTION, MODEL_HELP, MODEL_OPTION, modelArg,

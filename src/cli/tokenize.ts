@@ -1,6 +1,6 @@
 /** `tokenize`: the token ids `score` would feed the model, one JSON line per input line. */
 import { Gpt2RewardError } from "../errors.js";
-import { DEFAULT_MAX_LENGTH } from "../model/reward-model.js";
+import { DEFAULT_MAX_LENGTH } from "../model/sync-model.js";
 import { encodeTruncated } from "../model/tokenizer.js";
 import { defineCommand, positiveInt } from "./args.js";
 import { INPUT_FORMAT_HELP, INPUT_FORMAT_OPTIONS, INPUT_OPTION, inputRecords, MAX_LENGTH_OPTION, writeLine } from "./common.js";

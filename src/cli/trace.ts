@@ -17,7 +17,7 @@ import { widen16 } from "../../kernels/half.js";
 import { FormatError, Gpt2RewardError } from "../errors.js";
 import { forward } from "../model/gpt2.js";
 import { parsePoolingRule, scoredPosition, type PoolingRule } from "../model/pooling.js";
-import { DEFAULT_MAX_LENGTH, RewardModel } from "../model/reward-model.js";
+import { DEFAULT_MAX_LENGTH, SyncRewardModel } from "../model/sync-model.js";
 import { ENDOFTEXT, ENDOFTEXT_ID, tokenPiece } from "../model/tokenizer.js";
 import type { Runner } from "../run/runner.js";
 import { defineCommand, positiveInt, UsageError } from "./args.js";
@@ -62,7 +62,7 @@ Exit status: 0, or 1 when --golden finds a layer outside the tolerance.`,
     const golden = values.golden === undefined ? undefined : readHiddenStates(values.golden);
     if (rest.length === 0 && !golden) throw new UsageError("trace needs a TEXT (or --golden FILE, to trace the golden file's own ids); see gpt2-reward trace --help");
 
-    const model = await RewardModel.fromPretrained(spec, loadOptions(values));
+    const model = await SyncRewardModel.fromPretrained(spec, loadOptions(values));
     try {
       let text: string | null, ids: number[], truncated = false;
       if (rest.length === 1) {
@@ -155,10 +155,10 @@ const HEAD = 4;
 
 /**
  * Runs `ids` as a batch of one through forward() and collects every layer and every step.
- * Needs the synchronous core: a RewardModel's config, weights and runner.
+ * Needs the synchronous core: a SyncRewardModel's config, weights and runner.
  */
 export function traceIds(
-  model: RewardModel, ids: number[],
+  model: SyncRewardModel, ids: number[],
   opts: { pooling: PoolingRule; golden?: GoldenHiddenStates & { tolerance: number } },
 ): Omit<TraceReport, "model" | "text" | "truncated"> {
   const { config, weights } = model;

@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { FormatError, quote } from "../errors.js";
-import { RewardModel, type LoadOptions } from "../model/reward-model.js";
+import { SyncRewardModel, type LoadOptions } from "../model/sync-model.js";
 import { POOLING_RULES } from "../model/pooling.js";
 import { encode, truncateLeft } from "../model/tokenizer.js";
 import { defineCommand, UsageError } from "./args.js";
@@ -110,7 +110,7 @@ export function readGolden(file: string, hops = 0): GoldenFile {
 }
 
 /** The golden file's logit count against the model's labels, before scoring anything. */
-function checkLabels(golden: GoldenFile, goldenPath: string, model: RewardModel): void {
+function checkLabels(golden: GoldenFile, goldenPath: string, model: SyncRewardModel): void {
   const n = golden.singles[0].logits["last-non-pad"].length;
   if (n !== model.config.num_labels) {
     throw new FormatError(goldenPath, `holds ${n} logit(s) per text, but the model has ${model.config.num_labels} label(s): it is the golden file of another model`);
@@ -118,7 +118,7 @@ function checkLabels(golden: GoldenFile, goldenPath: string, model: RewardModel)
 }
 
 /** Compares our logits with the golden ones for every single text and every pooling rule. Returns max |diff|. */
-export function compareGolden(model: RewardModel, golden: GoldenFile, texts: string[] | undefined): { maxDiff: number; idsMismatch: number; cases: number } {
+export function compareGolden(model: SyncRewardModel, golden: GoldenFile, texts: string[] | undefined): { maxDiff: number; idsMismatch: number; cases: number } {
   let maxDiff = 0;
   let idsMismatch = 0;
   let cases = 0;
@@ -153,7 +153,7 @@ export function compareGolden(model: RewardModel, golden: GoldenFile, texts: str
 
 export async function runVerify(modelPath: string, goldenPath: string, tolerance: number, opts: LoadOptions = {}): Promise<number> {
   const golden = readGolden(goldenPath);
-  const model = RewardModel.load(modelPath, opts);
+  const model = SyncRewardModel.load(modelPath, opts);
   let result: ReturnType<typeof compareGolden>;
   try {
     checkLabels(golden, goldenPath, model);

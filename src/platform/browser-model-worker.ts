@@ -6,14 +6,14 @@
  */
 import "./browser.js";
 import { Gpt2RewardError } from "../errors.js";
-import { RewardModel } from "../model/reward-model.js";
+import { SyncRewardModel } from "../model/sync-model.js";
 import { hubBase, mountPicked, mountRemote } from "./browser-models.js";
 import type { Reply, Request, WireError, WorkerLoadOptions, Source } from "./browser-protocol.js";
 import { platform } from "./platform.js";
 
 const port = await platform().threads.parent();
 const send = (reply: Reply) => port.postMessage(reply);
-let model: RewardModel | null = null;
+let model: SyncRewardModel | null = null;
 
 // One request at a time, in order: a score never runs while the model is still loading.
 let queue: Promise<unknown> = Promise.resolve();
@@ -54,7 +54,7 @@ async function load(source: Source, opts: WorkerLoadOptions) {
     onWarning(`threads: ${threads} needs a cross-origin isolated page (COOP same-origin + COEP require-corp headers); using 1 thread`);
     threads = 1;
   }
-  model = RewardModel.load(path, { threads, kernels: opts.kernels, dtype: opts.dtype, onWarning });
+  model = SyncRewardModel.load(path, { threads, kernels: opts.kernels, dtype: opts.dtype, onWarning });
   const runner = model.runner as { started?: () => Promise<void> };
   await runner.started?.();
   const { config, files, loadReport, kernels } = model;

@@ -102,7 +102,9 @@ const browserThreads: Threads = {
           e.preventDefault();
           l(new Error(e.message || `the ${script} worker failed to start (${scriptUrl(script).href})`));
         }),
+      onExit: () => {},
       unref: () => {},
+      ref: () => {},
       terminate: async () => w.terminate(),
     };
   },

@@ -106,7 +106,9 @@ const nodeThreads: Threads = {
       postMessage: (m, transfer) => w.postMessage(m, transfer as never),
       onMessage: (l) => void w.on("message", l),
       onError: (l) => void w.on("error", l),
+      onExit: (l) => void w.on("exit", l),
       unref: () => w.unref(),
+      ref: () => w.ref(),
       terminate: async () => void (await w.terminate()),
     };
   },

@@ -48,8 +48,14 @@ export interface Thread {
   onMessage(listener: (message: unknown) => void): void;
   /** An uncaught error in the thread (it is then gone). */
   onError(listener: (error: Error) => void): void;
-  /** A pool thread must never keep a process alive on its own. */
+  /**
+   * The thread ended: it exited, crashed or was stopped (Node). A browser Worker has no such event;
+   * there an uncaught error (onError) is how a dead worker shows.
+   */
+  onExit(listener: (code: number) => void): void;
+  /** A pool thread must never keep a process alive on its own; the model's thread does while a call is pending. */
   unref(): void;
+  ref(): void;
   terminate(): Promise<void>;
 }
 

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { RewardModel } from "../../src/model/reward-model.js";
+import { RewardModel } from "../../src/model/async-model.js";
 import { spawnSync } from "node:child_process";
 import { CLI, FIXTURES, jsonLines, runCli, startCli } from "../helpers/cli.js";
 import { filesFromFolder, startFakeHub } from "../helpers/fake-hub.js";
@@ -32,9 +32,10 @@ describe("score", () => {
     expect((out[0].logits as number[]).length).toBe(1);
   });
 
-  it("gives the same logits as the API", () => {
-    const model = RewardModel.load(SMALL, { threads: 1 });
-    const api = model.score(texts.slice(0, 5));
+  it("gives the same logits as the API", async () => {
+    const model = await RewardModel.load(SMALL, { threads: 1 });
+    const api = await model.score(texts.slice(0, 5));
+    await model.close();
     const cli = jsonLines(runCli(["score", "--model", SMALL, ...texts.slice(0, 5)]).stdout);
     expect(cli.map((o) => o.logits)).toEqual(api.map((r) => r.logits));
   });

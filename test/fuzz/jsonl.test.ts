@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { runScoreJob, type OutputRecord } from "../../src/cli/job.js";
 import { inputItems, recordParser } from "../../src/cli/input.js";
 import { readLines, type Line } from "../../src/cli/lines.js";
-import { RewardModel } from "../../src/model/reward-model.js";
+import { RewardModel } from "../../src/model/async-model.js";
 import { fuzzParams, fuzzTimeout } from "../helpers/fuzz-common.js";
 import { deepJson } from "../helpers/fuzz-models.js";
 
@@ -103,7 +103,7 @@ const jsonLine = fc.oneof(
   { weight: 1, arbitrary: fc.string({ maxLength: 30 }) },
 );
 
-describe("JSON lines", () => {
+describe("JSON lines", async () => {
   it("the jsonl parser never throws, and keeps what the line says", () => {
     fc.assert(
       fc.property(jsonLine, (line) => {
@@ -117,7 +117,7 @@ describe("JSON lines", () => {
     );
   }, fuzzTimeout(10));
 
-  const model = RewardModel.load(SMALL, { threads: 1, kernels: "ts" });
+  const model = await RewardModel.load(SMALL, { threads: 1, kernels: "ts" });
   afterAll(() => model.close());
 
   it("a job over random lines (and broken UTF-8) gives one record per line, in order, errors only for bad lines", async () => {
@@ -141,17 +141,17 @@ describe("JSON lines", () => {
           expect(n).toBe(expected.length);
           expect(records.map((r) => r.index)).toEqual(expected.map((_, i) => i));
           expect(failed).toBe(records.filter((r) => "error" in r).length);
-          records.forEach((r, i) => {
+          for (const [i, r] of records.entries()) {
             if ("error" in r) {
               expect(r.error).not.toMatch(/[\n\r]/);
-              return;
+              continue;
             }
             // A scored line was good: alone it gives the same logits, bit for bit.
             const line = expected[i] as { text: string };
             const item = parseInputLine(line.text)!;
-            const alone = item.kind === "text" ? model.score([item.text]) : model.scoreIds([(item as { ids: number[] }).ids]);
+            const alone = item.kind === "text" ? await model.score([item.text]) : await model.scoreIds([(item as { ids: number[] }).ids]);
             expect(r.logits).toEqual(alone[0].logits);
-          });
+          }
         },
       ),
       fuzzParams(1),

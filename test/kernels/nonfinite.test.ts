@@ -15,7 +15,7 @@ import { createWasmKernels } from "../../kernels/wasm/wasm-kernels.js";
 import { packMatmulWeight, packedSize, PANEL } from "../../kernels/matmul.js";
 import { loadCheckpoint } from "../../src/formats/checkpoint.js";
 import { writeSafetensors } from "../../src/formats/write-safetensors.js";
-import { RewardModel } from "../../src/model/reward-model.js";
+import { SyncRewardModel } from "../../src/model/sync-model.js";
 import { toFloat32, type RawTensor } from "../../src/formats/tensor.js";
 import { FIXTURES } from "../helpers/cli.js";
 import { randomArray, rng } from "../helpers/random.js";
@@ -175,7 +175,7 @@ describe("the loader reports NaN/Inf in every kind of tensor, with either kernel
   for (const kernels of ["ts", "wasm"] as const) {
     it(`kernels ${kernels}`, () => {
       const warnings: string[] = [];
-      const model = RewardModel.load(dir, { kernels, threads: 1, onWarning: (w) => warnings.push(w) });
+      const model = SyncRewardModel.load(dir, { kernels, threads: 1, onWarning: (w) => warnings.push(w) });
       model.close();
       const reported = Object.fromEntries(model.loadReport.nonFinite.map(({ name, count }) => [name, count]));
       expect(reported).toEqual(Object.fromEntries(Object.entries(poison).map(([name, spots]) => [name, spots.length])));

@@ -15,7 +15,7 @@ import { F16_TABLE, countNonFinite16 } from "../../kernels/half.js";
 import { rowsOf } from "../../kernels/packing.js";
 import { createTsKernels } from "../../kernels/ts-kernels.js";
 import { createWasmKernels } from "../../kernels/wasm/wasm-kernels.js";
-import { RewardModel, type WeightDTypeChoice } from "../../src/model/reward-model.js";
+import { SyncRewardModel, type WeightDTypeChoice } from "../../src/model/sync-model.js";
 import { Gpt2RewardError } from "../../src/errors.js";
 import { loadCheckpoint } from "../../src/formats/checkpoint.js";
 import { writeSafetensors } from "../../src/formats/write-safetensors.js";
@@ -110,17 +110,17 @@ describe.each(KERNEL_SETS)("%s linear over 16-bit weights", (_name, make) => {
   });
 });
 
-describe("RewardModel.load({ dtype }) on the 16-bit fixture models", () => {
+describe("SyncRewardModel.load({ dtype }) on the 16-bit fixture models", () => {
   const texts: string[] = JSON.parse(readFileSync(join(FIXTURES, "golden", "texts.json"), "utf8")).slice(0, 24);
   const cases: [string, WeightDTypeChoice][] = [["f16-8head", "f16"], ["bf16-3label", "bf16"]];
   for (const [model, dtype] of cases) {
     for (const kernels of ["ts", "wasm"] as const) {
       it(`${model}, ${kernels} kernels: --dtype ${dtype} scores every text with the same bits as f32, on 1 and 2 threads, in half the weight memory`, async () => {
         const dir = join(FIXTURES, "models", model);
-        const f32 = RewardModel.load(dir, { kernels, threads: 1 });
+        const f32 = SyncRewardModel.load(dir, { kernels, threads: 1 });
         const want = f32.score(texts, { batchSize: 5 }).map((r) => r.logits);
         for (const threads of [1, 2]) {
-          const m = RewardModel.load(dir, { kernels, threads, dtype });
+          const m = SyncRewardModel.load(dir, { kernels, threads, dtype });
           try {
             expect(m.weights.wteDType).toBe(dtype.toUpperCase()); // the fixtures store wte 16-bit too
             expect(m.weights.wte.byteLength).toBe(f32.weights.wte.byteLength / 2);
@@ -155,7 +155,7 @@ describe("RewardModel.load({ dtype }) on the 16-bit fixture models", () => {
       copyFileSync(join(source, "config.json"), join(dir, "config.json"));
       const want = { "transformer.wte.weight": 1, "transformer.h.1.attn.c_attn.weight": 1 };
       for (const dtype of ["f32", "f16"] as const) {
-        const m = RewardModel.load(dir, { kernels: "wasm", threads: 1, dtype });
+        const m = SyncRewardModel.load(dir, { kernels: "wasm", threads: 1, dtype });
         expect(Object.fromEntries(m.loadReport.nonFinite.map((x) => [x.name, x.count])), dtype).toEqual(want);
         void m.close();
       }
@@ -168,13 +168,13 @@ describe("RewardModel.load({ dtype }) on the 16-bit fixture models", () => {
     const dir = join(FIXTURES, "models", "f16-8head");
     let err: unknown;
     try {
-      RewardModel.load(dir, { kernels: "wasm", threads: 1, dtype: "bf16" });
+      SyncRewardModel.load(dir, { kernels: "wasm", threads: 1, dtype: "bf16" });
     } catch (e) {
       err = e;
     }
     expect(err).toBeInstanceOf(Gpt2RewardError);
     expect((err as Error).message).toMatch(/model\.safetensors: tensor transformer\.h\.0\.attn\.c_attn\.weight is stored as F16, so its weights cannot stay BF16/);
-    expect(() => RewardModel.load(dir, { dtype: "f8" as WeightDTypeChoice })).toThrow(/dtype must be f32, f16 or bf16/);
+    expect(() => SyncRewardModel.load(dir, { dtype: "f8" as WeightDTypeChoice })).toThrow(/dtype must be f32, f16 or bf16/);
   });
 });
 

@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { forward } from "../../src/model/gpt2.js";
-import { RewardModel } from "../../src/model/reward-model.js";
+import { SyncRewardModel } from "../../src/model/sync-model.js";
 import { POOLING_RULES, scoredPosition } from "../../src/model/pooling.js";
 import { encode, encodeTruncated, truncateLeft } from "../../src/model/tokenizer.js";
 import type { GoldenFile } from "../../src/cli/verify.js";
@@ -45,7 +45,7 @@ const cases = models.flatMap((name) => setups.map((s) => ({ name, ...s })));
 
 describe.each(cases)("model $name, $kernels kernels, $threads thread(s)", ({ name, kernels, threads }) => {
   const golden = readGoldenFor(name);
-  const model = RewardModel.load(join(FIXTURES, "models", name), { kernels, threads });
+  const model = SyncRewardModel.load(join(FIXTURES, "models", name), { kernels, threads });
   afterAll(() => model.close());
 
   it("tokenizes every golden text to HF's ids, truncated from the left", () => {

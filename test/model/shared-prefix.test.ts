@@ -7,7 +7,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { RewardModel } from "../../src/model/reward-model.js";
+import { SyncRewardModel } from "../../src/model/sync-model.js";
 import { encode } from "../../src/model/tokenizer.js";
 import type { PoolingRule } from "../../src/model/pooling.js";
 import { planBatch } from "../../src/model/batch-plan.js";
@@ -50,7 +50,7 @@ const setups = models.flatMap((name) => [
 ]);
 
 describe.each(setups)("model $name, $kernels kernels, $threads thread(s)", ({ name, kernels, threads }) => {
-  const model = RewardModel.load(join(FIXTURES, "models", name), { kernels, threads });
+  const model = SyncRewardModel.load(join(FIXTURES, "models", name), { kernels, threads });
   afterAll(() => model.close());
 
   const cases = Object.entries(batches).flatMap(([what, seqs]) =>

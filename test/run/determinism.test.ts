@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { Arena } from "../../kernels/arena.js";
 import { createWasmKernels } from "../../kernels/wasm/wasm-kernels.js";
-import { RewardModel } from "../../src/model/reward-model.js";
+import { SyncRewardModel } from "../../src/model/sync-model.js";
 import { createPool } from "../../src/run/pool.js";
 import { enableRelaxedSimd } from "../../src/platform/node.js";
 import { serialRunner } from "../../src/run/runner.js";
@@ -38,9 +38,9 @@ function shuffle(n: number, seed: number): number[] {
 }
 
 describe.each(["ts", "wasm"] as const)("%s kernels", (kernels) => {
-  const models = new Map<number, RewardModel>();
+  const models = new Map<number, SyncRewardModel>();
   const load = (threads: number) => {
-    if (!models.has(threads)) models.set(threads, RewardModel.load(DEMO, { kernels, threads }));
+    if (!models.has(threads)) models.set(threads, SyncRewardModel.load(DEMO, { kernels, threads }));
     return models.get(threads)!;
   };
   afterAll(async () => {

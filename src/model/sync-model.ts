@@ -1,7 +1,9 @@
 /**
- * A loaded reward model: config + weights in kernel memory + the tokenizer rules of the model
- * card (pad id 50256, left truncation to 256 tokens, right padding, pooling at the last
- * non-pad token). `score` is what users call; everything below it is exported for study.
+ * A loaded reward model, computing on the calling thread: config + weights in kernel memory +
+ * the tokenizer rules of the model card (pad id 50256, left truncation to 256 tokens, pooling at
+ * the last non-pad token). Users call the asynchronous `RewardModel` (src/model/async-model.ts),
+ * which hosts one of these in a worker thread; this synchronous core is what the worker runs,
+ * and what the golden tests, the trace and anyone studying the forward pass call directly.
  */
 import { Arena } from "../../kernels/arena.js";
 import type { Kernels } from "../../kernels/contract.js";
@@ -11,18 +13,23 @@ import { createWasmKernels, wasmSimdSupported } from "../../kernels/wasm/wasm-ke
 import { readConfig, type GPT2Config } from "./config.js";
 import type { HubOptions } from "../hub/hub.js";
 import { resolveModel } from "./resolve.js";
-import { Gpt2RewardError, InputError, quote } from "../errors.js";
+import { Gpt2RewardError, InputError } from "../errors.js";
 import { openCheckpoint } from "../formats/checkpoint.js";
 import { forward, type ForwardOptions } from "./gpt2.js";
 import { scoredPosition, type PoolingRule } from "./pooling.js";
+import {
+  checkLoadOptions, checkMaxLength, checkScoreOptions, DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH,
+  type KernelChoice, type WeightDTypeChoice,
+} from "./options.js";
+import { checkRankOptions, rankResults, rankTexts, type RankOptions, type RankResult } from "./rank.js";
 import { createPool, defaultThreads } from "../run/pool.js";
 import { platform } from "../platform/platform.js";
 import { serialRunner, type Runner } from "../run/runner.js";
-import { encodeTruncated } from "./tokenizer.js";
+import { idItems, idsProblem, textItems, tokenizeText } from "./inputs.js";
 import type { WeightDType } from "../../kernels/half.js";
 import { loadWeights, type GPT2Weights, type LoadReport } from "./weights.js";
 
-export type KernelChoice = "ts" | "wasm" | "ref" | "auto";
+export { DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, type KernelChoice, type WeightDTypeChoice };
 
 export interface LoadOptions {
   /** Called with warnings (unused tensors, NaN/Inf in weights). Default: none. */
@@ -44,8 +51,6 @@ export interface LoadOptions {
   dtype?: WeightDTypeChoice;
 }
 
-export type WeightDTypeChoice = "f32" | "f16" | "bf16";
-
 export interface ScoreOptions {
   /** Tokens kept per text, from the end (HF truncation_side='left'). Default 256, as the model card. */
   maxLength?: number;
@@ -64,11 +69,7 @@ export interface ScoreResult {
   truncated: boolean;
 }
 
-/** The defaults, in one place: the model card's max length, and texts per forward pass. */
-export const DEFAULT_MAX_LENGTH = 256;
-export const DEFAULT_BATCH_SIZE = 8;
-
-export class RewardModel {
+export class SyncRewardModel {
   private constructor(
     readonly config: GPT2Config,
     readonly weights: GPT2Weights,
@@ -96,22 +97,21 @@ export class RewardModel {
    * Loads a model named like on the command line: a local folder or weights file, else a Hub
    * repo `owner/name[@revision]`, downloaded into (or found in) the Hugging Face cache.
    */
-  static async fromPretrained(spec: string, opts: LoadOptions = {}): Promise<RewardModel> {
-    return RewardModel.load(await resolveModel(spec, opts.hub), opts);
+  static async fromPretrained(spec: string, opts: LoadOptions = {}): Promise<SyncRewardModel> {
+    return SyncRewardModel.load(await resolveModel(spec, opts.hub), opts);
   }
 
   /**
    * Loads a model from a folder (config.json + weights) or a weights file (config.json beside it).
    */
-  static load(path: string, opts: LoadOptions = {}): RewardModel {
+  static load(path: string, opts: LoadOptions = {}): SyncRewardModel {
+    const checked = checkLoadOptions(opts);
+    const { dtype } = checked;
     const { configFile, weightsPath } = locate(path);
     const config = readConfig(configFile);
-    const backend = chooseKernels(opts.kernels ?? "auto");
+    const backend = chooseKernels(checked.kernels);
     // The reference loops compute each call whole: they run on this thread only.
-    const threads = opts.threads ?? (backend === "ref" ? 1 : defaultThreads());
-    const dtype = opts.dtype ?? "f32";
-    if (dtype !== "f32" && dtype !== "f16" && dtype !== "bf16") throw new Gpt2RewardError(`dtype must be f32, f16 or bf16, got ${quote(dtype)}`);
-    if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new Gpt2RewardError(`threads must be an integer from 1 to 256, got ${threads}`);
+    const threads = checked.threads ?? (backend === "ref" ? 1 : defaultThreads());
     if (backend === "ref" && threads !== 1) throw new Gpt2RewardError(`the ref kernels run on one thread (they are the plain reference loops), got threads ${threads}: use threads 1, or the ts or wasm kernels`);
     const kernels: Kernels = backend === "wasm" ? createWasmKernels(new Arena()) : backend === "ref" ? createRefKernels(new Arena()) : createTsKernels(new Arena());
     const checkpoint = openCheckpoint(weightsPath);
@@ -129,61 +129,38 @@ export class RewardModel {
       opts.onWarning?.(`${checkpoint.source.file}: tensor ${name} holds ${count} NaN or infinite value(s); scores may be NaN`);
     }
     const runner = threads > 1 && backend !== "ref" ? createPool(kernels, backend, threads) : serialRunner(kernels);
-    return new RewardModel(config, weights, runner, [configFile, ...checkpoint.files], report);
+    return new SyncRewardModel(config, weights, runner, [configFile, ...checkpoint.files], report);
   }
 
   /** A text's ids after left truncation. Throws InputError for an empty text. */
   tokenize(text: string, maxLength = DEFAULT_MAX_LENGTH): { ids: number[]; truncated: boolean } {
     this.checkMaxLength(maxLength);
-    const t = encodeTruncated(text, maxLength);
-    if (t.ids.length === 0) throw new InputError("empty text: it has no tokens to score");
-    return t;
+    return tokenizeText(text, maxLength);
   }
 
   /** Scores texts; results in input order. Throws InputError naming the first bad text. */
   score(texts: string[], opts: ScoreOptions = {}): ScoreResult[] {
-    const maxLength = opts.maxLength ?? DEFAULT_MAX_LENGTH;
-    const items = texts.map((text, i) => {
-      try {
-        return this.tokenize(text, maxLength);
-      } catch (e) {
-        if (e instanceof InputError) throw new InputError(`text ${i}: ${e.message}`);
-        throw e;
-      }
-    });
-    return this.scoreTokenized(items, opts);
+    this.checkOpen();
+    const { maxLength } = checkScoreOptions(opts, this.config.n_positions, this.files[0]);
+    return this.scoreTokenized(textItems(texts, maxLength), opts);
   }
 
   /** Scores pre-tokenized texts (ids are left-truncated to maxLength like texts). */
   scoreIds(idLists: number[][], opts: ScoreOptions = {}): ScoreResult[] {
-    const maxLength = opts.maxLength ?? DEFAULT_MAX_LENGTH;
-    this.checkMaxLength(maxLength);
-    const items = idLists.map((ids, i) => {
-      const problem = this.checkIds(ids);
-      if (problem) throw new InputError(`ids ${i}: ${problem}`);
-      return ids.length > maxLength ? { ids: ids.slice(ids.length - maxLength), truncated: true } : { ids: ids.slice(), truncated: false };
-    });
-    return this.scoreTokenized(items, opts);
+    this.checkOpen();
+    const { maxLength } = checkScoreOptions(opts, this.config.n_positions, this.files[0]);
+    return this.scoreTokenized(idItems(idLists, maxLength, this.config.vocab_size), opts);
   }
 
   /** Why a list of ids cannot be scored, or null if it can. */
   checkIds(ids: unknown): string | null {
-    if (!Array.isArray(ids)) return "ids must be an array of integers";
-    if (ids.length === 0) return "empty list of ids: nothing to score";
-    for (const id of ids) {
-      if (typeof id !== "number" || !Number.isInteger(id) || id < 0 || id >= this.config.vocab_size) {
-        // quote, not JSON.stringify: an "id" nested 10,000 deep would overflow the stack.
-        return `id ${quote(id)} is outside the vocabulary (0 to ${this.config.vocab_size - 1})`;
-      }
-    }
-    return null;
+    return idsProblem(ids, this.config.vocab_size);
   }
 
   /** Scores already-truncated id lists in batches of batchSize. */
   scoreTokenized(items: { ids: number[]; truncated: boolean }[], opts: ScoreOptions = {}, fwd: ForwardOptions = {}): ScoreResult[] {
-    const pooling = opts.pooling ?? "last-non-pad";
-    const batchSize = opts.batchSize ?? DEFAULT_BATCH_SIZE;
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw new Gpt2RewardError(`batch size must be a positive integer, got ${batchSize}`);
+    this.checkOpen();
+    const { pooling, batchSize } = checkScoreOptions(opts, this.config.n_positions, this.files[0]);
     const results: ScoreResult[] = [];
     for (let b = 0; b < items.length; b += batchSize) {
       const batch = items.slice(b, b + batchSize);
@@ -199,15 +176,28 @@ export class RewardModel {
     return results;
   }
 
+  /**
+   * Best-of-N: scores each reply as the text `context + reply`, exactly as `score` would, and
+   * orders them best first (see src/model/rank.ts).
+   */
+  rank(context: string, replies: string[], opts: RankOptions = {}): RankResult {
+    checkRankOptions(this.labels, opts);
+    return rankResults(this.score(rankTexts(context, replies), opts), this.labels, opts);
+  }
+
   checkMaxLength(maxLength: number): void {
-    if (!Number.isInteger(maxLength) || maxLength < 1) throw new Gpt2RewardError(`max length must be a positive integer, got ${maxLength}`);
-    if (maxLength > this.config.n_positions) {
-      // Named after config.json (files[0]): that is where a too-small n_positions comes from.
-      throw new Gpt2RewardError(`${this.files[0]}: max length ${maxLength} exceeds the model's n_positions ${this.config.n_positions} (it has no position embedding beyond that)`);
-    }
+    // Named after config.json (files[0]): that is where a too-small n_positions comes from.
+    checkMaxLength(maxLength, this.config.n_positions, this.files[0]);
+  }
+
+  private closed = false;
+
+  private checkOpen(): void {
+    if (this.closed) throw new Gpt2RewardError("the model is closed");
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     await this.runner.close();
   }
 }
