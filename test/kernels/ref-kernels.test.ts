@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Arena } from "../../kernels/arena.js";
 import { createRefKernels, geluReference, matmulReference } from "../../kernels/ref-kernels.js";
-import { RewardModel } from "../../src/model/reward-model.js";
+import { SyncRewardModel } from "../../src/model/sync-model.js";
 import { serialRunner } from "../../src/run/runner.js";
 import { FIXTURES } from "../helpers/cli.js";
 import { randomArray, rng, sameBits } from "../helpers/random.js";
@@ -34,15 +34,15 @@ describe("ref kernels", () => {
 
   it("run on one thread by default, and threads > 1 is a clear error", () => {
     const folder = join(FIXTURES, "models", "sharded-st");
-    const m = RewardModel.load(folder, { kernels: "ref" });
+    const m = SyncRewardModel.load(folder, { kernels: "ref" });
     expect([m.kernels, m.threads]).toEqual(["ref", 1]);
-    expect(() => RewardModel.load(folder, { kernels: "ref", threads: 2 })).toThrow(/the ref kernels run on one thread .*got threads 2/);
+    expect(() => SyncRewardModel.load(folder, { kernels: "ref", threads: 2 })).toThrow(/the ref kernels run on one thread .*got threads 2/);
   });
 
   it("score 16-bit weights kept as --dtype bf16 the same as f32 (they are widened at load, exactly)", () => {
     const folder = join(FIXTURES, "models", "bf16-3label");
-    const a = RewardModel.load(folder, { kernels: "ref", dtype: "bf16" }).score(["User: hi\nBot: hello"]);
-    const b = RewardModel.load(folder, { kernels: "ref" }).score(["User: hi\nBot: hello"]);
+    const a = SyncRewardModel.load(folder, { kernels: "ref", dtype: "bf16" }).score(["User: hi\nBot: hello"]);
+    const b = SyncRewardModel.load(folder, { kernels: "ref" }).score(["User: hi\nBot: hello"]);
     expect(a).toEqual(b);
   });
 });
