@@ -2,7 +2,7 @@
  * One realistic workload (bench/workload-texts.ts) scored by our model in a process of its own:
  *   node dist/bench/workload-child.js --model DIR --workload chat|best-of-n --kernels ts|wasm --threads N [--texts K]
  * Loads the model, scores the workload's first K texts (default all) in input order in batches of
- * 8, after a warm-up batch, as RewardModel.scoreIds does (truncated ids, pooling at the last
+ * 8, after a warm-up batch, as SyncRewardModel.scoreIds does (truncated ids, pooling at the last
  * non-pad token, src/model/gpt2.ts's forward), through a Runner that also times every matmul
  * (`linear`) call it forwards to the model's own runner. Prints one JSON line (WorkloadChildResult).
  */
@@ -10,7 +10,7 @@ import "../src/platform/node.js";
 import { forward } from "../src/model/gpt2.js";
 import { planBatch } from "../src/model/batch-plan.js";
 import { scoredPosition } from "../src/model/pooling.js";
-import { RewardModel } from "../src/model/reward-model.js";
+import { SyncRewardModel } from "../src/model/sync-model.js";
 import type { Runner } from "../src/run/runner.js";
 import { cpuMark, cpuUse } from "./cpu.js";
 import type { TimedBatches } from "./e2e.js";
@@ -41,7 +41,7 @@ const threads = Number(arg("threads"));
 const all = workloadTexts(workload);
 const texts = all.slice(0, Number(arg("texts", String(all.length))));
 
-const model = RewardModel.load(arg("model"), { kernels, threads });
+const model = SyncRewardModel.load(arg("model"), { kernels, threads });
 const inner = model.runner;
 let matmulMs = 0;
 let matmulFlops = 0;
