@@ -75,12 +75,15 @@ export function forward(model: GPT2Model, runner: Runner, seqs: ArrayLike<number
       positions = int32(plan.positions);
       everyRow = { blocks: int32(plan.rows.blocks), keyRows: int32(plan.rows.keyRows) };
       scoredOnly = { blocks: int32(plan.scored.blocks), keyRows: int32(plan.scored.keyRows) };
+      // The last block's queries are the S scored tokens, which can outnumber the R rows (identical
+      // texts share all their rows): the buffers it writes hold max(R, S) rows.
+      const Q = Math.max(R, S);
       x = kernels.alloc(R * C); // the residual stream
-      xn = kernels.alloc(R * C); // layernorm output
+      xn = kernels.alloc(Q * C); // layernorm output
       qkv = kernels.alloc(R * 3 * C); // attn.c_attn output: q | k | v
-      att = kernels.alloc(R * C); // attention output, heads side by side
-      proj = kernels.alloc(R * C); // c_proj outputs, before the residual add
-      fc = kernels.alloc(R * n_inner); // mlp.c_fc output after GELU
+      att = kernels.alloc(Q * C); // attention output, heads side by side
+      proj = kernels.alloc(Q * C); // c_proj outputs, before the residual add
+      fc = kernels.alloc(Q * n_inner); // mlp.c_fc output after GELU
       scratch = kernels.alloc(plan.maxKeys * runner.threads); // one attention score row per thread
       // 16-bit weights (--dtype): one widened weight panel per thread (kernels/half.ts).
       if (weights.h.some((b) => b.attn.c_attn.dtype !== "F32")) panels = kernels.alloc(runner.threads * LINEAR_SCRATCH_COLS * Math.max(C, n_inner));
