@@ -20,9 +20,39 @@ const MAX_MESSAGE = 2000;
  * message is cut in the middle.
  */
 function oneLine(message: string): string {
-  const s = message.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) =>
-    c === "\n" ? "\\n" : c === "\r" ? "\\r" : c === "\t" ? "\\t" : `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  const s = escapeUnprintable(message);
   return s.length <= MAX_MESSAGE ? s : `${s.slice(0, MAX_MESSAGE - 500)} … ${s.slice(s.length - 480)}`;
+}
+
+/** Control characters, line separators and bidi overrides: they add lines, drive a terminal or reorder text. */
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/** `s` with every unprintable character escaped as in JSON (\n, \u001b, ...). */
+function escapeUnprintable(s: string): string {
+  return s.replace(UNPRINTABLE, (c) =>
+    c === "\n" ? "\\n" : c === "\r" ? "\\r" : c === "\t" ? "\\t" : `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/** Longest name printed whole; a longer one keeps its start and end around "…". */
+const MAX_NAME = 200;
+
+/**
+ * A name read from an untrusted file (a tensor, a zip record), for a warning or a listing, which
+ * do not pass through an error's one-line rule: unprintable characters escaped, at most MAX_NAME
+ * characters. One helper for every message that prints such a name.
+ */
+export function printable(name: string): string {
+  const s = escapeUnprintable(name);
+  return s.length <= MAX_NAME ? s : `${s.slice(0, MAX_NAME - 40)}…${s.slice(s.length - 39)}`;
+}
+
+/**
+ * JSON text of `value` for a terminal or a log: JSON.stringify escapes C0 controls but leaves C1
+ * controls (\u009b starts a terminal escape too), line separators and bidi overrides raw; these
+ * become \u escapes, which JSON reads back as the same string.
+ */
+export function printableJson(value: unknown): string {
+  return JSON.stringify(value).replace(UNPRINTABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 /**

@@ -3,6 +3,7 @@
  * count) without scoring anything. For a Hub repo with safetensors, only the headers are read,
  * with HTTP range requests: nothing is downloaded.
  */
+import { printable, printableJson } from "../errors.js";
 import { readConfig, type GPT2Config } from "../model/config.js";
 import { openCheckpoint } from "../formats/checkpoint.js";
 import { inspectHubModel, type HubOptions } from "../hub/hub.js";
@@ -24,7 +25,7 @@ For a Hub repo with safetensors only the headers are read (HTTP range requests).
     const { model, rest } = modelArg("inspect", values.model, positionals, true);
     if (rest.length > 0) throw new UsageError(`inspect takes one MODEL, got also "${rest[0]}"`);
     const r = await inspectModel(model, hubOptions());
-    process.stdout.write((values.json ? JSON.stringify(r) : formatInspection(r)) + "\n");
+    process.stdout.write((values.json ? printableJson(r) : formatInspection(r)) + "\n");
     return 0;
   },
 });
@@ -65,7 +66,10 @@ export function formatInspection(r: Inspection): string {
     lines.push(`  config: ${c.n_layer} layers, n_embd ${c.n_embd}, ${c.n_head} heads, n_inner ${c.n_inner}, n_positions ${c.n_positions}, vocab ${c.vocab_size}, eps ${c.layer_norm_epsilon}`);
     lines.push(`  labels: ${c.labels.join(", ")}; pad_token_id ${c.pad_token_id ?? "none (scores read the last token)"}`);
   }
-  const width = Math.max(...r.tensors.map((t) => t.name.length));
-  for (const t of r.tensors) lines.push(`  ${t.name.padEnd(width)}  ${t.dtype.padEnd(4)}  [${t.shape.join(", ")}]`);
+  // Names come from the file: escaped and capped. A loop, not Math.max(...names): 130,000 arguments overflow the stack.
+  const names = r.tensors.map((t) => printable(t.name));
+  let width = 0;
+  for (const n of names) width = Math.max(width, n.length);
+  r.tensors.forEach((t, i) => lines.push(`  ${names[i].padEnd(width)}  ${printable(t.dtype).padEnd(4)}  [${t.shape.join(", ")}]`));
   return lines.join("\n");
 }

@@ -13,7 +13,7 @@ import { createWasmKernels, wasmSimdSupported } from "../../kernels/wasm/wasm-ke
 import { readConfig, type GPT2Config } from "./config.js";
 import type { HubOptions } from "../hub/hub.js";
 import { resolveModel } from "./resolve.js";
-import { Gpt2RewardError, InputError } from "../errors.js";
+import { Gpt2RewardError, InputError, printable } from "../errors.js";
 import { openCheckpoint } from "../formats/checkpoint.js";
 import { forward, type ForwardOptions } from "./gpt2.js";
 import { scoredPosition, type PoolingRule } from "./pooling.js";
@@ -123,10 +123,10 @@ export class SyncRewardModel {
     }
     const { weights, report } = loaded;
     if (report.unused.length > 0) {
-      opts.onWarning?.(`${checkpoint.source.file}: ignoring ${report.unused.length} tensor(s) GPT-2 does not use: ${report.unused.slice(0, 5).join(", ")}${report.unused.length > 5 ? ", ..." : ""}`);
+      opts.onWarning?.(`${checkpoint.source.file}: ignoring ${report.unused.length} tensor(s) GPT-2 does not use: ${report.unused.slice(0, 5).map(printable).join(", ")}${report.unused.length > 5 ? ", ..." : ""}`);
     }
     for (const { name, count } of report.nonFinite) {
-      opts.onWarning?.(`${checkpoint.source.file}: tensor ${name} holds ${count} NaN or infinite value(s); scores may be NaN`);
+      opts.onWarning?.(`${checkpoint.source.file}: tensor ${printable(name)} holds ${count} NaN or infinite value(s); scores may be NaN`);
     }
     const runner = threads > 1 && backend !== "ref" ? createPool(kernels, backend, threads) : serialRunner(kernels);
     return new SyncRewardModel(config, weights, runner, [configFile, ...checkpoint.files], report);

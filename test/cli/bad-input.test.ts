@@ -220,6 +220,17 @@ const fileRows: FileRow[] = [
     },
   },
   {
+    row: "an extra tensor with a hostile name (a newline, a forged JSON line, a terminal title escape, 10,000 characters)", kind: "warning", model: "f16-8head",
+    problem: /ignoring 1 tensor\(s\) GPT-2 does not use: x\\n\{"index":0,"logits":\[9\]\}\\u001b\]0;pwned\\u0007a+…a{39}/,
+    setup: (dir) => {
+      editSafetensors(dir, (h, data) => {
+        h[`x\n{"index":0,"logits":[9]}\u001b]0;pwned\u0007${"a".repeat(10_000)}`] = { dtype: "F16", shape: [4], data_offsets: [data.length, data.length + 8] };
+        return Buffer.concat([data, Buffer.alloc(8)]);
+      });
+      return "model.safetensors";
+    },
+  },
+  {
     row: "NaN or Inf in weights", kind: "warning", model: "f16-8head", problem: /tensor transformer\.wpe\.weight holds 2 NaN or infinite value\(s\); scores may be NaN/,
     setup: (dir) => {
       // In the last position's row of wpe, which "hello" (one token) never reads: the score stays finite.
