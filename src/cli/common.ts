@@ -2,13 +2,11 @@
  * What several commands share: the options that load a model, where input comes from, and how
  * lines reach stdout. Each command file declares only what is its own.
  */
-import { createReadStream, existsSync } from "node:fs";
-import { Gpt2RewardError } from "../errors.js";
 import type { HubOptions } from "../hub/hub.js";
 import { DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, type LoadOptions } from "../model/sync-model.js";
 import { DTYPE_HELP, parseDType } from "../model/resolve.js";
 import { oneOf, positiveInt, UsageError, type Option } from "./args.js";
-import { readLines, type Line } from "./lines.js";
+import { openJobInput, type Line } from "./lines.js";
 import { DEFAULT_CHAT_TEMPLATE, formatOfFile, INPUT_FORMATS, inputItems, textItems, type InputItem, type InputSpec } from "./input.js";
 
 export const MODEL_OPTION = {
@@ -75,7 +73,7 @@ export function inputRecords(
 }
 
 /** The lines, telling `onBytes` how many input bytes each took (for progress against the file size). */
-async function* countBytes(lines: AsyncIterable<Line>, onBytes: (n: number) => void): AsyncGenerator<Line> {
+export async function* countBytes(lines: AsyncIterable<Line>, onBytes: (n: number) => void): AsyncGenerator<Line> {
   for await (const line of lines) {
     onBytes("text" in line ? Buffer.byteLength(line.text) + 1 : 1);
     yield line;
@@ -130,9 +128,7 @@ function weightDType(value: string | undefined): "f32" | "f16" | "bf16" {
 
 /** Raw lines of an --input file, or of standard input for none or "-". */
 export function inputFileLines(input: string | undefined, signal?: AbortSignal): AsyncIterable<Line> {
-  if (input === undefined || input === "-") return readLines(process.stdin, signal);
-  if (!existsSync(input)) throw new Gpt2RewardError(`${input}: no such file`);
-  return readLines(createReadStream(input), signal);
+  return openJobInput([], input).lines(signal);
 }
 
 /** Writes one line to stdout, waiting when the pipe is full so memory stays flat on long jobs. */

@@ -8,18 +8,25 @@
  * what saves work is a batch of texts that begin alike, whose common prefix the forward pass
  * computes once (best-of-N replies to one conversation): prefixOrder puts those next to each other.
  */
-import { Gpt2RewardError, InputError } from "../errors.js";
+import { Gpt2RewardError } from "../errors.js";
 import type { InputItem } from "./input.js";
 import type { RewardModel } from "../model/async-model.js";
-import { DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, type ScoreOptions } from "../model/sync-model.js";
+import { DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, type ScoreOptions, type ScoreResult } from "../model/sync-model.js";
 import { prefixOrder } from "../model/batch-plan.js";
+import type { GPT2Config } from "../model/config.js";
+import { totalmem } from "node:os";
 
 export interface JobOptions extends ScoreOptions {
   /** Lines gathered before sorting and scoring; default 8 batches. */
   window?: number;
-  /** Skip input lines with index < startIndex (resuming a job). */
-  startIndex?: number;
-  /** Called after each window with the number of lines done, for progress. */
+  /** Lines this job already wrote (resuming): its first `skip` lines are read past, not scored. */
+  skip?: number;
+  /**
+   * `--shard I/N`: this job owns the input lines whose index is I modulo N (every N-th line,
+   * from line I), and writes them under their global index; the other lines are read past.
+   */
+  shard?: { index: number; count: number };
+  /** Called after each window with the number of input lines done, for progress. */
   onProgress?: (done: number) => void;
   /** When it fires, the job scores the lines it has already read, emits them and stops. */
   signal?: AbortSignal;
@@ -34,32 +41,72 @@ export type OutputRecord = (
   | { index: number; error: string }
 ) & { line?: number; extra?: Record<string, unknown> };
 
-/** Runs the job; `emit` receives records in input order. Returns how many lines failed. */
+interface Pending {
+  index: number;
+  line?: number;
+  extra?: Record<string, unknown>;
+  ids?: number[];
+  truncated?: boolean;
+  error?: string;
+}
+
+/**
+ * Runs the job; `emit` receives records in input order. Returns the input lines read, the lines
+ * this job owns (all of them, or its shard's), and how many of those failed in this run.
+ *
+ * One line never takes the job down: whatever goes wrong while a line is parsed, tokenized or
+ * scored becomes that line's error record. A batch whose forward pass throws is scored again
+ * text by text, so only the guilty text gets the error; and since every line gets a record,
+ * `--resume` always moves past a line that fails, however often it is retried. Only when a
+ * one-token text fails too is the model itself broken, and the job stops with that error.
+ */
 export async function runScoreJob(
   model: RewardModel, lines: AsyncIterable<InputItem>, emit: (r: OutputRecord) => void | Promise<void>, opts: JobOptions = {},
-): Promise<{ lines: number; failed: number; interrupted: boolean }> {
+): Promise<{ lines: number; own: number; failed: number; interrupted: boolean }> {
   const maxLength = opts.maxLength ?? DEFAULT_MAX_LENGTH;
   model.checkMaxLength(maxLength);
   const batchSize = opts.batchSize ?? DEFAULT_BATCH_SIZE;
+  checkBatchFits(model.config, batchSize, maxLength);
   const window = opts.window ?? batchSize * 8;
   if (!Number.isInteger(window) || window < 1) throw new Gpt2RewardError(`window must be a positive integer, got ${window}`);
+  const shard = opts.shard ?? { index: 0, count: 1 };
+  if (!Number.isInteger(shard.count) || shard.count < 1 || !Number.isInteger(shard.index) || shard.index < 0 || shard.index >= shard.count) {
+    throw new Gpt2RewardError(`shard must be I/N with 0 <= I < N, got ${shard.index}/${shard.count}`);
+  }
+  const skip = opts.skip ?? 0;
   let index = 0;
+  let own = 0;
   let failed = 0;
-  let pending: { index: number; line?: number; extra?: Record<string, unknown>; ids?: number[]; truncated?: boolean; error?: string }[] = [];
+  let pending: Pending[] = [];
+
+  /** Scores `batch` into `results`; on a failure, each text alone, so only the guilty one errs. */
+  const scoreIsolated = async (batch: Pending[], results: Map<number, ScoreResult | string>): Promise<void> => {
+    try {
+      const scored = await model.scoreTokenized(batch.map((p) => ({ ids: p.ids!, truncated: p.truncated! })), { ...opts, batchSize: batch.length });
+      batch.forEach((p, i) => results.set(p.index, scored[i]));
+    } catch (e) {
+      if (batch.length > 1) {
+        for (const p of batch) await scoreIsolated([p], results);
+        return;
+      }
+      await stopIfModelIsBroken(model, opts, e);
+      results.set(batch[0].index, lineError(e));
+    }
+  };
 
   const flush = async () => {
     const ok = pending.filter((p) => p.ids !== undefined);
     // Texts that share a prefix into one batch; results go back by index, so output order is unchanged.
     const order = prefixOrder(ok.map((p) => p.ids!)).map((i) => ok[i]);
-    const results = await model.scoreTokenized(order.map((p) => ({ ids: p.ids!, truncated: p.truncated! })), opts);
-    const byIndex = new Map(order.map((p, i) => [p.index, results[i]]));
+    const results = new Map<number, ScoreResult | string>();
+    for (let b = 0; b < order.length; b += batchSize) await scoreIsolated(order.slice(b, b + batchSize), results);
     for (const p of pending) {
-      const r = byIndex.get(p.index);
+      const r = results.get(p.index);
       const from = { line: p.line, extra: p.extra };
-      if (r) await emit({ index: p.index, logits: r.logits, tokens: r.tokens, truncated: r.truncated, ...from });
+      if (r !== undefined && typeof r !== "string") await emit({ index: p.index, logits: r.logits, tokens: r.tokens, truncated: r.truncated, ...from });
       else {
         failed++;
-        await emit({ index: p.index, error: p.error!, ...from });
+        await emit({ index: p.index, error: p.error ?? (r as string), ...from });
       }
     }
     opts.onProgress?.(pending[pending.length - 1]?.index + 1);
@@ -82,7 +129,8 @@ export async function runScoreJob(
         break;
       }
       const i = index++;
-      if (i < (opts.startIndex ?? 0)) continue;
+      if (i % shard.count !== shard.index) continue;
+      if (own++ < skip) continue;
       pending.push({ index: i, line: r.value.line, extra: r.value.extra, ...prepare(model, r.value, maxLength) });
       if (pending.length >= window) await flush();
       if (opts.signal?.aborted) break;
@@ -91,9 +139,35 @@ export async function runScoreJob(
     if (!ended) await input.return?.(); // as a for-await loop left early would
   }
   if (pending.length > 0) await flush();
-  return { lines: index, failed, interrupted: opts.signal?.aborted ?? false };
+  return { lines: index, own, failed, interrupted: opts.signal?.aborted ?? false };
 }
 
+/** The 4 GiB a wasm32 memory can address: weights and a batch's activations share it. */
+const MODEL_MEMORY = 4 * 2 ** 30;
+
+/**
+ * Refuses, before any line is read, a batch size whose activations cannot fit next to the
+ * weights (an estimate from the config: f32 weights, every text at maxLength tokens). Without
+ * it, `--batch-size 1e9` would read and tokenize the whole input into memory and then fail.
+ */
+export function checkBatchFits(config: GPT2Config, batchSize: number, maxLength: number): void {
+  const { n_embd: C, n_inner, n_layer, vocab_size, n_positions, num_labels } = config;
+  const weights = 4 * ((vocab_size + n_positions) * C + n_layer * (4 * C * C + 2 * C * n_inner + 9 * C + n_inner) + 2 * C + num_labels * C);
+  // Per token: the residual stream, layernorm, attention and c_proj outputs (C each), q|k|v (3C), c_fc (n_inner), ids.
+  const perText = maxLength * (4 * (7 * C + n_inner) + 4);
+  const budget = Math.min(MODEL_MEMORY, totalmem()) - weights;
+  const most = Math.max(0, Math.floor(budget / perText));
+  if (batchSize <= most) return;
+  const where = MODEL_MEMORY <= totalmem() ? "the 4 GiB WebAssembly memory" : "this machine's memory";
+  throw new Gpt2RewardError(
+    `--batch-size ${batchSize} does not fit: a batch of texts of up to ${maxLength} tokens takes ${mib(perText)} each, and ${where} leaves ${mib(Math.max(0, budget))} beside the weights; ` +
+      (most > 0 ? `use --batch-size ${most} or less` : "use a smaller --max-length"),
+  );
+}
+
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+
+/** Tokenizes one record; anything that goes wrong is that record's error. */
 function prepare(model: RewardModel, item: InputItem, maxLength: number): { ids?: number[]; truncated?: boolean; error?: string } {
   try {
     switch (item.kind) {
@@ -109,7 +183,26 @@ function prepare(model: RewardModel, item: InputItem, maxLength: number): { ids?
       }
     }
   } catch (e) {
-    if (e instanceof InputError) return { error: e.message };
+    return { error: lineError(e) };
+  }
+}
+
+/** A user-level error keeps its message; anything else is a bug, said so, but only for this line. */
+function lineError(e: unknown): string {
+  if (e instanceof Gpt2RewardError) return e.message;
+  const err = e as Error;
+  return `internal error on this line (a bug, please report it): ${err?.name ?? "Error"}: ${String(err?.message ?? e).slice(0, 500)}`;
+}
+
+/**
+ * After a text fails alone: a one-token text must still score, else the model itself is broken
+ * (its threads died, its memory is gone) and every later line would fail the same way, so the
+ * job stops with the original error instead of writing an error record for each of them.
+ */
+async function stopIfModelIsBroken(model: RewardModel, opts: ScoreOptions, e: unknown): Promise<void> {
+  try {
+    await model.scoreTokenized([{ ids: [0], truncated: false }], { ...opts, batchSize: 1 });
+  } catch {
     throw e;
   }
 }

@@ -13,13 +13,15 @@ import { helpText, parseCommand, UsageError, version, type Command } from "./arg
 import { convert } from "./convert.js";
 import { demo } from "./demo.js";
 import { inspect } from "./inspect.js";
+import { merge } from "./merge.js";
+import { describeErrno } from "./lines.js";
 import { rank } from "./rank.js";
 import { score } from "./score.js";
 import { tokenize } from "./tokenize.js";
 import { trace } from "./trace.js";
 import { verify } from "./verify.js";
 
-const COMMANDS: Command[] = [score, rank, tokenize, inspect, convert, demo, verify, trace] as Command[];
+const COMMANDS: Command[] = [score, rank, merge, tokenize, inspect, convert, demo, verify, trace] as Command[];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -64,10 +66,12 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-// A closed pipe (`gpt2-reward score ... | head`) is a normal way to stop reading, not an error.
+// A closed pipe (`gpt2-reward score ... | head`) is a normal way to stop reading, not an error;
+// any other failure of stdout (a full disk behind `> file`, EIO) is one line and exit 1.
 process.stdout.on("error", (e: NodeJS.ErrnoException) => {
   if (e.code === "EPIPE") process.exit(0);
-  throw e;
+  process.stderr.write(`gpt2-reward: stdout: ${describeErrno(e, "cannot write")}\n`);
+  process.exit(1);
 });
 
 // Run when executed (also through npm's bin symlink), not when imported by tests.

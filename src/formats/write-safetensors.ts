@@ -4,10 +4,14 @@
  * Layout (https://github.com/huggingface/safetensors#format): 8-byte little-endian header length
  * N, N bytes of compact JSON (`__metadata__` first, then each tensor in data order) padded with
  * spaces so the data starts at a multiple of 8, then the tensors' bytes back to back with
- * `data_offsets` relative to the start of the data. The file is written to `<file>.tmp` and
- * renamed, so the final name never holds a half-written file.
+ * `data_offsets` relative to the start of the data. The file is written to a temporary file in
+ * the same folder and renamed, so the final name never holds a half-written file; the temporary
+ * file is created exclusively (O_EXCL: a planted file or symlink at its name is never followed
+ * or overwritten) under a name no other writer uses.
  */
+import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { Gpt2RewardError } from "../errors.js";
 import { DTYPE_BYTES, elementCount, f16ToF32, type DType, type RawTensor } from "./tensor.js";
 
@@ -39,10 +43,10 @@ export function writeSafetensors(
   const prefix = Buffer.alloc(8);
   prefix.writeBigUInt64LE(BigInt(json.length));
 
-  const tmp = `${file}.tmp`;
+  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
   let fd: number;
   try {
-    fd = openSync(tmp, "w");
+    fd = openSync(tmp, "wx", 0o644);
   } catch (e) {
     throw new Gpt2RewardError(`${file}: cannot write: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }

@@ -363,6 +363,7 @@ interface LineRow {
   row: string;
   line: Buffer;
   error: RegExp;
+  args?: string[];
 }
 
 const lineRows: LineRow[] = [
@@ -380,6 +381,55 @@ const lineRows: LineRow[] = [
  */
 const POISON_ROW = "a long run in one text (300,000 spaces between two letters, 200,000 tabs, 100,000 CRLF, 200,000 U+3000, 400,000 newlines, 300,000 symbols, a 300,000-letter word)";
 
+/** A job that cannot start: one line on stderr, nothing on stdout, nothing written. */
+interface JobRow {
+  row: string;
+  /** The options after --model; `dir` is a fresh folder. */
+  args: (dir: string) => string[];
+  texts?: string[];
+  problem: (dir: string) => RegExp;
+}
+
+const jobRows: JobRow[] = [
+  { row: "--input a directory", args: (dir) => ["--input", dir], problem: (dir) => new RegExp(`^${escape(dir)}: is a directory, not an input file$`) },
+  { row: "--input a device that never ends (/dev/zero)", args: () => ["--input", "/dev/zero"], problem: () => /^\/dev\/zero: is a device, not an input file or a pipe$/ },
+  {
+    row: "--input that cannot be opened (a symlink loop; a file without read permission alike)",
+    args: (dir) => {
+      symlinkSync(join(dir, "b"), join(dir, "a"));
+      symlinkSync(join(dir, "a"), join(dir, "b"));
+      return ["--input", join(dir, "a")];
+    },
+    problem: (dir) => new RegExp(`^${escape(join(dir, "a"))}: cannot read: too many symbolic links \\(ELOOP\\)$`),
+  },
+  { row: "--output /dev/full (or /dev/zero, any device but a terminal or /dev/null)", args: () => ["--output", "/dev/full"], texts: ["hello"], problem: () => /^\/dev\/full: is a device, not a file or a pipe; --output takes a file, a pipe or - \(standard output\)$/ },
+  { row: "--output a directory", args: (dir) => ["--output", dir], texts: ["hello"], problem: (dir) => new RegExp(`^${escape(dir)}: is a directory; --output takes a file name$`) },
+  {
+    row: "--output another job is writing (its lock file names it)",
+    args: (dir) => {
+      writeFileSync(join(dir, "out.jsonl.lock"), JSON.stringify({ pid: 4242, host: "node-7", since: "2026-12-01T10:00:00.000Z" }));
+      return ["--output", join(dir, "out.jsonl")];
+    },
+    texts: ["hello"],
+    problem: (dir) => new RegExp(`^${escape(join(dir, "out.jsonl"))}: another job is writing it \\(process 4242 on node-7, since 2026-12-01T10:00:00\\.000Z; lock file ${escape(join(dir, "out.jsonl.lock"))}\\); if that job is gone, remove the lock file$`),
+  },
+  {
+    row: "--output that holds results, without --resume",
+    args: (dir) => {
+      writeFileSync(join(dir, "out.jsonl"), '{"index":0,"logits":[1]}\n');
+      return ["--output", join(dir, "out.jsonl")];
+    },
+    texts: ["hello"],
+    problem: (dir) => new RegExp(`^${escape(join(dir, "out.jsonl"))}: already holds results; use --resume to continue that job, or remove the file$`),
+  },
+  {
+    row: "--batch-size beyond what memory can hold",
+    args: () => ["--batch-size", "1000000000"],
+    texts: ["hello"],
+    problem: () => /^--batch-size 1000000000 does not fit: a batch of texts of up to 256 tokens takes [\d.]+ MiB each, and the 4 GiB WebAssembly memory leaves [\d.]+ MiB beside the weights; use --batch-size \d+ or less$/,
+  },
+];
+
 // All CLI runs start together (each is a separate node process), then each row checks its own.
 const results = new Map<string, Promise<{ run: Run; dir: string; file: string }>>();
 beforeAll(() => {
@@ -390,7 +440,12 @@ beforeAll(() => {
   }
   for (const r of lineRows) {
     const input = Buffer.concat([Buffer.from('{"text": "User: hi\\nBot: hello"}\n'), r.line, Buffer.from('\n{"ids": [464, 3290]}\n')]);
-    results.set(r.row, runCli(["score", "--model", join(MODELS, "f16-8head")], input).then((run) => ({ run, dir: "", file: "" })));
+    results.set(r.row, runCli(["score", "--model", join(MODELS, "f16-8head"), ...(r.args ?? [])], input).then((run) => ({ run, dir: "", file: "" })));
+  }
+  for (const r of jobRows) {
+    const dir = join(tmp.dir, `job${copies++}`);
+    mkdirSync(dir);
+    results.set(r.row, runCli(["score", "--model", join(MODELS, "f16-8head"), ...r.args(dir), ...(r.texts ?? [])]).then((run) => ({ run, dir, file: "" })));
   }
   const poison = Object.values(POISON).map((text) => `${JSON.stringify({ text })}\n`).join("");
   results.set(POISON_ROW, runCli(["score", "--model", join(MODELS, "f16-8head")], Buffer.from(`{"text": "hi"}\n${poison}{"text": "bye"}\n`)).then((run) => ({ run, dir: "", file: "" })));
@@ -418,6 +473,17 @@ describe("suspicious files: a warning naming the tensor, normal output, exit 0",
     expect(out[0]).toMatchObject({ index: 0, tokens: 1, truncated: false });
     expect(Number.isFinite(out[0].logits[0])).toBe(true);
     expect(run.status).toBe(0);
+  });
+});
+
+describe("jobs that cannot start: one line naming what is wrong, nothing on stdout, exit 1", () => {
+  it.each(jobRows.map((r) => [r.row, r] as const))("%s", async (_, r) => {
+    const { run, dir } = await results.get(r.row)!;
+    expect(run.stdout).toBe("");
+    expect(run.stderr).not.toMatch(/\n {4}at /);
+    expect(run.stderr.split("\n")).toHaveLength(2);
+    expect(run.stderr).toMatch(new RegExp(`^gpt2-reward: ${r.problem(dir).source.slice(1, -1)}\\n$`));
+    expect(run.status).toBe(1);
   });
 });
 

@@ -1,10 +1,11 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { readSafetensors } from "../../src/formats/safetensors.js";
 import { convertTensor, writeSafetensors } from "../../src/formats/write-safetensors.js";
 import { f16ToF32, type DType, type RawTensor } from "../../src/formats/tensor.js";
+import { FIXTURES, runCli } from "../helpers/cli.js";
 
 const dir = mkdtempSync(join(tmpdir(), "gpt2-reward-convert-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -219,5 +220,73 @@ describe("convertTensor", () => {
   it("leaves integer and bool tensors (like attn.bias) as they are", () => {
     const mask: RawTensor = { dtype: "U8", shape: [1, 1, 2, 2], bytes: Uint8Array.from([1, 0, 1, 1]) };
     expect(convertTensor(mask, "F16")).toBe(mask);
+  });
+});
+
+// ---- the convert command ----
+
+describe("gpt2-reward convert: never loses a file by mistake", () => {
+  const BIN = join(FIXTURES, "models", "f16-8head-bin");
+  const SMALL = join(FIXTURES, "models", "f16-8head");
+
+  it("creates the output folder, writes config.json with torch_dtype set, and takes torch's and HF's dtype names", () => {
+    const out = join(dir, "made", "for", "you", "model.safetensors");
+    const r = runCli(["convert", BIN, out, "--dtype", "float16"]);
+    expect(r.status, r.stderr).toBe(0);
+    const config = JSON.parse(readFileSync(join(dir, "made", "for", "you", "config.json"), "utf8"));
+    expect(config.torch_dtype).toBe("float16");
+    expect({ ...config, torch_dtype: undefined }).toEqual({ ...JSON.parse(readFileSync(join(BIN, "config.json"), "utf8")), torch_dtype: undefined });
+    expect(runCli(["score", "--model", join(dir, "made", "for", "you"), "hello"]).stdout).toBe(runCli(["score", "--model", BIN, "hello"]).stdout);
+    for (const [name, torch] of [["fp16", "float16"], ["half", "float16"], ["bfloat16", "bfloat16"], ["bf16", "bfloat16"], ["float32", "float32"], ["fp32", "float32"], ["float", "float32"], ["torch.float16", "float16"]]) {
+      const o = join(dir, `names-${name}`, "model.safetensors");
+      expect(runCli(["convert", BIN, o, "--dtype", name]).status, name).toBe(0);
+      expect(JSON.parse(readFileSync(join(dir, `names-${name}`, "config.json"), "utf8")).torch_dtype).toBe(torch);
+    }
+    const bad = runCli(["convert", BIN, join(dir, "x", "m.safetensors"), "--dtype", "float8"]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/^gpt2-reward: --dtype must be .*got "float8"\n$/);
+  });
+
+  it("refuses to overwrite without --force, and a config.json beside that describes another model or dtype", () => {
+    const folder = join(dir, "guarded");
+    const out = join(folder, "model.safetensors");
+    expect(runCli(["convert", BIN, out, "--dtype", "f16"]).status).toBe(0);
+    const before = readFileSync(out);
+    const again = runCli(["convert", BIN, out, "--dtype", "bf16"]);
+    expect(again.status).toBe(1);
+    expect(again.stderr).toMatch(/^gpt2-reward: .*model\.safetensors: already exists; use --force to replace it\n$/);
+    expect(readFileSync(out)).toEqual(before);
+    // A second model (another dtype) into the same folder: its config would no longer describe model.safetensors.
+    const second = runCli(["convert", BIN, join(folder, "other.safetensors"), "--dtype", "bf16"]);
+    expect(second.status).toBe(1);
+    expect(second.stderr).toMatch(/config\.json: already there and describes another model \(or dtype\) than .*config\.json as bfloat16; convert into another folder, or use --force to replace it\n$/);
+    expect(existsSync(join(folder, "other.safetensors"))).toBe(false);
+    // The same config (same model, same dtype) is fine beside it.
+    expect(runCli(["convert", BIN, join(folder, "copy.safetensors"), "--dtype", "float16"]).status).toBe(0);
+    const forced = runCli(["convert", BIN, out, "--dtype", "bf16", "--force"]);
+    expect(forced.status, forced.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(join(folder, "config.json"), "utf8")).torch_dtype).toBe("bfloat16");
+  });
+
+  it("refuses an output that is the checkpoint it reads, even with --force", () => {
+    const folder = join(dir, "self");
+    mkdirSync(folder);
+    for (const f of ["config.json", "model.safetensors"]) writeFileSync(join(folder, f), readFileSync(join(SMALL, f)));
+    const before = readFileSync(join(folder, "model.safetensors"));
+    const r = runCli(["convert", folder, join(folder, "model.safetensors"), "--dtype", "bf16", "--force"]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/model\.safetensors: is the checkpoint being converted \(.*model\.safetensors\); write to another file\n$/);
+    expect(readFileSync(join(folder, "model.safetensors"))).toEqual(before);
+  });
+
+  it("writes through an exclusively created temporary file: a symlink planted at the old <out>.tmp name is never followed", () => {
+    const folder = join(dir, "planted");
+    mkdirSync(folder);
+    const victim = join(dir, "victim.txt");
+    writeFileSync(victim, "do not touch");
+    symlinkSync(victim, join(folder, "model.safetensors.tmp"));
+    expect(runCli(["convert", BIN, join(folder, "model.safetensors")]).status).toBe(0);
+    expect(readFileSync(victim, "utf8")).toBe("do not touch");
+    expect(readdirSync(folder).sort()).toEqual(["config.json", "model.safetensors", "model.safetensors.tmp"]);
   });
 });
