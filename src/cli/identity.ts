@@ -6,7 +6,8 @@
  *   model    where it came from (a Hub repo at its commit, or the real path of the local folder
  *            or file), the sha256 of its config.json, and the name and size of each weights file
  *   options  every option that changes an output line (--max-length, --pooling, --dtype,
- *            --kernels, ...), under its flag's name; not --threads or --batch-size, which never do
+ *            --kernels, --activation, the input format options), under its flag's name; not
+ *            --threads or --batch-size, which never do
  *   input    a regular file: its size and the sha256 of its first MiB (content, not path or
  *            mtime: a copied or touched input still resumes, a grown or edited one does not);
  *            a pipe: the sha256 of its first MiB (or all of it, if shorter); TEXT arguments: their sha256

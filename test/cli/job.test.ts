@@ -220,7 +220,7 @@ describe("bounds", () => {
     expect(r.status).toBe(1);
     const out = jsonLines(r.stdout);
     expect(out.map((o) => o.index)).toEqual([0, 1, 2]);
-    expect(out[1]).toEqual({ index: 1, error: "line of 50000011 bytes is longer than --max-line-bytes 1000000; skipped" });
+    expect(out[1]).toEqual({ index: 1, line: 2, error: "line of 50000011 bytes is longer than --max-line-bytes 1000000; skipped" });
     expect(out[2].logits).toEqual(out[0].logits);
     // KB. Held whole, the line would cost 150 MB and more (its bytes, joined, decoded, parsed); skipped,
     // what remains is garbage not yet collected from the 64 KiB chunks it streamed through.
