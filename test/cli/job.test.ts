@@ -261,7 +261,7 @@ describe("one bad line never takes down a job", () => {
     expect((await done).signal).toBe("SIGKILL");
     expect(existsSync(`${out}.lock`)).toBe(true); // left by the killed job: stale, taken over below
     const resumed = runCli(["score", "--model", SMALL, "--input", input, "--output", out, "--resume", "--batch-size", "4"]);
-    expect(resumed.stderr).toBe("");
+    expect(resumed.stderr).not.toMatch(/internal error|\n\s+at /);
     expect(resumed.status).toBe(1);
 
     const got = jsonLines(readFileSync(out, "utf8"));
