@@ -7,7 +7,7 @@
 import { describe, expect, it } from "vitest";
 import { runScoreJob, type OutputRecord } from "../../src/cli/job.js";
 import type { InputItem } from "../../src/cli/input.js";
-import type { RewardModel } from "../../src/model/reward-model.js";
+import type { RewardModel } from "../../src/model/async-model.js";
 
 const POISON = 666;
 
