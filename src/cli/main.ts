@@ -17,11 +17,12 @@ import { merge } from "./merge.js";
 import { describeErrno } from "./lines.js";
 import { rank } from "./rank.js";
 import { score } from "./score.js";
+import { serve } from "./serve.js";
 import { tokenize } from "./tokenize.js";
 import { trace } from "./trace.js";
 import { verify } from "./verify.js";
 
-const COMMANDS: Command[] = [score, rank, merge, tokenize, inspect, convert, demo, verify, trace] as Command[];
+const COMMANDS: Command[] = [score, serve, rank, merge, tokenize, inspect, convert, demo, verify, trace] as Command[];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -13,7 +13,8 @@ import { RewardModel } from "../model/async-model.js";
 import { DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH } from "../model/options.js";
 import { defineCommand, positiveInt, UsageError } from "./args.js";
 import { BATCH_SIZE_OPTION, INPUT_OPTION, inputFileLines, LOAD_OPTIONS, loadOptions, MAX_LENGTH_OPTION, MODEL_HELP, MODEL_OPTION, modelArg, writeLine } from "./common.js";
-import { rankKey, sigmoid, withExtra } from "./record.js";
+import { sigmoid } from "../model/rank.js";
+import { rankKey, withExtra } from "./record.js";
 
 export const rank = defineCommand({
   name: "rank",

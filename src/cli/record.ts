@@ -8,6 +8,7 @@
  */
 import { Gpt2RewardError } from "../errors.js";
 import type { GPT2Config } from "../model/config.js";
+import { sigmoid, softmax } from "../model/rank.js";
 import type { Option } from "./args.js";
 import type { OutputRecord } from "./job.js";
 
@@ -21,16 +22,9 @@ export function defaultActivation(numLabels: number): Activation {
 /** In float64, from the float32 logits; softmax subtracts the max first so exp cannot overflow. */
 export function activate(logits: number[], activation: Activation): number[] | undefined {
   if (activation === "none") return undefined;
-  if (activation === "sigmoid") return logits.map(sigmoid);
-  const max = Math.max(...logits);
-  const e = logits.map((x) => Math.exp(x - max));
-  const sum = e.reduce((a, b) => a + b, 0);
-  return e.map((x) => x / sum);
+  return activation === "sigmoid" ? logits.map(sigmoid) : softmax(logits);
 }
 
-export function sigmoid(x: number): number {
-  return 1 / (1 + Math.exp(-x));
-}
 
 /** Label names worth printing: when there are several, or config.json names the one it has. */
 export function shownLabels(config: GPT2Config): string[] | undefined {

@@ -66,8 +66,17 @@ export function bestFirst(scores: readonly number[]): number[] {
   });
 }
 
+/** σ(x) in float64. For very negative x, exp(−x) overflows to Infinity and σ is 0, its limit. */
 export function sigmoid(x: number): number {
-  return x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x));
+  return 1 / (1 + Math.exp(-x));
+}
+
+/** Softmax over the labels, from the float32 logits, max subtracted first so exp cannot overflow. */
+export function softmax(logits: number[]): number[] {
+  const max = Math.max(...logits);
+  const e = logits.map((x) => Math.exp(x - max));
+  const sum = e.reduce((a, b) => a + b, 0);
+  return e.map((x) => x / sum);
 }
 
 export function rankResults(results: ScoreResult[], labels: readonly string[], opts: RankOptions): RankResult {
