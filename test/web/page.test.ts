@@ -7,7 +7,8 @@
  * through the file input, a corrupt file); and no console errors anywhere.
  * These tests start Chromium and the servers themselves and fail if they cannot.
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -184,8 +185,11 @@ describe("the demo page", () => {
     expect(rows).toEqual(shown.map((r, i) => [String(i + 1), r.score.toFixed(4)]));
     expect(await page.textContent("#meta")).toMatch(/4 replies · \d+ tokens · \d+ ms · wasm kernels · \d+ threads?/);
     expect(await page.textContent("#status")).toMatch(/^Loaded the demo model: 12 layers × 32, wasm kernels/);
-    mkdirSync(join(REPO_ROOT, "docs"), { recursive: true });
-    await page.screenshot({ path: join(REPO_ROOT, "docs", "web-demo.png"), fullPage: true });
+    // The README's picture is rewritten only when asked (UPDATE_SCREENSHOT=1 npx vitest run test/web),
+    // so a test run leaves the work tree as it found it; otherwise it goes to a temp folder.
+    const shotDir = process.env.UPDATE_SCREENSHOT ? join(REPO_ROOT, "docs") : mkdtempSync(join(tmpdir(), "gpt2-reward-shot-"));
+    await page.screenshot({ path: join(shotDir, "web-demo.png"), fullPage: true });
+    if (!process.env.UPDATE_SCREENSHOT) rmSync(shotDir, { recursive: true, force: true });
     await page.close();
   });
 
