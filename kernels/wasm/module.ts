@@ -520,31 +520,44 @@ function definePack(m: ModuleBuilder, o: KernelModuleOptions): void {
   const t = f.local("i32", "t");
   const v = f.local("v128", "v");
   const flags = f.local("v128", "flags");
-  // Counters are element counts (signed compares); addresses are computed from them and may pass 2 GiB.
-  const bytesOf = (elems: Expr) => i32.shl(elems, i32.const(2));
   f.define(
     set(flags, i32x4Const(0)),
-    // PACK_ROWS rows at a time: each panel takes its slice of rows still in cache, and writes in order.
+    ...panelMoves({ dst, src, inDim, outDim, rowStart, rowEnd, i0, i1, c, i, s, t, v, flags }, NR, 4, (x) => nonFiniteLanes(x)),
+    i32x4.bitmask(flags),
+  );
+}
+
+/**
+ * The moves pack and pack16 share: PACK_ROWS rows at a time (each panel takes its slice of rows
+ * still in cache, and writes in order), weight[i0, c] → panel c/NR, row i0 at dst + (c·inDim + i0·NR)
+ * elements of elemBytes bytes; every vector moved is OR-ed into `flags` through `nonFinite`.
+ */
+function panelMoves(
+  l: Record<"dst" | "src" | "inDim" | "outDim" | "rowStart" | "rowEnd" | "i0" | "i1" | "c" | "i" | "s" | "t" | "v" | "flags", Local>,
+  NR: number, elemBytes: 2 | 4, nonFinite: (v: Local) => Expr,
+): Expr[] {
+  const { dst, src, inDim, outDim, rowStart, rowEnd, i0, i1, c, i, s, t, v, flags } = l;
+  // Counters are element counts (signed compares); addresses are computed from them and may pass 2 GiB.
+  const bytesOf = (elems: Expr) => i32.shl(elems, i32.const(elemBytes === 4 ? 2 : 1));
+  return [
     forUp(i0, rowStart, rowEnd, PACK_ROWS, [
       set(i1, i32.add(i0, i32.const(PACK_ROWS))),
       set(i1, select(i1, rowEnd, i32.lt_s(i1, rowEnd))),
       forUp(c, i32.const(0), outDim, NR, [
-        // weight[i0, c] → panel c/NR, row i0: dst + (c·inDim + i0·NR) floats
         set(s, i32.add(src, bytesOf(i32.add(i32.mul(i32.sub(i0, rowStart), outDim), c)))),
         set(t, i32.add(dst, bytesOf(i32.add(i32.mul(c, inDim), i32.mul(i0, i32.const(NR)))))),
         forUp(i, i0, i1, 1, [
-          ...Array.from({ length: NR / 4 }, (_, q) => [
+          ...Array.from({ length: (NR * elemBytes) / 16 }, (_, q) => [
             set(v, v128.load(s, 16 * q)),
             v128.store(t, v, 16 * q),
-            set(flags, v128.or(flags, nonFiniteLanes(v))),
+            set(flags, v128.or(flags, nonFinite(v))),
           ]).flat(),
           set(s, i32.add(s, bytesOf(outDim))),
-          set(t, i32.add(t, i32.const(4 * NR))),
+          set(t, i32.add(t, i32.const(elemBytes * NR))),
         ]),
       ]),
     ]),
-    i32x4.bitmask(flags),
-  );
+  ];
 }
 
 /**
@@ -564,28 +577,11 @@ function definePack16(m: ModuleBuilder, o: KernelModuleOptions): void {
   const flags = f.local("v128", "flags");
   const mask = f.local("v128", "mask");
   const low = f.local("v128", "low");
-  const bytesOf = (elems: Expr) => i32.shl(elems, i32.const(1));
   f.define(
     set(flags, i32x4Const(0)),
     set(mask, i16x8.splat(expMask)),
     set(low, i16x8.splat(i32.and(expMask, i32.sub(i32.const(0), expMask)))),
-    forUp(i0, rowStart, rowEnd, PACK_ROWS, [
-      set(i1, i32.add(i0, i32.const(PACK_ROWS))),
-      set(i1, select(i1, rowEnd, i32.lt_s(i1, rowEnd))),
-      forUp(c, i32.const(0), outDim, NR, [
-        set(s, i32.add(src, bytesOf(i32.add(i32.mul(i32.sub(i0, rowStart), outDim), c)))),
-        set(t, i32.add(dst, bytesOf(i32.add(i32.mul(c, inDim), i32.mul(i0, i32.const(NR)))))),
-        forUp(i, i0, i1, 1, [
-          ...Array.from({ length: NR / 8 }, (_, q) => [
-            set(v, v128.load(s, 16 * q)),
-            v128.store(t, v, 16 * q),
-            set(flags, v128.or(flags, i16x8.add(v128.and(v, mask), low))),
-          ]).flat(),
-          set(s, i32.add(s, bytesOf(outDim))),
-          set(t, i32.add(t, i32.const(2 * NR))),
-        ]),
-      ]),
-    ]),
+    ...panelMoves({ dst, src, inDim, outDim, rowStart, rowEnd, i0, i1, c, i, s, t, v, flags }, NR, 2, (x) => i16x8.add(v128.and(x, mask), low)),
     i16x8.bitmask(flags),
   );
 }
