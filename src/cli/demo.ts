@@ -5,9 +5,9 @@
  */
 import { join } from "node:path";
 import { RewardModel } from "../model/async-model.js";
+import { bestFirst, rankKey } from "../model/rank.js";
 import { defineCommand, PACKAGE_ROOT } from "./args.js";
 import { MODEL_OPTION } from "./common.js";
-import { rankKey } from "./record.js";
 
 export const demo = defineCommand({
   name: "demo",
@@ -40,9 +40,10 @@ export async function runDemo(modelPath: string, isBundled: boolean): Promise<nu
   const results = await model.score(SAMPLE_CONVERSATIONS);
   await model.close();
   const scoreMs = performance.now() - t1;
-  // A one-label model's logit is the reward; for several labels, the probability of the positive one.
-  const key = rankKey(model.config, undefined);
-  const ranked = results.map((r, i) => ({ i, reward: key.value(r.logits), tokens: r.tokens })).sort((a, b) => b.reward - a.reward);
+  // The one ranking rule (src/model/rank.ts): a one-label model's logit, or P(last label).
+  const key = rankKey(model.labels, undefined, "rank --rank-by");
+  const rewards = results.map((r) => key.value(r.logits));
+  const ranked = bestFirst(rewards).map((i) => ({ i, reward: rewards[i], tokens: results[i].tokens }));
 
   const { n_layer, n_embd, n_head, num_labels } = model.config;
   const out: string[] = [];

@@ -13,8 +13,8 @@ import { RewardModel } from "../model/async-model.js";
 import { DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH } from "../model/options.js";
 import { defineCommand, positiveInt, UsageError } from "./args.js";
 import { BATCH_SIZE_OPTION, INPUT_OPTION, inputFileLines, LOAD_OPTIONS, loadOptions, MAX_LENGTH_OPTION, MODEL_HELP, MODEL_OPTION, modelArg, writeLine } from "./common.js";
-import { sigmoid } from "../model/rank.js";
-import { rankKey, withExtra } from "./record.js";
+import { rankKey } from "../model/rank.js";
+import { withExtra } from "./record.js";
 
 export const rank = defineCommand({
   name: "rank",
@@ -54,20 +54,17 @@ A bad line gets {"index", "line", "error"} and the others go on (exit status 1).
     const lines = values.context === undefined ? inputFileLines(values.input) : undefined;
     const model = await RewardModel.fromPretrained(spec, loadOptions(values));
     try {
-      const key = rankKey(model.config, values["rank-by"]);
+      rankKey(model.labels, values["rank-by"], "--rank-by");
       if (values.pairwise && model.config.num_labels !== 1) {
         throw new Gpt2RewardError(`--pairwise needs a one-label reward model (sigmoid(r_a - r_b)); this one has ${model.config.num_labels} labels`);
       }
-      const rankOne = async (context: string, texts: string[]) => {
-        const results = await model.score(texts.map((reply) => context + reply), opts);
-        const scores = results.map((r) => key.value(r.logits));
-        const order = scores.map((_, i) => i).sort((a, b) => scores[b] - scores[a] || a - b);
-        const out: Record<string, unknown> = {
-          by: key.name, scores, order, best: order[0],
-          logits: results.map((r) => r.logits), tokens: results.map((r) => r.tokens), truncated: results.map((r) => r.truncated),
+      const rankOne = async (context: string, replies: string[]) => {
+        const r = await model.rank(context, replies, { ...opts, label: values["rank-by"], pairwise: values.pairwise });
+        return {
+          by: r.by, scores: r.scores, order: r.order, best: r.best,
+          logits: r.results.map((x) => x.logits), tokens: r.results.map((x) => x.tokens), truncated: r.results.map((x) => x.truncated),
+          ...(r.preferences ? { pairwise: r.preferences } : {}),
         };
-        if (values.pairwise) out.pairwise = results.map((a) => results.map((b) => sigmoid(a.logits[0] - b.logits[0])));
-        return out;
       };
       if (!lines) {
         await writeLine(JSON.stringify({ index: 0, ...(await rankOne(values.context!, replies)) }));

@@ -6,7 +6,6 @@
  * (a reward → the probability that this reply is preferred), softmax over the labels otherwise.
  * Scores appear by default; `--activation none` leaves only the logits.
  */
-import { Gpt2RewardError } from "../errors.js";
 import type { GPT2Config } from "../model/config.js";
 import { sigmoid, softmax } from "../model/rank.js";
 import type { Option } from "./args.js";
@@ -65,40 +64,6 @@ export function argmax(v: number[]): number {
   let best = 0;
   for (let i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
   return best;
-}
-
-/**
- * What ranks replies best-first: the reward itself (the logit) for a one-label model; for
- * several labels, the softmax probability of one label, by default the last one (the
- * positive class by the usual convention: LABEL_1 of a binary classifier, "good" of bad/ok/good).
- */
-export interface RankKey {
-  /** Short, for output lines: "reward" or "P(good)". */
-  name: string;
-  /** A sentence for people. */
-  describe: string;
-  value(logits: number[]): number;
-}
-
-export function rankKey(config: GPT2Config, rankBy: string | undefined): RankKey {
-  if (config.num_labels === 1) {
-    if (rankBy !== undefined && rankBy !== config.labels[0] && rankBy !== "0") {
-      throw new Gpt2RewardError(`--rank-by ${JSON.stringify(rankBy)}: this model has one label (${JSON.stringify(config.labels[0])}); its logit is the reward`);
-    }
-    return { name: "reward", describe: "the reward (the model's one logit)", value: (logits) => logits[0] };
-  }
-  let k = config.labels.length - 1;
-  if (rankBy !== undefined) {
-    k = config.labels.indexOf(rankBy);
-    if (k < 0 && /^\d+$/.test(rankBy) && Number(rankBy) < config.labels.length) k = Number(rankBy);
-    if (k < 0) throw new Gpt2RewardError(`--rank-by ${JSON.stringify(rankBy)}: not a label of this model (${config.labels.map((l) => JSON.stringify(l)).join(", ")})`);
-  }
-  const name = config.labels[k];
-  return {
-    name: `P(${name})`,
-    describe: `P(${name}), the softmax probability of label ${k} of ${config.labels.length}${rankBy === undefined ? " (the last label; choose another with --rank-by)" : ""}`,
-    value: (logits) => activate(logits, "softmax")![k],
-  };
 }
 
 export const ACTIVATION_OPTION = {

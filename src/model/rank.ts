@@ -1,23 +1,28 @@
 /**
  * Best-of-N, as the Chai paper uses a reward model: a chat service generates N candidate replies
- * to one conversation, scores each as the text `context + reply`, and keeps the best. The
- * ranking is read from one logit: the only one of a one-label reward model, or the label the
- * caller names. For one-label models trained with a pairwise (Bradley–Terry) loss,
- * σ(r_a − r_b) is the model's probability that reply a is preferred to reply b.
+ * to one conversation, scores each as the text `context + reply`, and keeps the best. One rule
+ * ranks everywhere (the API's `rank`, the CLI's `rank` and `demo`, the server's /rank and
+ * /get_reward): a one-label reward model by its logit, the reward itself; a model with several
+ * labels by the softmax probability of one label, by default the last (the positive class by the
+ * usual convention: LABEL_1 of a binary classifier, "good" of bad/ok/good). For one-label models
+ * trained with a pairwise (Bradley–Terry) loss, σ(r_a − r_b) is the model's probability that
+ * reply a is preferred to reply b.
  */
 import { Gpt2RewardError, InputError, quote } from "../errors.js";
 import { checkTexts } from "./inputs.js";
 import type { ScoreOptions, ScoreResult } from "./sync-model.js";
 
 export interface RankOptions extends ScoreOptions {
-  /** Which logit ranks the replies: a label name or index. Default: the only one (one-label models). */
+  /** Which label ranks the replies: a label name or index. Default: the only one, or the last of several. */
   label?: string | number;
   /** Also return preferences[a][b] = σ(r_a − r_b) (one-label models). */
   pairwise?: boolean;
 }
 
 export interface RankResult {
-  /** The ranking logit of each reply, in input order. */
+  /** What the scores are: "reward" (the logit of a one-label model) or "P(label)". */
+  by: string;
+  /** Each reply's ranking value, in input order. */
   scores: number[];
   /** Reply indices, best first (ties keep input order; NaN scores last). */
   order: number[];
@@ -29,24 +34,47 @@ export interface RankResult {
   preferences?: number[][];
 }
 
-/** The logit index `label` names, checked against the model's labels. */
-export function rankingLabel(labels: readonly string[], label: unknown): number {
-  if (label === undefined) {
-    if (labels.length === 1) return 0;
-    throw new Gpt2RewardError(`this model has ${labels.length} labels (${labels.join(", ")}): say which one ranks the replies with the label option`);
-  }
-  if (typeof label === "number" && Number.isInteger(label) && label >= 0 && label < labels.length) return label;
-  if (typeof label === "string" && labels.includes(label)) return labels.indexOf(label);
-  throw new Gpt2RewardError(`label must be one of the model's labels (${labels.join(", ")}) or an index from 0 to ${labels.length - 1}, got ${quote(label)}`);
+/** What ranks replies best-first, for one model and one choice of label. */
+export interface RankKey {
+  /** Short, for output: "reward" or "P(good)". */
+  by: string;
+  /** A sentence for people. */
+  describe: string;
+  value(logits: number[]): number;
 }
 
-export function checkRankOptions(labels: readonly string[], opts: RankOptions): number {
-  const k = rankingLabel(labels, opts.label);
+/**
+ * The ranking rule of a model with these labels. `label` (a name, an index, or an index as a
+ * string as the CLI passes it) chooses the label of a multi-label model; `option` names it in errors.
+ */
+export function rankKey(labels: readonly string[], label?: unknown, option = "label"): RankKey {
+  const k = label === undefined ? labels.length - 1 : labelIndex(labels, label);
+  if (k < 0) {
+    throw new Gpt2RewardError(`${option} ${quote(label)}: not a label of this model (${labels.map((l) => quote(l)).join(", ")}); give a label or an index from 0 to ${labels.length - 1}`);
+  }
+  if (labels.length === 1) return { by: "reward", describe: "the reward (the model's one logit)", value: (logits) => logits[0] };
+  const name = labels[k];
+  return {
+    by: `P(${name})`,
+    describe: `P(${name}), the softmax probability of label ${k} of ${labels.length}${label === undefined ? ` (the last label; choose another with ${option})` : ""}`,
+    value: (logits) => softmax(logits)[k],
+  };
+}
+
+function labelIndex(labels: readonly string[], label: unknown): number {
+  if (typeof label === "string" && labels.includes(label)) return labels.indexOf(label);
+  const i = typeof label === "string" && /^\d+$/.test(label) ? Number(label) : label;
+  return typeof i === "number" && Number.isInteger(i) && i >= 0 && i < labels.length ? i : -1;
+}
+
+/** Checks the options before any work; returns the ranking rule. */
+export function checkRankOptions(labels: readonly string[], opts: RankOptions): RankKey {
+  const key = rankKey(labels, opts.label);
   if (opts.pairwise !== undefined && typeof opts.pairwise !== "boolean") throw new Gpt2RewardError(`pairwise must be true or false, got ${quote(opts.pairwise)}`);
   if (opts.pairwise && labels.length !== 1) {
     throw new Gpt2RewardError(`pairwise preferences need a one-label reward model; this one has ${labels.length} labels`);
   }
-  return k;
+  return key;
 }
 
 /** The texts to score: `context + reply` for each reply. */
@@ -80,10 +108,10 @@ export function softmax(logits: number[]): number[] {
 }
 
 export function rankResults(results: ScoreResult[], labels: readonly string[], opts: RankOptions): RankResult {
-  const k = checkRankOptions(labels, opts);
-  const scores = results.map((r) => r.logits[k]);
+  const key = checkRankOptions(labels, opts);
+  const scores = results.map((r) => key.value(r.logits));
   const order = bestFirst(scores);
-  const ranked: RankResult = { scores, order, best: order[0], results };
+  const ranked: RankResult = { by: key.by, scores, order, best: order[0], results };
   if (opts.pairwise) ranked.preferences = scores.map((a) => scores.map((b) => sigmoid(a - b)));
   return ranked;
 }

@@ -45,7 +45,7 @@ export function openApiDocument(version: string): object {
       "/rank": post("Best-of-N: each reply scored as context + reply", {
         type: "object", required: ["context", "replies"],
         properties: { context: { type: "string" }, replies: { type: "array", items: { type: "string" } }, label: { oneOf: [{ type: "string" }, { type: "integer" }] }, pairwise: { type: "boolean" } },
-      }, { type: "object", properties: { scores: { type: "array", items: { type: "number" } }, order: { type: "array", items: { type: "integer" } }, best: { type: "integer" }, results: { type: "array" }, preferences: { type: "array" } } }),
+      }, { type: "object", properties: { by: { type: "string" }, scores: { type: "array", items: { type: "number" } }, order: { type: "array", items: { type: "integer" } }, best: { type: "integer" }, results: { type: "array" }, preferences: { type: "array" } } }),
       "/health": { get: { summary: "200 when the model is loaded and the server is not shutting down", responses: { "200": { description: "Healthy" }, "503": { description: "Unhealthy", ...json(errorBody) } } } },
       "/info": { get: { summary: "Model and server settings", responses: { "200": { description: "OK", ...json({ type: "object" }) } } } },
       "/metrics": { get: { summary: "Prometheus metrics", responses: { "200": { description: "OK", content: { "text/plain": { schema: { type: "string" } } } } } } },

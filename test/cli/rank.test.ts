@@ -48,7 +48,7 @@ describe("rank", () => {
     expect(pairwise.status).toBe(1);
     expect(pairwise.stderr).toBe("gpt2-reward: --pairwise needs a one-label reward model (sigmoid(r_a - r_b)); this one has 3 labels\n");
     const unknown = runCli(["rank", "-m", THREE, "--rank-by", "great", "-c", CONTEXT, "x"]);
-    expect(unknown.stderr).toBe('gpt2-reward: --rank-by "great": not a label of this model ("bad", "ok", "good")\n');
+    expect(unknown.stderr).toBe('gpt2-reward: --rank-by "great": not a label of this model ("bad", "ok", "good"); give a label or an index from 0 to 2\n');
   });
 
   it("refuses replies without a context in one line", () => {

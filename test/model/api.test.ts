@@ -105,14 +105,19 @@ describe("RewardModel", async () => {
     const ranked = await model.rank(context, replies, { label: "good" });
     const scored = await model.score(replies.map((r) => context + r));
     expect(ranked.results).toEqual(scored);
-    expect(ranked.scores).toEqual(scored.map((r) => r.logits[2]));
+    // Several labels rank by the softmax probability of one: P(good) here.
+    const pGood = scored.map(({ logits }) => Math.exp(logits[2]) / logits.reduce((sum, l) => sum + Math.exp(l), 0));
+    expect(ranked.by).toBe("P(good)");
+    ranked.scores.forEach((s, i) => expect(s).toBeCloseTo(pGood[i], 12));
     const expected = [0, 1, 2, 3].sort((a, b) => ranked.scores[b] - ranked.scores[a] || a - b);
     expect(ranked.order).toEqual(expected);
     expect(ranked.best).toBe(expected[0]);
     expect(await model.rank(context, replies, { label: 2 })).toEqual(ranked);
     expect(sync.rank(context, replies, { label: "good" })).toEqual(ranked);
-    await expect(model.rank(context, replies)).rejects.toThrow(/this model has 3 labels \(bad, ok, good\): say which one ranks the replies/);
-    await expect(model.rank(context, replies, { label: "great" })).rejects.toThrow(/label must be one of the model's labels \(bad, ok, good\) or an index from 0 to 2, got "great"/);
+    // The last label by default, as the CLI's rank and the server's /rank and /get_reward.
+    expect(await model.rank(context, replies)).toEqual(ranked);
+    expect((await model.rank(context, replies, { label: "bad" })).by).toBe("P(bad)");
+    await expect(model.rank(context, replies, { label: "great" })).rejects.toThrow(/^label "great": not a label of this model \("bad", "ok", "good"\); give a label or an index from 0 to 2$/);
     await expect(model.rank(context, replies, { label: 0, pairwise: true })).rejects.toThrow(/pairwise preferences need a one-label reward model; this one has 3 labels/);
   });
 });

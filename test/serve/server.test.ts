@@ -184,6 +184,17 @@ describe("the server with a three-label classifier", async () => {
     expect(r.json).toEqual([0, 1, 2].sort((a, b) => p[b] - p[a]).map((i) => ({ score: p[i], label: labels[i] })));
     expect(await post(base, "/rerank", { query: "q", texts: ["a"] })).toMatchObject({ status: 424, json: { error: "Backend error: model is not a re-ranker model", error_type: "Backend" } });
   });
+
+  it("/get_reward and /rank rank by P(last label), as model.rank and the CLI's rank do; /rank takes another label", async () => {
+    const replies = [" hello", " go away", " hey there!"];
+    const ranked = sync.rank("User: hi\nBot:", replies);
+    expect(ranked.by).toBe("P(good)");
+    const reward = await post(base, "/get_reward", { query: replies.map((r) => "User: hi\nBot:" + r) });
+    expect(reward.json).toEqual({ rewards: ranked.scores, scores: ranked.scores, extra_logs: { dummy_scores: ranked.scores } });
+    const byBad = await post(base, "/rank", { context: "User: hi\nBot:", replies, label: "bad" });
+    expect(byBad.json).toEqual(JSON.parse(JSON.stringify(sync.rank("User: hi\nBot:", replies, { label: "bad" }))));
+    expect(await post(base, "/rank", { context: "x", replies: ["y"], label: "great" })).toMatchObject({ status: 422 });
+  });
 });
 
 describe("limits", async () => {
