@@ -38,9 +38,11 @@ export function encode(text: string): number[] {
  * or of other symbols with at most one leading space, then whitespace. `\s+(?!\S)` makes a
  * whitespace run followed by a word give all but its last character as one piece, so that the
  * last one (if a space) can lead the word. V8 matches each alternative in one greedy pass, so
- * splitting is linear even for a 300,000-character run.
+ * splitting is linear even for a 300,000-character run. Python's `regex` (which HF runs) reads
+ * `\s` as Unicode's White_Space; JavaScript's `\s` differs on two characters (it has U+FEFF and
+ * lacks U+0085), so we spell out `\p{White_Space}` (golden: tokenizer.json's whitespace cases).
  */
-const PIECES = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
+const PIECES = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\p{White_Space}\p{L}\p{N}]+|\p{White_Space}+(?!\P{White_Space})|\p{White_Space}+/gu;
 
 /**
  * Each token's UTF-8 bytes, one char (0–255) per byte, to its id (= its BPE rank). r50k_base

@@ -8,7 +8,9 @@
 import r50kRanks from "gpt-tokenizer/bpeRanks/r50k_base";
 
 const ENDOFTEXT = "<|endoftext|>";
-const PAT = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
+// encoder.py's pattern under Python's `regex`, whose \s is this set (Unicode White_Space), not JavaScript's.
+const WS = "\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+const PAT = new RegExp(`'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^${WS}\\p{L}\\p{N}]+|[${WS}]+(?![^${WS}])|[${WS}]+`, "gu");
 
 const latin1 = (bytes: Uint8Array | number[]) => Array.from(bytes, (b) => String.fromCharCode(b)).join("");
 const rank = new Map<string, number>();

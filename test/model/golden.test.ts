@@ -12,6 +12,7 @@ import { POOLING_RULES, scoredPosition } from "../../src/model/pooling.js";
 import { encode, encodeTruncated, truncateLeft } from "../../src/model/tokenizer.js";
 import type { GoldenFile } from "../../src/cli/verify.js";
 import { maxAbsDiff, sameBits } from "../helpers/random.js";
+import { referenceEncode } from "../helpers/gpt2-bpe.js";
 
 const TOLERANCE = 2e-5;
 const FIXTURES = join(import.meta.dirname, "..", "..", "fixtures");
@@ -108,6 +109,7 @@ describe("tokenizer against HF's GPT2Tokenizer (fixtures/golden/tokenizer.json)"
   const golden = JSON.parse(readFileSync(join(FIXTURES, "golden", "tokenizer.json"), "utf8")) as {
     cases: { text_index: number; ids: number[]; ids_256: number[]; ids_8: number[] }[];
     empty_string_ids: number[];
+    whitespace_edge_cases: { text: string; ids: number[] }[];
   };
 
   it("covers every golden text", () => {
@@ -125,5 +127,11 @@ describe("tokenizer against HF's GPT2Tokenizer (fixtures/golden/tokenizer.json)"
 
   it("gives no ids for an empty string, as HF does", () => {
     expect(encode("")).toEqual(golden.empty_string_ids);
+  });
+
+  // Python's \s (U+0085 in, U+FEFF out) where JavaScript's differs, and its neighbours.
+  it.each(golden.whitespace_edge_cases.map((c) => [JSON.stringify(c.text), c] as const))("whitespace edge case %s", (_, c) => {
+    expect(encode(c.text)).toEqual(c.ids);
+    expect(referenceEncode(c.text)).toEqual(c.ids);
   });
 });
