@@ -34,10 +34,13 @@ export type { Runner } from "./run/runner.js";
 export { createPool, defaultThreads } from "./run/pool.js";
 
 // Files: safetensors, PyTorch checkpoints, checkpoints in folders, the Hub.
-export { readSafetensors, readSafetensorsHeader, parseSafetensorsHeader, safetensorsSource } from "./formats/safetensors.js";
-export { readPytorchCheckpoint } from "./formats/pytorch.js";
-export { loadCheckpoint, openCheckpoint, WEIGHT_FILES } from "./formats/checkpoint.js";
+// Every reader is a TensorSource that reads one tensor when asked (what the loader and convert use).
+export { readSafetensorsHeader, parseSafetensorsHeader, safetensorsSource } from "./formats/safetensors.js";
+export { pytorchSource } from "./formats/pytorch.js";
+export { openCheckpoint, WEIGHT_FILES } from "./formats/checkpoint.js";
+export type { OpenCheckpoint, CheckpointFormat } from "./formats/checkpoint.js";
 export { writeSafetensors, convertTensor } from "./formats/write-safetensors.js";
+export type { TensorToWrite } from "./formats/write-safetensors.js";
 export { readZip } from "./formats/zip.js";
 export { bufferSource } from "./platform/bytes.js";
 export type { ByteSource, FileSystem } from "./platform/bytes.js";
@@ -46,7 +49,7 @@ export type { Platform } from "./platform/platform.js";
 export { loadPickle } from "./formats/pickle.js";
 export { resolveHubModel, inspectHubModel, isHubRepoId } from "./hub/hub.js";
 export type { HubOptions } from "./hub/hub.js";
-export { mapSource, toFloat32, decodeFloat32Into, elementCount, DTYPE_BYTES } from "./formats/tensor.js";
+export { readTensor, mapSource, toFloat32, decodeFloat32Into, elementCount, DTYPE_BYTES } from "./formats/tensor.js";
 export type { RawTensor, DType, TensorSource } from "./formats/tensor.js";
 
 // Kernels: each fast kernel next to its slow, obviously-right reference.

@@ -8,16 +8,20 @@
  * with --force and never when it is one of the files being read, and config.json is written
  * beside it only where none is (or the same one is) — a folder already describing another model
  * keeps its config. The weights go to an exclusively created temporary file, renamed when whole.
+ *
+ * The checkpoint is read through the same reader as scoring (openCheckpoint's TensorSource), one
+ * tensor at a time as it is written, so converting holds one tensor (and its converted copy), not
+ * the checkpoint.
  */
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { basename, dirname, join } from "node:path";
 import { Gpt2RewardError } from "../errors.js";
-import { loadCheckpoint } from "../formats/checkpoint.js";
-import { convertTensor, writeSafetensors } from "../formats/write-safetensors.js";
+import { openCheckpoint } from "../formats/checkpoint.js";
+import { convertTensor, writeSafetensors, type TensorToWrite } from "../formats/write-safetensors.js";
 import { locate } from "../model/sync-model.js";
 import { readConfig } from "../model/config.js";
-import type { RawTensor } from "../formats/tensor.js";
+import { readTensor, type DType } from "../formats/tensor.js";
 import { IGNORED_BUFFERS } from "../model/weights.js";
 import { DTYPE_HELP, parseDType, resolveModel, type FloatDType } from "../model/resolve.js";
 import { defineCommand, UsageError } from "./args.js";
@@ -60,6 +64,9 @@ attn.masked_bias) are dropped: they hold no weights.`,
 
 export type ConvertDType = FloatDType;
 
+/** The float dtypes --dtype converts; others (the uint8 attention mask, int64 steps) are written as stored. */
+const CONVERTIBLE: ReadonlySet<DType> = new Set(["F32", "F16", "BF16", "F64"]);
+
 /** torch_dtype as transformers writes it in config.json. */
 const TORCH_DTYPE: Record<ConvertDType, string> = { F32: "float32", F16: "float16", BF16: "bfloat16" };
 
@@ -87,30 +94,38 @@ export function convertModel(modelPath: string, out: string, dtype: ConvertDType
     throw new Gpt2RewardError(`${outConfig}: already there and describes another model (or dtype) than ${configFile}${dtype ? ` as ${TORCH_DTYPE[dtype]}` : ""}; convert into another folder, or use --force to replace it`);
   }
 
-  const ckpt = loadCheckpoint(weightsPath);
-  // Never replace what we are reading (convert M M/model.safetensors --dtype bf16 would destroy the F32 weights).
-  if (outStat) {
-    for (const f of [configFile, ...ckpt.files]) {
-      const st = statOrNull(f);
-      if (st && st.dev === outStat.dev && st.ino === outStat.ino) throw new Gpt2RewardError(`${out}: is the checkpoint being converted (${f}); write to another file`);
-    }
-  }
-  const tensors = new Map<string, RawTensor>();
+  const ckpt = openCheckpoint(weightsPath);
+  const tensors = new Map<string, TensorToWrite>();
   const dropped: string[] = [];
-  for (const [name, t] of ckpt.tensors) {
-    if (IGNORED_BUFFERS.test(name)) {
-      dropped.push(name);
-      continue;
-    }
-    const isFloat = t.dtype === "F32" || t.dtype === "F16" || t.dtype === "BF16" || t.dtype === "F64";
-    tensors.set(name, dtype && isFloat ? convertTensor(t, dtype) : t);
-  }
   try {
-    mkdirSync(dirname(out), { recursive: true });
-  } catch (e) {
-    throw new Gpt2RewardError(`${dirname(out)}: ${describeErrno(e, "cannot create the folder")}`);
+    // Never replace what we are reading (convert M M/model.safetensors --dtype bf16 would destroy the F32 weights).
+    if (outStat) {
+      for (const f of [configFile, ...ckpt.files]) {
+        const st = statOrNull(f);
+        if (st && st.dev === outStat.dev && st.ino === outStat.ino) throw new Gpt2RewardError(`${out}: is the checkpoint being converted (${f}); write to another file`);
+      }
+    }
+    const src = ckpt.source;
+    for (const name of src.names()) {
+      if (IGNORED_BUFFERS.test(name)) {
+        dropped.push(name);
+        continue;
+      }
+      const { dtype: stored, shape } = src.info(name);
+      const to = dtype !== null && CONVERTIBLE.has(stored) ? dtype : null;
+      // Read when its turn to be written comes, then let go.
+      const bytes = () => (to ? convertTensor(readTensor(src, name), to) : readTensor(src, name)).bytes;
+      tensors.set(name, { dtype: to ?? stored, shape, bytes });
+    }
+    try {
+      mkdirSync(dirname(out), { recursive: true });
+    } catch (e) {
+      throw new Gpt2RewardError(`${dirname(out)}: ${describeErrno(e, "cannot create the folder")}`);
+    }
+    writeSafetensors(out, tensors, { format: "pt" });
+  } finally {
+    ckpt.close();
   }
-  writeSafetensors(out, tensors, { format: "pt" });
   // A safetensors file alone is not a model: put the config beside it.
   if (configSame) return { tensors: tensors.size, dropped, configWritten: null };
   writeFileExclusively(outConfig, JSON.stringify(config, null, 2) + "\n");

@@ -1,5 +1,5 @@
 /**
- * Finds and loads a model's weights from a folder (or one file), whatever format Hugging Face
+ * Finds and opens a model's weights in a folder (or one file), whatever format Hugging Face
  * saved them in. A folder is looked at in the order transformers prefers:
  *   model.safetensors, model.safetensors.index.json (+ shards),
  *   pytorch_model.bin, pytorch_model.bin.index.json (+ shards).
@@ -9,20 +9,11 @@
  */
 import { FormatError } from "../errors.js";
 import { platform } from "../platform/platform.js";
-import type { RawTensor, TensorSource } from "./tensor.js";
-import { pytorchSource, readPytorchCheckpoint } from "./pytorch.js";
-import { readSafetensors, safetensorsSource } from "./safetensors.js";
+import type { TensorSource } from "./tensor.js";
+import { pytorchSource } from "./pytorch.js";
+import { safetensorsSource } from "./safetensors.js";
 
 export type CheckpointFormat = "safetensors" | "pytorch";
-
-export interface Checkpoint {
-  format: CheckpointFormat;
-  /** The files read, in order (the index file first when there is one). */
-  files: string[];
-  tensors: Map<string, RawTensor>;
-  /** safetensors `__metadata__` (of the first shard when sharded). */
-  metadata?: Record<string, string>;
-}
 
 const CANDIDATES: [string, CheckpointFormat, boolean][] = [
   ["model.safetensors", "safetensors", false],
@@ -55,24 +46,20 @@ function resolveCheckpoint(path: string): { file: string; format: CheckpointForm
   return { file: path, format: guessFormat(path), index: path.endsWith(".index.json") };
 }
 
-/** Loads the checkpoint in a model folder, or the single checkpoint or index file `path` names. */
-export function loadCheckpoint(path: string): Checkpoint {
-  const { file, format, index } = resolveCheckpoint(path);
-  return index ? loadIndexed(file, format) : loadFile(file, format);
-}
-
 export interface OpenCheckpoint {
   format: CheckpointFormat;
+  /** The files read, in order (the index file first when there is one). */
   files: string[];
   source: TensorSource;
   close(): void;
 }
 
 /**
- * Opens a checkpoint for the loader, which reads it tensor by tensor. Every file (one or shards,
- * safetensors or a PyTorch zip) is read with positional reads straight into the model's memory,
- * never whole: a safetensors header or a PyTorch zip's directory and pickle say where each
- * tensor lies. (Only a legacy pre-1.6 PyTorch file is read whole.)
+ * Opens the checkpoint in a model folder, or the single checkpoint or index file `path` names,
+ * for a reader that takes it tensor by tensor: the model's loader, and `convert`. Every file (one
+ * or shards, safetensors or a PyTorch zip or legacy file) is read with positional reads straight
+ * into the reader's buffer, never whole: a safetensors header or a PyTorch file's directory and
+ * pickles say where each tensor lies.
  */
 export function openCheckpoint(path: string): OpenCheckpoint {
   const { file, format, index } = resolveCheckpoint(path);
@@ -131,15 +118,6 @@ function guessFormat(file: string): CheckpointFormat {
   return (head[0] === 0x50 && head[1] === 0x4b) || head[0] === 0x80 ? "pytorch" : "safetensors";
 }
 
-function readOne(file: string, format: CheckpointFormat): { tensors: Map<string, RawTensor>; metadata?: Record<string, string> } {
-  return format === "safetensors" ? readSafetensors(file) : { tensors: readPytorchCheckpoint(file) };
-}
-
-function loadFile(file: string, format: CheckpointFormat): Checkpoint {
-  const { tensors, metadata } = readOne(file, format);
-  return metadata ? { format, files: [file], tensors, metadata } : { format, files: [file], tensors };
-}
-
 /** Validates an index file's weight_map; returns shard file name → tensor names, shards sorted by name. */
 export function parseIndex(indexFile: string, text: string): Map<string, string[]> {
   let json: unknown;
@@ -186,29 +164,4 @@ function readIndex(indexFile: string): { shards: Map<string, string[]>; folder: 
     if (fs.kind(fs.join(folder, shard)) === undefined) throw new FormatError(indexFile, `weight_map names shard ${shard}, which does not exist in ${folder}`);
   }
   return { shards, folder };
-}
-
-function loadIndexed(indexFile: string, format: CheckpointFormat): Checkpoint {
-  const { shards, folder } = readIndex(indexFile);
-
-  const files = [indexFile];
-  const tensors = new Map<string, RawTensor>();
-  const owner = new Map<string, string>();
-  let metadata: Record<string, string> | undefined;
-  for (const [shard, names] of shards) {
-    const file = platform().files.join(folder, shard);
-    const part = readOne(file, format);
-    files.push(file);
-    metadata ??= part.metadata;
-    for (const name of names) {
-      if (!part.tensors.has(name)) throw new FormatError(indexFile, `weight_map puts tensor ${name} in ${shard}, which does not contain it`);
-    }
-    for (const [name, t] of part.tensors) {
-      const first = owner.get(name);
-      if (first !== undefined) throw new FormatError(file, `tensor ${name} is also in shard ${first}`);
-      owner.set(name, shard);
-      tensors.set(name, t);
-    }
-  }
-  return metadata ? { format, files, tensors, metadata } : { format, files, tensors };
 }

@@ -13,18 +13,16 @@
  *
  * The pickle runs on `pickle.ts`'s machine with the allowlist below; every other global is refused.
  * Tensors are checked against their storage (offset + extent ≤ numel) before any storage byte is
- * read. Two ways out:
- *   - `pytorchSource` (what the model loader uses) reads a zip checkpoint's end records, central
- *     directory, local headers and data.pkl, then each tensor with one positional read straight
- *     into the caller's buffer (strided ones: the span they cover, gathered in C order), so the
- *     file never lives in memory beside the weights;
- *   - `readPytorchCheckpoint` holds the whole file and returns views of it (copies for strided tensors).
+ * read. `pytorchSource` (what the model loader and `convert` read through) reads a zip
+ * checkpoint's end records, central directory, local headers and data.pkl, then each tensor with
+ * one positional read straight into the caller's buffer (strided ones: the span they cover,
+ * gathered in C order), so the file never lives in memory beside the weights.
  */
 import { FormatError, UnsafeFileError, quote } from "../errors.js";
-import { DTYPE_BYTES, checkReadRange, elementCount, type DType, type RawTensor, type TensorSource } from "./tensor.js";
+import { DTYPE_BYTES, checkReadRange, elementCount, type DType, type TensorSource } from "./tensor.js";
 import { describe, isPickleCallable, isTuple, loadPickle, type PickleCallable } from "./pickle.js";
 import { isZip, readZip } from "./zip.js";
-import { bufferSource, windowOf, type ByteSource } from "../platform/bytes.js";
+import { windowOf, type ByteSource } from "../platform/bytes.js";
 import { platform } from "../platform/platform.js";
 
 /** torch.<Name>Storage → dtype. */
@@ -100,7 +98,7 @@ class Storage {
   constructor(readonly key: string, readonly dtype: DType, readonly numel: number) {}
 }
 
-/** A tensor as the pickle describes it; checked and turned into a RawTensor once storages are filled. */
+/** A tensor as the pickle describes it; checked, then read from its storage when asked. */
 class TensorRef {
   constructor(
     readonly storage: Storage,
@@ -273,16 +271,6 @@ function tensorReader(refs: Map<string, TensorRef>): TensorSource["read"] {
   };
 }
 
-/** A checked tensor's bytes: a view of the storage when contiguous and in memory, else a fresh buffer. */
-function tensorBytes(t: TensorRef): Uint8Array {
-  const item = DTYPE_BYTES[t.storage.dtype];
-  const numel = elementCount(t.size);
-  if (numel === 0 || isContiguous(t.size, t.stride)) return t.storage.data!.read(numel === 0 ? 0 : t.offset * item, numel * item);
-  const out = new Uint8Array(numel * item);
-  readTensor(t, out);
-  return out;
-}
-
 /** C-order strides, ignoring dimensions of size 1 (their stride is meaningless). */
 function isContiguous(size: number[], stride: number[]): boolean {
   let expect = 1;
@@ -379,21 +367,6 @@ function checkTensors(file: string, refs: Map<string, TensorRef>, fileBytes: num
     }
   }
   return refs;
-}
-
-/** Every checked tensor's bytes, tied weights as one RawTensor under both names. */
-function materializeAll(refs: Map<string, TensorRef>): Map<string, RawTensor> {
-  const out = new Map<string, RawTensor>();
-  const done = new Map<TensorRef, RawTensor>();
-  for (const [name, ref] of refs) {
-    let t = done.get(ref);
-    if (!t) {
-      t = { dtype: ref.storage.dtype, shape: ref.size, bytes: tensorBytes(ref) };
-      done.set(ref, t);
-    }
-    out.set(name, t);
-  }
-  return out;
 }
 
 // ---- the two container formats ----
@@ -501,23 +474,6 @@ function openLegacyPickles(file: string, src: ByteSource, bytes: Uint8Array): Ma
   return checkTensors(file, refs, src.size);
 }
 
-/**
- * Reads a PyTorch state dict (`pytorch_model.bin`): the torch ≥ 1.6 ZIP format or the legacy
- * pickle-stream format. Pass `bytes` if the file is already in memory; `file` then only names it
- * in errors. Tensor bytes are views of that buffer where the tensor is contiguous.
- */
-export function readPytorchCheckpoint(file: string, bytes?: Uint8Array): Map<string, RawTensor> {
-  if (bytes === undefined) {
-    const whole = platform().files.open(file);
-    try {
-      bytes = whole.read(0, whole.size);
-    } finally {
-      whole.close();
-    }
-  }
-  return materializeAll(openCheckpointRefs(file, bufferSource(bytes)));
-}
-
 /** The checked tensors of either container format, read through `src`; no storage byte is read. */
 function openCheckpointRefs(file: string, src: ByteSource): Map<string, TensorRef> {
   const head = src.read(0, Math.min(4, src.size));
@@ -530,10 +486,10 @@ function openCheckpointRefs(file: string, src: ByteSource): Map<string, TensorRe
  * A TensorSource over a PyTorch checkpoint file that reads each tensor when asked, straight into
  * the caller's buffer (the kernels' memory), so loading never holds the file and the weights at
  * the same time. Opening reads only the zip's directory, the local headers and data.pkl, and
- * runs every check `readPytorchCheckpoint` runs. A deflated storage record (torch never writes
- * one) is inflated, once, when first read, up to the bytes its storage holds; a legacy (pre-1.6)
+ * checks every tensor against its storage and the file's size. A deflated storage record (torch
+ * never writes one) is inflated, once, when first read, up to the bytes its storage holds; a legacy (pre-1.6)
  * file is read the same way (its pickles, then its tensors where they lie). `bytes` replaces the
- * file (tests); call `close()` when done.
+ * file (a checkpoint already in memory: `bufferSource(bytes)`); call `close()` when done.
  */
 export function pytorchSource(file: string, bytes?: ByteSource): TensorSource & { close(): void } {
   const own = bytes ? undefined : platform().files.open(file);

@@ -12,7 +12,7 @@ import { validateTensorEntry, type TensorInfo } from "@huggingface/hub";
 import { FormatError, quote } from "../errors.js";
 import type { FileBytes } from "../platform/bytes.js";
 import { platform } from "../platform/platform.js";
-import { DTYPE_BYTES, checkReadRange, elementCount, isDType, type DType, type RawTensor, type TensorSource } from "./tensor.js";
+import { DTYPE_BYTES, checkReadRange, elementCount, isDType, type DType, type TensorSource } from "./tensor.js";
 
 export const MAX_HEADER_BYTES = 100_000_000;
 
@@ -136,28 +136,6 @@ function headerOf(file: string, bytes: FileBytes): SafetensorsHeader {
   const n = size >= 8 ? Number(new DataView(lenBuf.buffer, lenBuf.byteOffset, 8).getBigUint64(0, true)) : 0;
   const want = n <= MAX_HEADER_BYTES && 8 + n <= size ? 8 + n : 8;
   return parseSafetensorsHeader(file, bytes.read(0, Math.min(want, size)), size);
-}
-
-/**
- * Reads a whole safetensors file once and returns its tensors as views into that one buffer
- * (F32 tensors can then be used in place: the header is padded to 8 bytes by every writer we
- * know, so the data of 4-byte types is aligned).
- */
-export function readSafetensors(file: string): { tensors: Map<string, RawTensor>; metadata: Record<string, string> } {
-  const bytes = platform().files.open(file);
-  let header: SafetensorsHeader;
-  let data: Uint8Array;
-  try {
-    header = headerOf(file, bytes);
-    data = bytes.read(header.dataStart, header.fileSize - header.dataStart);
-  } finally {
-    bytes.close();
-  }
-  const tensors = new Map<string, RawTensor>();
-  for (const [name, e] of header.entries) {
-    tensors.set(name, { dtype: e.dtype, shape: e.shape, bytes: data.subarray(e.begin, e.end) });
-  }
-  return { tensors, metadata: header.metadata };
 }
 
 /**

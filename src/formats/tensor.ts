@@ -53,6 +53,14 @@ export function checkReadRange(name: string, size: number, byteOffset: number, l
   }
 }
 
+/** One tensor of `src`, read whole into a buffer of its own (what `convert` holds at a time). */
+export function readTensor(src: TensorSource, name: string): RawTensor {
+  const { dtype, shape } = src.info(name);
+  const bytes = new Uint8Array(elementCount(shape) * DTYPE_BYTES[dtype]);
+  src.read(name, bytes);
+  return { dtype, shape: shape.slice(), bytes };
+}
+
 /** A TensorSource over tensors already in memory (PyTorch checkpoints, tests). */
 export function mapSource(file: string, tensors: Map<string, RawTensor>): TensorSource {
   return {
@@ -101,36 +109,13 @@ export function decodeFloat32Into(dst: Float32Array, dtype: DType, bytes: Uint8A
 }
 
 /**
- * Converts a floating-point tensor to F32. F32 data that is 4-byte aligned is returned as a view
- * of the same bytes (no copy: a 500 MB checkpoint must not live twice in memory); F16 and BF16
- * are widened exactly. `name` and `file` only serve the error message.
+ * A floating-point tensor as F32: a view of the same bytes when it is F32 and 4-byte aligned,
+ * else widened (exactly) by `decodeFloat32Into`. `name` and `file` only serve the error message.
  */
 export function toFloat32(t: RawTensor, file: string, name: string): Float32Array {
   const n = elementCount(t.shape);
-  const { bytes } = t;
-  switch (t.dtype) {
-    case "F32":
-      if (bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, n);
-      return new Float32Array(bytes.slice().buffer, 0, n);
-    case "F16": {
-      const out = new Float32Array(n);
-      for (let i = 0; i < n; i++) out[i] = F16_TABLE[bytes[2 * i] | (bytes[2 * i + 1] << 8)];
-      return out;
-    }
-    case "BF16": {
-      // bfloat16 is the top half of a float32: shift the 16 bits into place.
-      const out = new Float32Array(n);
-      const u32 = new Uint32Array(out.buffer);
-      for (let i = 0; i < n; i++) u32[i] = (bytes[2 * i] | (bytes[2 * i + 1] << 8)) << 16;
-      return out;
-    }
-    case "F64": {
-      const out = new Float32Array(n);
-      const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      for (let i = 0; i < n; i++) out[i] = dv.getFloat64(8 * i, true);
-      return out;
-    }
-    default:
-      throw new FormatError(file, `tensor ${name} has dtype ${t.dtype}, expected a floating-point dtype (F32, F16 or BF16)`);
-  }
+  if (t.dtype === "F32" && t.bytes.byteOffset % 4 === 0) return new Float32Array(t.bytes.buffer, t.bytes.byteOffset, n);
+  const out = new Float32Array(n);
+  decodeFloat32Into(out, t.dtype, t.bytes, file, name);
+  return out;
 }

@@ -4,7 +4,9 @@
  * Layout (https://github.com/huggingface/safetensors#format): 8-byte little-endian header length
  * N, N bytes of compact JSON (`__metadata__` first, then each tensor in data order) padded with
  * spaces so the data starts at a multiple of 8, then the tensors' bytes back to back with
- * `data_offsets` relative to the start of the data. The file is written to a temporary file in
+ * `data_offsets` relative to the start of the data. The header needs only each tensor's dtype
+ * and shape, so a tensor's bytes may be a function, called when that tensor is written: `convert`
+ * reads one tensor of the checkpoint at a time this way. The file is written to a temporary file in
  * the same folder and renamed, so the final name never holds a half-written file; the temporary
  * file is created exclusively (O_EXCL: a planted file or symlink at its name is never followed
  * or overwritten) under a name no other writer uses.
@@ -15,9 +17,16 @@ import { basename, dirname, join } from "node:path";
 import { Gpt2RewardError } from "../errors.js";
 import { DTYPE_BYTES, elementCount, f16ToF32, type DType, type RawTensor } from "./tensor.js";
 
+/** A tensor to write: its bytes, or a function giving them when the tensor's turn comes. */
+export interface TensorToWrite {
+  dtype: DType;
+  shape: number[];
+  bytes: Uint8Array | (() => Uint8Array);
+}
+
 export function writeSafetensors(
   file: string,
-  tensors: Map<string, RawTensor> | [string, RawTensor][],
+  tensors: Map<string, TensorToWrite> | [string, TensorToWrite][],
   metadata: Record<string, string> = { format: "pt" },
 ): void {
   const list = [...tensors];
@@ -30,12 +39,9 @@ export function writeSafetensors(
     if (name === "__metadata__" || Object.prototype.hasOwnProperty.call(header, name)) {
       throw new Gpt2RewardError(`${file}: cannot write tensor name ${JSON.stringify(name)} (reserved or repeated)`);
     }
-    const bytes = elementCount(t.shape) * DTYPE_BYTES[t.dtype];
-    if (t.bytes.length !== bytes) {
-      throw new Gpt2RewardError(`${file}: tensor ${name} has shape [${t.shape.join(", ")}] of ${t.dtype} (${bytes} bytes) but holds ${t.bytes.length} bytes`);
-    }
-    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
-    offset += bytes;
+    if (typeof t.bytes !== "function") checkSize(file, name, t, t.bytes);
+    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + sizeOf(t)] };
+    offset += sizeOf(t);
   }
   let json = Buffer.from(JSON.stringify(header), "utf8");
   const padded = Math.ceil(json.length / 8) * 8;
@@ -45,6 +51,7 @@ export function writeSafetensors(
 
   const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
   let fd: number;
+  let reading = false;
   try {
     fd = openSync(tmp, "wx", 0o644);
   } catch (e) {
@@ -53,7 +60,12 @@ export function writeSafetensors(
   try {
     writeAll(fd, prefix);
     writeAll(fd, json);
-    for (const [, t] of list) writeAll(fd, t.bytes);
+    for (const [name, t] of list) {
+      reading = typeof t.bytes === "function";
+      const bytes = typeof t.bytes === "function" ? checkSize(file, name, t, t.bytes()) : t.bytes;
+      reading = false;
+      writeAll(fd, bytes);
+    }
     fsyncSync(fd);
     closeSync(fd);
     renameSync(tmp, file);
@@ -64,8 +76,18 @@ export function writeSafetensors(
       // already closed
     }
     rmSync(tmp, { force: true });
+    if (reading || e instanceof Gpt2RewardError) throw e; // the tensor's own error (a bad checkpoint, its size), not the write's
     throw new Gpt2RewardError(`${file}: cannot write: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
+}
+
+const sizeOf = (t: TensorToWrite): number => elementCount(t.shape) * DTYPE_BYTES[t.dtype];
+
+function checkSize(file: string, name: string, t: TensorToWrite, bytes: Uint8Array): Uint8Array {
+  if (bytes.length !== sizeOf(t)) {
+    throw new Gpt2RewardError(`${file}: tensor ${name} has shape [${t.shape.join(", ")}] of ${t.dtype} (${sizeOf(t)} bytes) but holds ${bytes.length} bytes`);
+  }
+  return bytes;
 }
 
 function writeAll(fd: number, bytes: Uint8Array): void {

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { readSafetensors } from "../../src/formats/safetensors.js";
+import { safetensorsTensors } from "../helpers/tensors.js";
 import { convertTensor, writeSafetensors } from "../../src/formats/write-safetensors.js";
 import { f16ToF32, type DType, type RawTensor } from "../../src/formats/tensor.js";
 import { FIXTURES, runCli } from "../helpers/cli.js";
@@ -23,10 +23,10 @@ describe("writeSafetensors", () => {
     ["flags", { dtype: "BOOL", shape: [3], bytes: Uint8Array.from([1, 0, 1]) }],
   ];
 
-  it("round-trips through readSafetensors: same names, dtypes, shapes, bytes and metadata", () => {
+  it("round-trips through safetensorsSource: same names, dtypes, shapes, bytes and metadata", () => {
     const file = join(dir, "rt.safetensors");
     writeSafetensors(file, tensors, { format: "pt", note: "round trip" });
-    const back = readSafetensors(file);
+    const back = safetensorsTensors(file);
     expect(back.metadata).toEqual({ format: "pt", note: "round trip" });
     expect([...back.tensors.keys()]).toEqual(tensors.map(([n]) => n));
     for (const [name, t] of tensors) {

@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { FormatError } from "../../src/errors.js";
-import { loadCheckpoint, openCheckpoint } from "../../src/formats/checkpoint.js";
+import { openCheckpoint } from "../../src/formats/checkpoint.js";
+import { checkpointTensors, safetensorsTensors } from "../helpers/tensors.js";
 import { writeSafetensors } from "../../src/formats/write-safetensors.js";
 import type { RawTensor } from "../../src/formats/tensor.js";
 import { f32Bytes, stateDictPickle, torchZip } from "../helpers/zip-writer.js";
@@ -38,10 +39,10 @@ function expectSameTensors(a: Map<string, RawTensor>, b: Map<string, RawTensor>)
   }
 }
 
-describe("loadCheckpoint on the PyTorch-made fixtures", () => {
+describe("openCheckpoint on the PyTorch-made fixtures", () => {
   it("f16-8head-bin (pytorch_model.bin) holds the same tensors byte for byte as f16-8head (safetensors), plus the attention buffers", () => {
-    const st = loadCheckpoint("fixtures/models/f16-8head");
-    const pt = loadCheckpoint("fixtures/models/f16-8head-bin");
+    const st = checkpointTensors("fixtures/models/f16-8head");
+    const pt = checkpointTensors("fixtures/models/f16-8head-bin");
     expect(st.format).toBe("safetensors");
     expect(st.files).toEqual(["fixtures/models/f16-8head/model.safetensors"]);
     expect(pt.format).toBe("pytorch");
@@ -63,8 +64,8 @@ describe("loadCheckpoint on the PyTorch-made fixtures", () => {
   });
 
   it("sharded-bin equals sharded-st, both read through their index", () => {
-    const st = loadCheckpoint("fixtures/models/sharded-st");
-    const pt = loadCheckpoint("fixtures/models/sharded-bin");
+    const st = checkpointTensors("fixtures/models/sharded-st");
+    const pt = checkpointTensors("fixtures/models/sharded-bin");
     expect(st.files).toEqual([
       "fixtures/models/sharded-st/model.safetensors.index.json",
       "fixtures/models/sharded-st/model-00001-of-00002.safetensors",
@@ -75,23 +76,23 @@ describe("loadCheckpoint on the PyTorch-made fixtures", () => {
       "fixtures/models/sharded-bin/pytorch_model-00001-of-00002.bin",
       "fixtures/models/sharded-bin/pytorch_model-00002-of-00002.bin",
     ]);
-    expect(st.metadata?.format).toBe("pt");
+    expect(safetensorsTensors(st.files[1]).metadata.format).toBe("pt");
     expectSameTensors(st.tensors, pt.tensors);
   });
 
   it("loads a single file or an index file named directly", () => {
-    const one = loadCheckpoint("fixtures/models/f16-8head-bin/pytorch_model.bin");
+    const one = checkpointTensors("fixtures/models/f16-8head-bin/pytorch_model.bin");
     expect(one.format).toBe("pytorch");
-    const idx = loadCheckpoint("fixtures/models/sharded-st/model.safetensors.index.json");
+    const idx = checkpointTensors("fixtures/models/sharded-st/model.safetensors.index.json");
     expect(idx.format).toBe("safetensors");
     expect(idx.files.length).toBe(3);
   });
 });
 
-describe("loadCheckpoint folder resolution", () => {
+describe("openCheckpoint folder resolution", () => {
   it("prefers model.safetensors over everything else", () => {
     const d = folder({ "model.safetensors": new Map([["a", tensor([1])]]), "pytorch_model.bin": bin("b", [2]) });
-    const c = loadCheckpoint(d);
+    const c = checkpointTensors(d);
     expect(c.format).toBe("safetensors");
     expect([...c.tensors.keys()]).toEqual(["a"]);
   });
@@ -102,18 +103,18 @@ describe("loadCheckpoint folder resolution", () => {
       "s1.safetensors": new Map([["a", tensor([1])]]),
       "pytorch_model.bin": bin("b", [2]),
     });
-    expect(loadCheckpoint(d).format).toBe("safetensors");
+    expect(checkpointTensors(d).format).toBe("safetensors");
   });
 
   it("falls back to pytorch_model.bin, then its index", () => {
-    expect(loadCheckpoint(folder({ "pytorch_model.bin": bin("b", [2]), "pytorch_model.bin.index.json": "{}" })).format).toBe("pytorch");
+    expect(checkpointTensors(folder({ "pytorch_model.bin": bin("b", [2]), "pytorch_model.bin.index.json": "{}" })).format).toBe("pytorch");
     const d = folder({ "pytorch_model.bin.index.json": index({ b: "p1.bin", c: "p2.bin" }), "p1.bin": bin("b", [2]), "p2.bin": bin("c", [3]) });
-    const c = loadCheckpoint(d);
+    const c = checkpointTensors(d);
     expect([...c.tensors.keys()]).toEqual(["b", "c"]);
   });
 
   it("lists what it looked for when a folder has no checkpoint", () => {
-    const e = thrown(() => loadCheckpoint(folder({ "config.json": "{}" })));
+    const e = thrown(() => checkpointTensors(folder({ "config.json": "{}" })));
     expect(e).toBeInstanceOf(FormatError);
     for (const name of ["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"]) {
       expect(e.message).toContain(name);
@@ -121,7 +122,7 @@ describe("loadCheckpoint folder resolution", () => {
   });
 
   it("names a path that does not exist", () => {
-    expect(thrown(() => loadCheckpoint(join(root, "nope"))).message).toMatch(/nope: cannot open: ENOENT/);
+    expect(thrown(() => checkpointTensors(join(root, "nope"))).message).toMatch(/nope: cannot open: ENOENT/);
   });
 });
 
@@ -129,13 +130,13 @@ describe("index files are validated before any shard is trusted", () => {
   for (const shard of ["../model.safetensors", "/etc/passwd", "sub/s1.safetensors", "..", "C:evil.safetensors"]) {
     it(`refuses the shard name ${JSON.stringify(shard)}`, () => {
       const d = folder({ "model.safetensors.index.json": index({ a: shard }) });
-      expect(thrown(() => loadCheckpoint(d)).message).toMatch(/not a plain file name/);
+      expect(thrown(() => checkpointTensors(d)).message).toMatch(/not a plain file name/);
     });
   }
 
   it("refuses a shard that does not exist", () => {
     const d = folder({ "model.safetensors.index.json": index({ a: "missing.safetensors" }) });
-    expect(thrown(() => loadCheckpoint(d)).message).toMatch(/names shard missing\.safetensors, which does not exist/);
+    expect(thrown(() => checkpointTensors(d)).message).toMatch(/names shard missing\.safetensors, which does not exist/);
   });
 
   it("refuses a tensor that is not in the shard the index puts it in", () => {
@@ -143,7 +144,7 @@ describe("index files are validated before any shard is trusted", () => {
       "model.safetensors.index.json": index({ a: "s1.safetensors", b: "s1.safetensors" }),
       "s1.safetensors": new Map([["a", tensor([1])]]),
     });
-    expect(thrown(() => loadCheckpoint(d)).message).toMatch(/puts tensor b in s1\.safetensors, which does not contain it/);
+    expect(thrown(() => checkpointTensors(d)).message).toMatch(/puts tensor b in s1\.safetensors, which does not contain it/);
   });
 
   it("refuses a tensor present in two shards", () => {
@@ -152,19 +153,19 @@ describe("index files are validated before any shard is trusted", () => {
       "s1.safetensors": new Map([["a", tensor([1])]]),
       "s2.safetensors": new Map([["b", tensor([2])], ["a", tensor([3])]]),
     });
-    expect(thrown(() => loadCheckpoint(d)).message).toMatch(/tensor a is also in shard s1\.safetensors/);
+    expect(thrown(() => checkpointTensors(d)).message).toMatch(/tensor a is also in shard s1\.safetensors/);
   });
 
   it("refuses an index without a weight_map object, or not JSON", () => {
-    expect(thrown(() => loadCheckpoint(folder({ "model.safetensors.index.json": '{"weight_map": []}' }))).message).toMatch(/no weight_map object/);
-    expect(thrown(() => loadCheckpoint(folder({ "model.safetensors.index.json": "{" }))).message).toMatch(/not valid JSON/);
+    expect(thrown(() => checkpointTensors(folder({ "model.safetensors.index.json": '{"weight_map": []}' }))).message).toMatch(/no weight_map object/);
+    expect(thrown(() => checkpointTensors(folder({ "model.safetensors.index.json": "{" }))).message).toMatch(/not valid JSON/);
   });
 
   it("reads a shard that exists under a copied name", () => {
     const d = folder({ "model.safetensors.index.json": index({ "transformer.wte.weight": "wte.safetensors" }) });
     writeSafetensors(join(d, "wte.safetensors"), new Map([["transformer.wte.weight", tensor([1, 2])]]));
     copyFileSync(join(d, "wte.safetensors"), join(d, "unused.safetensors"));
-    expect([...loadCheckpoint(d).tensors.keys()]).toEqual(["transformer.wte.weight"]);
+    expect([...checkpointTensors(d).tensors.keys()]).toEqual(["transformer.wte.weight"]);
   });
 });
 
@@ -176,7 +177,7 @@ describe("openCheckpoint reads a block of a tensor from any offset (the loader p
   };
   for (const [what, path] of Object.entries(sources)) {
     it(`${what}: every block equals the same bytes of the whole tensor`, () => {
-      const { tensors } = loadCheckpoint(path);
+      const { tensors } = checkpointTensors(path);
       const ckpt = openCheckpoint(path);
       try {
         for (const [name, t] of tensors) {

@@ -1,6 +1,7 @@
 /**
  * PyTorch checkpoints read with positional reads (`pytorchSource`, what the model loader uses):
- * the same tensors, byte for byte, and the same refusals as the whole-file reader, while opening
+ * from the file, the same tensors, byte for byte, and the same refusals as from the same bytes
+ * held in memory, while opening
  * reads only the zip's directory and pickle and each tensor is read once, straight into place.
  */
 import { createHash } from "node:crypto";
@@ -9,8 +10,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { FormatError, UnsafeFileError } from "../../src/errors.js";
-import { loadCheckpoint, openCheckpoint } from "../../src/formats/checkpoint.js";
-import { pytorchSource, readPytorchCheckpoint } from "../../src/formats/pytorch.js";
+import { openCheckpoint } from "../../src/formats/checkpoint.js";
+import { pytorchSource } from "../../src/formats/pytorch.js";
+import { checkpointTensors, pytorchTensors } from "../helpers/tensors.js";
 import { bufferSource, type ByteSource } from "../../src/platform/bytes.js";
 import { fileSource } from "../../src/platform/node.js";
 import { DTYPE_BYTES, elementCount, type TensorSource } from "../../src/formats/tensor.js";
@@ -56,17 +58,17 @@ function readAll(src: TensorSource): Map<string, Seen> {
   return out;
 }
 
-/** What the whole-file reader gives for `bytes`: every tensor, or the error's class and message. */
+/** What the reader gives for `bytes` held in memory: every tensor, or the error's class and message. */
 function whole(file: string, bytes: Uint8Array): unknown {
   try {
-    const t = readPytorchCheckpoint(file, bytes);
+    const t = pytorchTensors(file, bytes);
     return new Map([...t].map(([k, v]) => [k, seen(v.dtype, v.shape, v.bytes)]));
   } catch (e) {
     return `${(e as Error).name}: ${(e as Error).message}`;
   }
 }
 
-/** The same through the streaming source, opening and reading every tensor. */
+/** The same from the file, with positional reads, opening and reading every tensor in blocks too. */
 function streamed(file: string, bytes?: ByteSource): unknown {
   try {
     const src = pytorchSource(file, bytes);
@@ -127,7 +129,7 @@ const LAYOUTS: FakeTensor[] = [
 ];
 const LAYOUT_STORAGES = { 0: f32Bytes(Array.from({ length: 24 }, (_, i) => i)), 1: Uint8Array.from([0x00, 0x3c, 0x00, 0x40, 0x00, 0xb8, 0xff, 0x7b]) };
 
-describe("pytorchSource reads the same tensors as the whole-file reader", () => {
+describe("pytorchSource reads from the file the same tensors as from the bytes in memory", () => {
   for (const file of FIXTURES) {
     it(`${file}: every tensor, byte for byte`, () => {
       const want = whole(file, readFileSync(file));
@@ -167,7 +169,7 @@ describe("pytorchSource reads the same tensors as the whole-file reader", () => 
   });
 });
 
-describe("pytorchSource refuses what the whole-file reader refuses, with the same error", () => {
+describe("pytorchSource refuses a file as it refuses its bytes in memory, with the same error", () => {
   const ok = (): Uint8Array => torchZip(stateDictPickle(LAYOUTS), LAYOUT_STORAGES, { byteorder: "little" });
   const cases: [string, () => Uint8Array, RegExp, typeof FormatError][] = [
     ["a data.pkl naming os.system", () => torchZip(new PickleWriter().proto(2).global("os", "system").str("touch /tmp/pwned").raw(0x85).reduce().stop().bytes(), {}), /os\.system/, UnsafeFileError],
@@ -216,7 +218,7 @@ describe("pytorchSource refuses what the whole-file reader refuses, with the sam
     });
   }
 
-  it("gives the whole-file reader's error for every cut of a checkpoint (classic and ZIP64)", () => {
+  it("gives the in-memory error for every cut of a checkpoint (classic and ZIP64)", () => {
     for (const zip64 of [false, true]) {
       const bytes = torchZip(stateDictPickle(LAYOUTS), LAYOUT_STORAGES, { zip64, byteorder: "little" });
       for (let cut = 0; cut < bytes.length; cut += 5) {
@@ -229,7 +231,7 @@ describe("pytorchSource refuses what the whole-file reader refuses, with the sam
     }
   });
 
-  it("gives the whole-file reader's result for random corruptions of fixtures/pytorch/strided.bin", () => {
+  it("gives the in-memory result for random corruptions of fixtures/pytorch/strided.bin", () => {
     const bytes = new Uint8Array(readFileSync("fixtures/pytorch/strided.bin"));
     let seed = 11;
     const rand = (n: number): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n);
@@ -311,7 +313,7 @@ describe("pytorchSource reads each byte once, and storages only when their tenso
 });
 
 describe("openCheckpoint on sharded .bin files", () => {
-  it("reads every shard's tensors like loadCheckpoint, listing the index then the shards", () => {
+  it("reads every shard's tensors as each shard alone gives them, listing the index then the shards", () => {
     const ckpt = openCheckpoint("fixtures/models/sharded-bin");
     try {
       expect(ckpt.files).toEqual([
@@ -319,7 +321,7 @@ describe("openCheckpoint on sharded .bin files", () => {
         "fixtures/models/sharded-bin/pytorch_model-00001-of-00002.bin",
         "fixtures/models/sharded-bin/pytorch_model-00002-of-00002.bin",
       ]);
-      const want = loadCheckpoint("fixtures/models/sharded-bin").tensors;
+      const want = new Map([...checkpointTensors(ckpt.files[1]).tensors, ...checkpointTensors(ckpt.files[2]).tensors]);
       const got = readAll(ckpt.source);
       expect([...got.keys()].sort()).toEqual([...want.keys()].sort());
       for (const [name, t] of want) expect(got.get(name), name).toEqual(seen(t.dtype, t.shape, t.bytes));

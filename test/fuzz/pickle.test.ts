@@ -1,5 +1,5 @@
 /**
- * Fuzzing the pickle machine through `readPytorchCheckpoint` (the torch allowlist, persistent
+ * Fuzzing the pickle machine through `pytorchSource` (the torch allowlist, persistent
  * ids, storages): opcode streams built from a grammar of hostile instructions, and raw edits of
  * the fixture pickles. Only FormatErrors (UnsafeFileError included) may escape, a tensor that
  * comes back has exactly its bytes, and nothing is allocated beyond what the file holds.
@@ -9,7 +9,7 @@ import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { FormatError, UnsafeFileError } from "../../src/errors.js";
-import { readPytorchCheckpoint } from "../../src/formats/pytorch.js";
+import { pytorchTensors } from "../helpers/tensors.js";
 import { readZip } from "../../src/formats/zip.js";
 import { DTYPE_BYTES, type RawTensor } from "../../src/formats/tensor.js";
 import { applyMutations, concat, fuzzParams, fuzzTimeout, mutationsArb, onlyOurErrors } from "../helpers/fuzz-common.js";
@@ -20,7 +20,7 @@ const FIXTURES = join(import.meta.dirname, "..", "..", "fixtures");
 /** Reads the checkpoint; checks every tensor that comes back against its dtype and shape. */
 function readChecked(bytes: Uint8Array): Map<string, RawTensor> | undefined {
   let t: Map<string, RawTensor> | undefined;
-  onlyOurErrors(() => (t = readPytorchCheckpoint("fuzz.bin", bytes)), FormatError);
+  onlyOurErrors(() => (t = pytorchTensors("fuzz.bin", bytes)), FormatError);
   if (!t) return undefined;
   let total = 0;
   for (const [name, x] of t) {
@@ -228,18 +228,18 @@ describe("pickle declarations larger than the file are refused before any alloca
   it("a storage of 2^40 elements backed by a 16-byte record", () => {
     const before = process.memoryUsage().arrayBuffers;
     const bytes = torchZip(stateDictPickle([{ name: "w", key: "0", cls: "FloatStorage", numel: 2 ** 40, size: [2 ** 20, 2 ** 20], stride: [2 ** 20, 1] }]), { 0: f32(4) });
-    expect(onlyOurErrors(() => readPytorchCheckpoint("m.bin", bytes), FormatError)?.message).toBe(
+    expect(onlyOurErrors(() => pytorchTensors("m.bin", bytes), FormatError)?.message).toBe(
       "m.bin: storage 0 declares 1099511627776 F32 elements (4398046511104 bytes) but record archive/data/0 holds 16 bytes",
     );
     const legacy = legacyCheckpoint([{ name: "w", key: "0", cls: "FloatStorage", numel: 2 ** 40, size: [4], stride: [1] }], { 0: f32(4) }, { 0: 4 });
-    expect(onlyOurErrors(() => readPytorchCheckpoint("m.bin", legacy), FormatError)?.message).toMatch(/^m\.bin: storage 0 holds 4 elements, its persistent id says 1099511627776$/);
+    expect(onlyOurErrors(() => pytorchTensors("m.bin", legacy), FormatError)?.message).toMatch(/^m\.bin: storage 0 holds 4 elements, its persistent id says 1099511627776$/);
     expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(16 << 20);
   });
 
   it("a 2^40-element view of one element (zero strides) is not copied out", () => {
     const before = process.memoryUsage().arrayBuffers;
     const bytes = torchZip(stateDictPickle([{ name: "w", key: "0", cls: "FloatStorage", numel: 1, size: [2 ** 20, 2 ** 20], stride: [0, 0] }]), { 0: f32(1) });
-    expect(onlyOurErrors(() => readPytorchCheckpoint("m.bin", bytes), FormatError)?.message).toMatch(/would need 4398046511104 bytes when copied out of its storage, more than a checkpoint of this size can hold; refusing$/);
+    expect(onlyOurErrors(() => pytorchTensors("m.bin", bytes), FormatError)?.message).toMatch(/would need 4398046511104 bytes when copied out of its storage, more than a checkpoint of this size can hold; refusing$/);
     expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(16 << 20);
   });
 
@@ -251,7 +251,7 @@ describe("pickle declarations larger than the file are refused before any alloca
     w.int(0).ints([16384]).ints([1]).bool(false).global("collections", "OrderedDict").emptyTuple().reduce().tuple().reduce().put(1);
     for (let i = 1; i < 5000; i++) w.str(`t${i}`).get(1);
     const bytes = torchZip(w.setItems().stop().bytes(), { 0: f32(16384) });
-    expect(onlyOurErrors(() => readPytorchCheckpoint("m.bin", bytes), FormatError)?.message).toMatch(/^m\.bin: tensor t\d+: the state dict's tensors add up to more than twice the file's \d+ bytes/);
+    expect(onlyOurErrors(() => pytorchTensors("m.bin", bytes), FormatError)?.message).toMatch(/^m\.bin: tensor t\d+: the state dict's tensors add up to more than twice the file's \d+ bytes/);
   });
 
   it("a legacy version number that is a list nested 20,000 deep, or a 2^60-leaf DAG, is described without recursing", () => {
@@ -266,13 +266,13 @@ describe("pickle declarations larger than the file are refused before any alloca
     for (let i = 0; i < 60; i++) dag.raw(0x32, 0x86);
     for (const version of [deep, dag]) {
       const bytes = concat(good.subarray(0, magicEnd), version.stop().bytes(), good.subarray(versionEnd));
-      expect(onlyOurErrors(() => readPytorchCheckpoint("m.bin", bytes), FormatError)?.message).toMatch(/^m\.bin: legacy PyTorch checkpoint has protocol version an array of [12], expected 1001$/);
+      expect(onlyOurErrors(() => pytorchTensors("m.bin", bytes), FormatError)?.message).toMatch(/^m\.bin: legacy PyTorch checkpoint has protocol version an array of [12], expected 1001$/);
     }
   });
 
   it("a global named through STACK_GLOBAL with a newline in it is refused in one line", () => {
     const pkl = new PickleWriter().proto(2).stackGlobal("os\n", "system\u001b[2J").str("echo hi").raw(0x85).reduce().stop().bytes();
-    const e = onlyOurErrors(() => readPytorchCheckpoint("m.bin", torchZip(pkl, {})), UnsafeFileError);
+    const e = onlyOurErrors(() => pytorchTensors("m.bin", torchZip(pkl, {})), UnsafeFileError);
     expect(e?.message).toBe("m.bin: pickle refers to the global os\\n.system\\u001b[2J, which is not on the allowlist of names a checkpoint may use; refusing to load it");
   });
 });

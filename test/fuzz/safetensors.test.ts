@@ -13,7 +13,8 @@ import { readConfig } from "../../src/model/config.js";
 import { parseIndex } from "../../src/formats/checkpoint.js";
 import { writeSafetensors } from "../../src/formats/write-safetensors.js";
 import { FormatError } from "../../src/errors.js";
-import { parseSafetensorsHeader, readSafetensors, safetensorsSource, type SafetensorsHeader } from "../../src/formats/safetensors.js";
+import { parseSafetensorsHeader, safetensorsSource, type SafetensorsHeader } from "../../src/formats/safetensors.js";
+import { safetensorsTensors } from "../helpers/tensors.js";
 import { DTYPE_BYTES, type DType } from "../../src/formats/tensor.js";
 import { loadWeights } from "../../src/model/weights.js";
 import { applyMutations, fuzzParams, fuzzTimeout, mutationsArb, oneIn, onlyOurErrors } from "../helpers/fuzz-common.js";
@@ -193,14 +194,14 @@ describe("safetensors headers built field by field", () => {
     expect(accepted).toBeGreaterThan(0); // the generator does produce valid files
   }, fuzzTimeout(3));
 
-  it("readSafetensors and safetensorsSource + loadWeights on the file: FormatErrors only, memory bounded by the file", () => {
+  it("every tensor read through safetensorsSource, and loadWeights on the file: FormatErrors only, memory bounded by the file", () => {
     let loaded = 0;
     fc.assert(
       fc.property(headerCase, (c) => {
         const { bytes, clean } = buildFile(c);
         const file = join(tmp.dir, "model.safetensors");
         writeFileSync(file, bytes);
-        onlyOurErrors(() => readSafetensors(file), FormatError);
+        onlyOurErrors(() => safetensorsTensors(file), FormatError);
         const before = arena.memory.buffer.byteLength;
         const err = onlyOurErrors(() => loadInto(file), FormatError);
         if (clean) expect(err, "a clean file must load").toBeUndefined();
@@ -300,7 +301,7 @@ describe("huge declarations are refused before any allocation", () => {
     const file = join(tmp.dir, "huge.safetensors");
     writeFileSync(file, bytes);
     const before = process.memoryUsage().arrayBuffers;
-    const e = onlyOurErrors(() => readSafetensors(file), FormatError);
+    const e = onlyOurErrors(() => safetensorsTensors(file), FormatError);
     expect(e?.message).toMatch(/huge\.safetensors: tensor transformer\.wte\.weight ends at data offset 4000000000000, past the 16 data bytes after the header/);
     expect(onlyOurErrors(() => loadInto(file), FormatError)?.message).toBe(e?.message);
     expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(16 << 20);
@@ -344,7 +345,7 @@ describe("tensor names that mean something to JavaScript", () => {
     const file = join(tmp.dir, "proto.safetensors");
     const names = ["__proto__", "constructor", "toString", "hasOwnProperty"];
     writeSafetensors(file, names.map((n, i) => [n, { dtype: "F32", shape: [i + 1], bytes: new Uint8Array(4 * (i + 1)) }]));
-    const { tensors } = readSafetensors(file);
+    const { tensors } = safetensorsTensors(file);
     expect([...tensors.keys()]).toEqual(names);
     expect(names.map((n) => tensors.get(n)!.shape)).toEqual([[1], [2], [3], [4]]);
   });

@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { inspectHubModel, isHubRepoId, resolveHubModel, type HubOptions } from "../../src/hub/hub.js";
 import { Gpt2RewardError } from "../../src/errors.js";
-import { MAX_JSON_BYTES, loadCheckpoint } from "../../src/formats/checkpoint.js";
+import { MAX_JSON_BYTES } from "../../src/formats/checkpoint.js";
+import { checkpointTensors } from "../helpers/tensors.js";
 import { readSafetensorsHeader } from "../../src/formats/safetensors.js";
 import { filesFromFolder, gitBlobSha1, makeSafetensors, sha256Hex, startFakeHub, type FakeHub, type FakeRepo } from "../helpers/fake-hub.js";
 
@@ -476,8 +477,8 @@ describe("with the project's fixture models", () => {
       const model = await resolveHubModel(`fixtures/${name}`, opts(h));
       expect(model.files).toEqual(["config.json", ...weights]);
       for (const f of model.files) expectFileBytes(join(model.dir, f), files[f]);
-      const fromHub = loadCheckpoint(model.dir);
-      const local = loadCheckpoint(folder);
+      const fromHub = checkpointTensors(model.dir);
+      const local = checkpointTensors(folder);
       expect([...fromHub.tensors.keys()]).toEqual([...local.tensors.keys()]);
     });
   }

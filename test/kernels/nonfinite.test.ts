@@ -13,7 +13,7 @@ import { countNonFinite } from "../../kernels/finite.js";
 import { createTsKernels } from "../../kernels/ts-kernels.js";
 import { createWasmKernels } from "../../kernels/wasm/wasm-kernels.js";
 import { packMatmulWeight, packedSize, PANEL } from "../../kernels/matmul.js";
-import { loadCheckpoint } from "../../src/formats/checkpoint.js";
+import { checkpointTensors } from "../helpers/tensors.js";
 import { writeSafetensors } from "../../src/formats/write-safetensors.js";
 import { SyncRewardModel } from "../../src/model/sync-model.js";
 import { toFloat32, type RawTensor } from "../../src/formats/tensor.js";
@@ -155,7 +155,7 @@ describe("the loader reports NaN/Inf in every kind of tensor, with either kernel
   const dir = mkdtempSync(join(tmpdir(), "gpt2-reward-nonfinite-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const source = join(FIXTURES, "models", "f16-8head");
-  const { tensors } = loadCheckpoint(source);
+  const { tensors } = checkpointTensors(source);
   const poison: Record<string, number[]> = {
     "transformer.wte.weight": [5],
     "transformer.h.0.ln_1.bias": [0, 31],

@@ -17,7 +17,7 @@ import { createTsKernels } from "../../kernels/ts-kernels.js";
 import { createWasmKernels } from "../../kernels/wasm/wasm-kernels.js";
 import { SyncRewardModel, type WeightDTypeChoice } from "../../src/model/sync-model.js";
 import { Gpt2RewardError } from "../../src/errors.js";
-import { loadCheckpoint } from "../../src/formats/checkpoint.js";
+import { checkpointTensors } from "../helpers/tensors.js";
 import { writeSafetensors } from "../../src/formats/write-safetensors.js";
 import { enableRelaxedSimd } from "../../src/platform/node.js";
 import { rng } from "../helpers/random.js";
@@ -140,7 +140,7 @@ describe("SyncRewardModel.load({ dtype }) on the 16-bit fixture models", () => {
 
   it("reports NaN/Inf in 16-bit weights kept 16-bit (wte and a Conv1D weight) like the F32 load does", () => {
     const source = join(FIXTURES, "models", "f16-8head");
-    const { tensors } = loadCheckpoint(source);
+    const { tensors } = checkpointTensors(source);
     const poke = (name: string, at: number, bits: number) => {
       const t = tensors.get(name)!;
       const bytes = t.bytes.slice();
