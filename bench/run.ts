@@ -14,6 +14,7 @@ import { fileURLToPath } from "node:url";
 import { benchCapacity, type CapacityResult } from "./capacity.js";
 import { benchDtype, benchE2e, benchLoad, benchOps, type DtypeResult, type E2eResult, type KernelName, type LoadResult } from "./e2e.js";
 import { ensureRandomGpt2Base, ensureRandomGpt2BaseBF16, type Fixture } from "./fixture.js";
+import { measureCeiling, type Ceiling } from "./ceiling.js";
 import { benchKernels, type KernelResult } from "./kernels.js";
 import { machine, machineLine, type Machine } from "./machine.js";
 import { benchPeers, type PeerResult } from "./peers.js";
@@ -70,6 +71,8 @@ const threads = [...new Set([1, 2, availableParallelism()])].filter((t) => t <= 
 const e2eOpts = { quick: args.quick, kernels: kernelNames, threads, log };
 
 let kernels: KernelResult[] = [];
+/** The SIMD128 multiply-add ceiling at the start and the end of the kernels section. */
+let kernelCeiling: Ceiling[] = [];
 let e2e: E2eResult[] = [];
 let capacity: CapacityResult[] = [];
 let ops: OpsChildResult[] = [];
@@ -83,14 +86,21 @@ const getFixture = () => (fixture ??= ensureRandomGpt2Base(log));
 
 const save = () => {
   mkdirSync(dirname(args.json), { recursive: true });
-  const t = targets(kernels, e2e, peers, load, capacity, workloads);
+  const t = targets(kernels, e2e, peers, load, capacity, workloads, kernelCeiling);
   writeFileSync(args.json, JSON.stringify({ machine: { ...m, loadAvgStart, loadAvgEnd: loadavg() }, quick: args.quick,
-    seconds: (performance.now() - started) / 1000, fixture, kernels, capacity, e2e, ops, load, dtype, peers, peerNotes, workloads, targets: t }, null, 2) + "\n");
+    seconds: (performance.now() - started) / 1000, fixture, kernels, kernelCeiling, capacity, e2e, ops, load, dtype, peers, peerNotes, workloads, targets: t }, null, 2) + "\n");
 };
 
 if (args.only.has("kernels")) {
+  // The matmuls' yardstick, measured on both sides of the section: the fraction uses the quieter one.
+  const ceiling = () => {
+    kernelCeiling.push(measureCeiling(args.quick ? 0.5 : 2));
+    log(`kernels: SIMD128 ceiling ${kernelCeiling[kernelCeiling.length - 1].gflops.toFixed(1)} GFLOPS`);
+  };
+  ceiling();
   kernels = benchKernels({ maxTime: args.quick ? 0.3 : 1, minSamples: args.quick ? 2 : 5, attempts: args.quick ? 1 : 3, log });
-  console.log(kernelTables(kernels));
+  ceiling();
+  console.log(kernelTables(kernels, kernelCeiling));
   save();
 }
 if (args.only.has("capacity")) {
@@ -126,7 +136,7 @@ if (args.only.has("workloads")) {
   console.log(workloadTable(workloads));
   save();
 }
-console.log(targetTable(targets(kernels, e2e, peers, load, capacity, workloads)));
+console.log(targetTable(targets(kernels, e2e, peers, load, capacity, workloads, kernelCeiling)));
 save();
 const seconds = (performance.now() - started) / 1000;
 console.log(`results: ${args.json}; ${seconds.toFixed(0)} s; load average at the end ${loadavg().map((x) => x.toFixed(2)).join(" ")}`);
@@ -139,12 +149,12 @@ if (bad.length) {
 /** Prints the tables of a saved run (its JSON file) with this version's report code. */
 function reprint(file: string): void {
   const saved = JSON.parse(readFileSync(file, "utf8")) as {
-    machine: Machine & { loadAvgStart: number[] }; seconds: number; fixture: Fixture | null; kernels: KernelResult[]; capacity?: CapacityResult[];
+    machine: Machine & { loadAvgStart: number[] }; seconds: number; fixture: Fixture | null; kernels: KernelResult[]; kernelCeiling?: Ceiling[]; capacity?: CapacityResult[];
     e2e: E2eResult[]; ops?: OpsChildResult[]; load: LoadResult[]; dtype?: DtypeResult[]; peers: PeerResult[]; peerNotes: string[];
     workloads?: WorkloadResults | null;
   };
   console.log(`machine: ${machineLine(saved.machine)}; load average ${saved.machine.loadAvgStart.map((x) => x.toFixed(2)).join(" ")}\n`);
-  if (saved.kernels.length) console.log(kernelTables(saved.kernels));
+  if (saved.kernels.length) console.log(kernelTables(saved.kernels, saved.kernelCeiling ?? []));
   if (saved.capacity?.length) console.log(capacityTable(saved.capacity));
   if (saved.e2e.length) console.log(e2eTable(saved.e2e));
   if (saved.ops?.length) console.log(opsTable(saved.ops));
@@ -152,6 +162,6 @@ function reprint(file: string): void {
   if (saved.load.length && saved.fixture) console.log(loadTable(saved.load, saved.fixture.bytes));
   if (saved.dtype?.length) console.log(dtypeTable(saved.dtype));
   if (saved.workloads) console.log(workloadTable(saved.workloads));
-  console.log(targetTable(targets(saved.kernels, saved.e2e, saved.peers, saved.load, saved.capacity, saved.workloads ?? null)));
+  console.log(targetTable(targets(saved.kernels, saved.e2e, saved.peers, saved.load, saved.capacity, saved.workloads ?? null, saved.kernelCeiling ?? [])));
   console.log(`from ${file}; that run took ${saved.seconds.toFixed(0)} s`);
 }
