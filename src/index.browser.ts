@@ -11,8 +11,8 @@ import "./platform/browser.js";
 import { Gpt2RewardError, InputError, FormatError, UnsafeFileError, ConfigError } from "./errors.js";
 import type { GPT2Config } from "./model/config.js";
 import type { LoadReport } from "./model/weights.js";
-import { looksLikeRepoId, type FetchOptions, type Progress } from "./platform/browser-models.js";
-import type { LoadedInfo, Reply, Request, Source, WireError, WorkerScoreOptions } from "./platform/browser-protocol.js";
+import { looksLikeRepoId, type FetchOptions, type Progress } from "./hub/browser-models.js";
+import type { LoadedInfo, Reply, Request, Source, WireError, WorkerScoreOptions } from "./model/browser-protocol.js";
 import { platform, type Thread } from "./platform/platform.js";
 
 export { Gpt2RewardError, InputError, FormatError, UnsafeFileError, ConfigError };

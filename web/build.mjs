@@ -9,7 +9,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
 /**
  * src/hub/hub.ts is Node's Hub client (a file cache on disk), reachable only through
- * fromPretrained, which the browser never calls: its Hub is src/platform/browser-models.ts.
+ * fromPretrained, which the browser never calls: its Hub is src/hub/browser-models.ts.
  */
 const nodeHubOut = {
   name: "node-hub-out",
@@ -35,8 +35,8 @@ await build({
   absWorkingDir: root,
   entryPoints: {
     "gpt2-reward": "src/index.browser.ts",
-    "model-worker": "src/platform/browser-model-worker.ts",
-    "pool-worker": "src/platform/browser-pool-worker.ts",
+    "model-worker": "src/entries/browser-model-worker.ts",
+    "pool-worker": "src/entries/browser-pool-worker.ts",
   },
   outdir: "dist/browser",
   bundle: true,

@@ -3,7 +3,7 @@
  * thread's requests one at a time, in the order sent (src/model/model-protocol.ts). The forward
  * pass blocks this thread, not the caller's; the pool's threads, if any, are started from here
  * and work under it exactly as they do under a synchronous model. The platform (Node or a
- * browser) is installed by the script that imports this one (src/platform/*-model-worker.ts).
+ * browser) is installed by the script that imports this one (src/entries/*-model-worker.ts).
  */
 import { Gpt2RewardError } from "../errors.js";
 import { platform } from "../platform/platform.js";

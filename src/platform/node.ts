@@ -81,16 +81,18 @@ const nodeFiles: FileSystem = {
 };
 
 /**
- * Worker scripts beside their modules; when this module runs from TypeScript source (vitest),
- * the build in dist/ (npm test compiles first: a worker thread cannot load .ts on Node 20).
+ * The worker scripts are entry points (src/entries/: this platform, then the thread's code), so
+ * they are found by path, never imported from here. From dist/src/platform/ they are in
+ * dist/src/entries/; when this module runs from TypeScript source (vitest), the build's copies
+ * (npm test compiles first: a worker thread cannot load .ts on Node 20).
  */
-const SCRIPTS: Record<ThreadScript, string> = { pool: "./node-pool-worker.js", model: "./node-model-worker.js" };
+const SCRIPTS: Record<ThreadScript, string> = { pool: "node-pool-worker.js", model: "node-model-worker.js" };
 
 function workerScript(script: ThreadScript): URL {
-  const beside = new URL(SCRIPTS[script], import.meta.url);
-  if (existsSync(fileURLToPath(beside))) return beside;
-  const built = new URL(`../../dist/src/platform/${SCRIPTS[script]}`, import.meta.url);
+  const built = new URL(`../entries/${SCRIPTS[script]}`, import.meta.url);
   if (existsSync(fileURLToPath(built))) return built;
+  const fromSource = new URL(`../../dist/src/entries/${SCRIPTS[script]}`, import.meta.url);
+  if (existsSync(fileURLToPath(fromSource))) return fromSource;
   throw new Error(`worker script ${SCRIPTS[script]} not found: run \`npm run build\` first`);
 }
 

@@ -23,7 +23,10 @@ export interface Platform {
   relaxedSimd(): boolean;
 }
 
-/** Worker scripts a platform knows how to start: "pool" is src/run/pool-worker.ts. */
+/**
+ * Worker scripts a platform knows how to start: "pool" runs src/run/pool-worker.ts, "model"
+ * src/model/model-worker.ts, each behind its entry point in src/entries/ (which installs the platform).
+ */
 export type ThreadScript = "pool" | "model";
 
 export interface Threads {

@@ -1,7 +1,7 @@
 /**
  * A pool thread: waits for the generation counter to move, computes its range of the published
  * kernel call on views of the shared memory, reports, and waits again. See src/run/pool.ts.
- * Started through the platform (src/platform/*-pool-worker.ts install theirs, then import this).
+ * Started through the platform (src/entries/*-pool-worker.ts install theirs, then import this).
  */
 import { platform } from "../platform/platform.js";
 import { Arena } from "../../kernels/arena.js";

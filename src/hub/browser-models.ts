@@ -13,8 +13,8 @@
 import { Gpt2RewardError, FormatError } from "../errors.js";
 import { WEIGHT_FILES, parseIndex } from "../formats/checkpoint.js";
 import { parseSafetensorsHeader, MAX_HEADER_BYTES } from "../formats/safetensors.js";
-import { mountFiles } from "./browser.js";
-import { platform } from "./platform.js";
+import { mountFiles } from "../platform/browser.js";
+import { platform } from "../platform/platform.js";
 
 export interface FetchOptions {
   /** Hub (or mirror) base URL, default https://huggingface.co. */

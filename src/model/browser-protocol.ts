@@ -1,11 +1,11 @@
 /**
  * The messages between the browser's RewardModel (src/index.browser.ts, on the page's thread) and
- * its model worker (src/platform/browser-model-worker.ts): plain data and Blobs, copied by
+ * its model worker (src/entries/browser-model-worker.ts): plain data and Blobs, copied by
  * structured clone. Every request carries an id; the worker answers each, in order, with that id.
  */
-import type { GPT2Config } from "../model/config.js";
-import type { LoadReport } from "../model/weights.js";
-import type { FetchOptions, NamedBlob, Progress } from "./browser-models.js";
+import type { GPT2Config } from "./config.js";
+import type { LoadReport } from "./weights.js";
+import type { FetchOptions, NamedBlob, Progress } from "../hub/browser-models.js";
 
 /** Where the model comes from: a folder URL (absolute), a Hub repo id, or picked files. */
 export type Source = { url: string } | { repo: string } | { files: NamedBlob[] };

@@ -1,3 +1,3 @@
 /** The pool thread's script in a browser (bundled as dist/browser/pool-worker.js). */
-import "./browser.js";
+import "../platform/browser.js";
 import "../run/pool-worker.js";

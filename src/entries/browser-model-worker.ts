@@ -4,12 +4,12 @@
  * thread, never the page's; the pool's threads, when the page is cross-origin isolated, start
  * from here and work under it as under Node's model thread.
  */
-import "./browser.js";
+import "../platform/browser.js";
 import { Gpt2RewardError } from "../errors.js";
 import { SyncRewardModel } from "../model/sync-model.js";
-import { hubBase, mountPicked, mountRemote } from "./browser-models.js";
-import type { Reply, Request, WireError, WorkerLoadOptions, Source } from "./browser-protocol.js";
-import { platform } from "./platform.js";
+import { hubBase, mountPicked, mountRemote } from "../hub/browser-models.js";
+import type { Reply, Request, WireError, WorkerLoadOptions, Source } from "../model/browser-protocol.js";
+import { platform } from "../platform/platform.js";
 
 const port = await platform().threads.parent();
 const send = (reply: Reply) => port.postMessage(reply);
