@@ -3,8 +3,8 @@
  * when its wasm first starts, so each thread count needs a fresh process):
  *   node dist/bench/peer-child.js --peer onnxruntime-node|onnxruntime-web --onnx FILE
  *        --threads N --batch S --len T --reps R
- *   node dist/bench/peer-child.js ... --threads N --workload chat|best-of-n --order input|sorted --reps R
- * The second form scores a workload of bench/workload-texts.ts as the model card's Python does:
+ *   node dist/bench/peer-child.js ... --threads N --workload chat|best-of-n --order input|sorted --reps R [--texts K]
+ * The second form scores a workload of bench/workload-texts.ts (its first K texts; default all) as the model card's Python does:
  * batches of 8 (in input order, or after sorting the texts longest first), each padded on the
  * right with the pad id to its longest text, with the attention mask; one rep times them all.
  * The peers are optional and never in package.json: imported by name, typed loosely.
@@ -67,7 +67,8 @@ function feedsOf(texts: number[][]): Record<string, unknown> {
 // The same random texts as bench/e2e-child.ts (no padding: the mask is all ones), or a workload's batches.
 let batches: number[][][];
 if (workload) {
-  const texts = workloadTexts(workload);
+  const all = workloadTexts(workload);
+  const texts = all.slice(0, Number(arg("texts", String(all.length))));
   const ordered = arg("order") === "sorted" ? texts.slice().sort((a, b) => b.length - a.length) : texts;
   batches = [];
   for (let b = 0; b < ordered.length; b += WORKLOAD_BATCH) batches.push(ordered.slice(b, b + WORKLOAD_BATCH));

@@ -51,12 +51,12 @@ export function notMeasured(peer: PeerName, onnxFile: string | undefined): strin
   return null;
 }
 
-export async function benchPeers(onnxFile: string | undefined, threads: number[], quick: boolean, log: (msg: string) => void): Promise<{ results: PeerResult[]; notes: string[] }> {
+export async function benchPeers(onnxFile: string | undefined, which: readonly PeerName[], threads: number[], quick: boolean, log: (msg: string) => void): Promise<{ results: PeerResult[]; notes: string[] }> {
   const results: PeerResult[] = [];
   const notes: string[] = [];
   const base = { batch: 8, len: 128, batchMs: [], batchCpu: [], contended: 0, otherCores: null, maxRss: null };
   const reps = quick ? 2 : 5;
-  for (const peer of PEERS) {
+  for (const peer of which) {
     const why = notMeasured(peer, onnxFile);
     if (why !== null || onnxFile === undefined) {
       notes.push(`${peer}: ${why}; using the issue's reference numbers`);

@@ -2,6 +2,7 @@
  * The benchmark of issue 4: kernels, end-to-end scoring, load time, and the issue's targets.
  *   npm run bench            (= npm run build && node dist/bench/run.js)
  *   node dist/bench/run.js [--quick] [--only kernels|capacity|e2e|ops|load|dtype|peers|workloads[,...]] [--json out.json] [--onnx model.onnx]
+ *        [--kernels wasm,ts] [--peers onnxruntime-node,onnxruntime-web] [--texts N]
  *   node dist/bench/run.js --from bench/results/latest.json     (print a saved run's tables again)
  * Prints tables as each section finishes and writes everything, with the machine, to
  * bench/results/latest.json (or --json). Exits 1 if a kernel disagrees with its reference.
@@ -17,7 +18,7 @@ import { ensureRandomGpt2Base, ensureRandomGpt2BaseBF16, type Fixture } from "./
 import { measureCeiling, type Ceiling } from "./ceiling.js";
 import { benchKernels, type KernelResult } from "./kernels.js";
 import { machine, machineLine, type Machine } from "./machine.js";
-import { benchPeers, type PeerResult } from "./peers.js";
+import { PEERS, benchPeers, type PeerName, type PeerResult } from "./peers.js";
 import type { OpsChildResult } from "./ops-child.js";
 import { capacityTable, dtypeTable, e2eTable, kernelTables, loadTable, opsTable, peerTable, targetTable, targets, workloadTable } from "./report.js";
 import { benchWorkloads, type WorkloadResults } from "./workloads.js";
@@ -25,10 +26,32 @@ import { benchWorkloads, type WorkloadResults } from "./workloads.js";
 const SECTIONS = ["kernels", "capacity", "e2e", "ops", "load", "dtype", "peers", "workloads"] as const;
 type Section = (typeof SECTIONS)[number];
 
-function parseArgs(argv: string[]): { quick: boolean; only: Set<Section>; json: string; onnx?: string; from?: string } {
+interface Args {
+  quick: boolean;
+  only: Set<Section>;
+  json: string;
+  onnx?: string;
+  from?: string;
+  /** Our kernel sets to time end to end (e2e, ops, load, workloads). */
+  kernels: KernelName[];
+  /** The peers to time, where installed. */
+  peers: PeerName[];
+  /** Workloads: score only the first N texts of each (ours and the peers alike). */
+  texts?: number;
+}
+
+/** A comma-separated list, each item one of `allowed`. */
+function listOf<T extends string>(option: string, value: string, allowed: readonly T[]): T[] {
+  const items = value.split(",");
+  for (const n of items) if (!(allowed as readonly string[]).includes(n)) usage(`${option}: unknown "${n}" (one of ${allowed.join(", ")})`);
+  return items as T[];
+}
+
+function parseArgs(argv: string[]): Args {
   const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
   let quick = false, json = resolve(repoRoot, "bench/results/latest.json"), onnx: string | undefined, from: string | undefined;
   let only = new Set<Section>(SECTIONS);
+  let kernels: KernelName[] = ["wasm", "ts"], peers: PeerName[] = [...PEERS], texts: number | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -39,17 +62,20 @@ function parseArgs(argv: string[]): { quick: boolean; only: Set<Section>; json: 
     else if (a === "--json") json = resolve(value());
     else if (a === "--onnx") onnx = resolve(value());
     else if (a === "--from") from = resolve(value());
-    else if (a === "--only") {
-      const names = value().split(",");
-      for (const n of names) if (!(SECTIONS as readonly string[]).includes(n)) usage(`--only: unknown section "${n}"`);
-      only = new Set(names as Section[]);
+    else if (a === "--only") only = new Set(listOf(a, value(), SECTIONS));
+    else if (a === "--kernels") kernels = listOf(a, value(), ["wasm", "ts"] as const);
+    else if (a === "--peers") peers = listOf(a, value(), PEERS);
+    else if (a === "--texts") {
+      texts = Number(value());
+      if (!Number.isInteger(texts) || texts < 1) usage(`--texts: expected a whole number ≥ 1, got ${argv[i]}`);
     } else usage(`unknown argument ${a}`);
   }
-  return { quick, only, json, onnx, from };
+  return { quick, only, json, onnx, from, kernels, peers, texts };
 }
 
 function usage(problem: string): never {
-  process.stderr.write(`bench: ${problem}\nusage: node dist/bench/run.js [--quick] [--only ${SECTIONS.join("|")}[,...]] [--json out.json] [--onnx model.onnx] | --from saved.json\n`);
+  process.stderr.write(`bench: ${problem}\nusage: node dist/bench/run.js [--quick] [--only ${SECTIONS.join("|")}[,...]] [--json out.json] [--onnx model.onnx]`
+    + ` [--kernels wasm,ts] [--peers ${PEERS.join(",")}] [--texts N] | --from saved.json\n`);
   process.exit(2);
 }
 
@@ -65,7 +91,7 @@ const m = machine();
 const loadAvgStart = loadavg();
 console.log(`machine: ${machineLine(m)}; load average ${loadAvgStart.map((x) => x.toFixed(2)).join(" ")}\n`);
 
-const kernelNames: KernelName[] = ["wasm", "ts"];
+const kernelNames = args.kernels;
 // 1 and all cores (2 on the reference machine).
 const threads = [...new Set([1, 2, availableParallelism()])].filter((t) => t <= Math.max(2, availableParallelism()));
 const e2eOpts = { quick: args.quick, kernels: kernelNames, threads, log };
@@ -119,7 +145,7 @@ if (args.only.has("ops")) {
   save();
 }
 if (args.only.has("peers") || args.only.has("e2e")) {
-  ({ results: peers, notes: peerNotes } = await benchPeers(args.onnx, threads, args.quick, log));
+  ({ results: peers, notes: peerNotes } = await benchPeers(args.onnx, args.peers, threads, args.quick, log));
   console.log(peerTable(peers, peerNotes));
 }
 if (args.only.has("load")) {
@@ -132,7 +158,7 @@ if (args.only.has("dtype")) {
   console.log(dtypeTable(dtype));
 }
 if (args.only.has("workloads")) {
-  workloads = await benchWorkloads(getFixture().dir, args.onnx, threads, args.quick, log);
+  workloads = await benchWorkloads(getFixture().dir, args.onnx, { kernels: args.kernels, peers: args.peers, texts: args.texts }, threads, args.quick, log);
   console.log(workloadTable(workloads));
   save();
 }

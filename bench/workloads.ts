@@ -9,7 +9,8 @@ import { fileURLToPath } from "node:url";
 import { measureCeiling, type Ceiling } from "./ceiling.js";
 import { runTimedChild, type QuietMedian } from "./e2e.js";
 import type { PeerChildResult } from "./peer-child.js";
-import { PEERS, notMeasured } from "./peers.js";
+import { notMeasured, type PeerName } from "./peers.js";
+import type { KernelName } from "./e2e.js";
 import type { WorkloadChildResult } from "./workload-child.js";
 import { WORKLOADS, workloadTexts, type WorkloadName } from "./workload-texts.js";
 
@@ -17,12 +18,22 @@ const CHILD = fileURLToPath(new URL("./workload-child.js", import.meta.url));
 const PEER_CHILD = fileURLToPath(new URL("./peer-child.js", import.meta.url));
 
 /**
- * How many of a workload's texts a run scores: all of them with the wasm kernels; the pure-TS
- * kernels take minutes for a whole workload, so their first 16 (two batches). --quick: 16 and 8.
+ * How many of a workload's texts a run scores: all of them with the wasm kernels and the peers;
+ * the pure-TS kernels take minutes for a whole workload, so their first 16 (two batches). --quick:
+ * 16 and 8. --texts N caps all of them at N.
  */
-export function textsFor(kernels: "wasm" | "ts", quick: boolean, all: number): number {
-  if (kernels === "wasm") return quick ? 16 : all;
-  return quick ? 8 : 16;
+export function textsFor(kernels: "wasm" | "ts" | "peer", quick: boolean, all: number, cap = all): number {
+  const n = kernels === "ts" ? (quick ? 8 : 16) : quick ? 16 : all;
+  return Math.min(n, all, cap);
+}
+
+export interface WorkloadOptions {
+  /** Our kernel sets to time. */
+  kernels: KernelName[];
+  /** The peers to time, where installed. */
+  peers: readonly PeerName[];
+  /** Score only the first `texts` of each workload. */
+  texts?: number;
 }
 
 export interface WorkloadRun extends QuietMedian {
@@ -52,7 +63,8 @@ export interface WorkloadResults {
   notes: string[];
 }
 
-export async function benchWorkloads(modelDir: string, onnxFile: string | undefined, threads: number[], quick: boolean, log: (msg: string) => void): Promise<WorkloadResults> {
+export async function benchWorkloads(modelDir: string, onnxFile: string | undefined, opts: WorkloadOptions, threads: number[], quick: boolean,
+  log: (msg: string) => void): Promise<WorkloadResults> {
   const ceiling: Ceiling[] = [];
   const ceil = () => {
     ceiling.push(measureCeiling(quick ? 0.5 : 2));
@@ -63,10 +75,10 @@ export async function benchWorkloads(modelDir: string, onnxFile: string | undefi
   const notes: string[] = [];
   // Ours first, wasm then pure TS, each workload's 1- and 2-thread runs alternating in rounds as
   // in the e2e section; each run is logged as it ends, so a long section shows its numbers early.
-  for (const kernels of ["wasm", "ts"] as const) {
+  for (const kernels of opts.kernels) {
     for (const workload of WORKLOADS) {
       const rounds = kernels === "ts" || quick ? 1 : 2;
-      const texts = textsFor(kernels, quick, workloadTexts(workload).length);
+      const texts = textsFor(kernels, quick, workloadTexts(workload).length, opts.texts);
       const got = new Map<number, (WorkloadChildResult & QuietMedian)[]>(threads.map((t) => [t, []]));
       for (let round = 0; round < rounds; round++) {
         for (const t of threads) {
@@ -89,9 +101,10 @@ export async function benchWorkloads(modelDir: string, onnxFile: string | undefi
       }
     }
   }
-  // The peers, with the model card's padding, on the whole workloads.
+  // The peers, with the model card's padding, on the texts our wasm runs score.
   for (const workload of WORKLOADS) {
-    for (const peer of PEERS) {
+    const texts = textsFor("peer", quick, workloadTexts(workload).length, opts.texts);
+    for (const peer of opts.peers) {
       const why = notMeasured(peer, onnxFile);
       if (why !== null || onnxFile === undefined) {
         if (workload === WORKLOADS[0]) notes.push(`${peer}: ${why}: not measured`);
@@ -101,7 +114,7 @@ export async function benchWorkloads(modelDir: string, onnxFile: string | undefi
         for (const t of threads) {
           log(`workloads: ${workload}, ${peer}, ${t} thread(s), batches in ${order} order`);
           const r = await runTimedChild<PeerChildResult>(PEER_CHILD, ["--peer", peer, "--onnx", onnxFile, "--threads", String(t),
-            "--workload", workload, "--order", order, "--reps", quick ? "1" : "2"], quick ? 1 : 2, quick);
+            "--workload", workload, "--order", order, "--texts", String(texts), "--reps", quick ? "1" : "2"], quick ? 1 : 2, quick);
           runs.push({ workload, who: peer, kernels: "onnx", threads: t, order, texts: r.batch, tokens: r.tokens ?? 0, rows: r.paddedTokens ?? 0,
             textsPerSec: (r.batch * 1000) / r.medianMs, medianMs: r.medianMs, contended: r.contended, otherCores: r.otherCores,
             matmulGflops: null, ceilingFraction: null, lastLogit: null, runs: r.batchMs.length });
