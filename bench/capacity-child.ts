@@ -11,6 +11,7 @@ import { createWasmKernels } from "../kernels/wasm/wasm-kernels.js";
 import { enableRelaxedSimd } from "../src/platform/node.js";
 import { fillUniform, rng } from "./random.js";
 import { childArg } from "./child-args.js";
+import { packLinear } from "../kernels/packing.js";
 
 const arg = (name: string, fallback?: string): string => childArg("capacity-child", name, fallback);
 
@@ -19,7 +20,7 @@ const kernels = arg("kernels") === "ts" ? createTsKernels(new Arena()) : createW
 const seconds = Number(arg("seconds"));
 const [T, inDim, outDim] = [Number(arg("rows", "256")), Number(arg("in", "768")), Number(arg("out", "2304"))];
 const next = rng(1);
-const w = kernels.packLinear(fillUniform(new Float32Array(inDim * outDim), next, 0.02), new Float32Array(outDim), inDim, outDim);
+const w = packLinear(kernels, fillUniform(new Float32Array(inDim * outDim), next, 0.02), new Float32Array(outDim), inDim, outDim);
 const inp = fillUniform(kernels.alloc(T * inDim), next, 1);
 const out = kernels.alloc(T * outDim);
 const call = () => kernels.linear(out, inp, w, T, false, undefined, 0, outDim);

@@ -20,6 +20,7 @@ import { matmulReference, layernormReference, attentionReference, geluReference 
 import { enableRelaxedSimd } from "../src/platform/node.js";
 import { cpuMark, cpuUse, waitForQuiet } from "./cpu.js";
 import { fillUniform, rng } from "./random.js";
+import { packLinear } from "../kernels/packing.js";
 
 export type KernelGroup = "matmul" | "layernorm" | "attention" | "gelu";
 
@@ -113,7 +114,7 @@ export function benchKernels(opts: KernelBenchOptions): KernelResult[] {
       packMatmulWeight(packed, weight, inDim, outDim);
       const tsW: PackedLinear = { inDim, outDim, dtype: "F32", packed, bias, nonFinite: 0 };
       const outTs = arena.alloc(T * outDim);
-      const w = wasm.packLinear(weight, bias, inDim, outDim);
+      const w = packLinear(wasm, weight, bias, inDim, outDim);
       const outWasm = arena.alloc(T * outDim);
       const variants: Variant[] = [
         { kernel: "ts packed", out: outTs, timed: true, run: () => matmulPacked(outTs, inp, tsW, T, gelu, undefined, 0, outDim) },

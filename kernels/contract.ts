@@ -75,13 +75,12 @@ export interface Kernels {
   mark(): number;
   release(mark: number): void;
 
-  /** Prepares a Conv1D weight [inDim, outDim] and its bias [outDim]; the input may be discarded afterwards. */
-  packLinear(weight: Float32Array, bias: Float32Array, inDim: number, outDim: number): PackedLinear;
-
   /**
-   * packLinear for a weight that arrives in blocks of rows (a loader reading the file): `read`
-   * fills each block, which then is packed while still in cache. The block is a small buffer
-   * just above where the packed weight goes, so no memory besides the weights' own is touched.
+   * Prepares a Conv1D weight [inDim, outDim] and its bias [outDim] in this set's panel layout,
+   * the weight arriving in blocks of rows (a loader reading the file): `read` fills each block,
+   * which then is packed while still in cache. The block is a small buffer just above where the
+   * packed weight goes, so no memory besides the weights' own is touched. (A weight already in
+   * memory: packLinear in kernels/packing.ts.)
    */
   packLinearRows(inDim: number, outDim: number, bias: Float32Array, read: RowReader): PackedLinear;
 

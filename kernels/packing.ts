@@ -4,7 +4,7 @@
  * (kernels/matmul.ts, kernels/wasm/). Packing only moves values; it never changes one.
  */
 import type { Arena } from "./arena.js";
-import type { PackedLinear, RowReader, RowReader16 } from "./contract.js";
+import type { Kernels, PackedLinear, RowReader, RowReader16 } from "./contract.js";
 import { countNonFinite16 } from "./half.js";
 
 /** Rows of the weight packed together: 16 rows of c_fc's 3072 columns are 192 KB, within L2. */
@@ -60,7 +60,15 @@ export function packInBlocks<A extends Float32Array | Uint16Array>(
   return nonFinite;
 }
 
-/** A weight already in memory as a RowReader (Kernels.packLinear), after checking the sizes. */
+/**
+ * A Conv1D weight [inDim, outDim] already in memory, with its bias [outDim], packed by `kernels`
+ * (its packLinearRows, reading the weight as blocks of rows); the input may be discarded afterwards.
+ */
+export function packLinear(kernels: Kernels, weight: Float32Array, bias: Float32Array, inDim: number, outDim: number): PackedLinear {
+  return kernels.packLinearRows(inDim, outDim, bias, rowsOf(weight, bias, inDim, outDim));
+}
+
+/** A weight already in memory as a RowReader, after checking the sizes. */
 export function rowsOf(weight: Float32Array, bias: Float32Array, inDim: number, outDim: number): RowReader {
   if (weight.length < inDim * outDim || bias.length < outDim) {
     throw new RangeError(`packLinear: weight ${weight.length} / bias ${bias.length} floats, expected [${inDim}, ${outDim}] / [${outDim}]`);

@@ -18,7 +18,6 @@ import { Arena } from "./arena.js";
 import type { AttentionPlan, Kernels, PackedLinear } from "./contract.js";
 import { countNonFinite } from "./finite.js";
 import { countNonFinite16, widen16 } from "./half.js";
-import { rowsOf } from "./packing.js";
 
 // ---------------------------------------------------------------------------------------------
 // The loops, in the order a block calls them
@@ -145,10 +144,6 @@ export function createRefKernels(arena: Arena = new Arena()): Kernels {
   return {
     name: "ref",
     ...arena.allocation(),
-
-    packLinear(weight, bias, inDim, outDim) {
-      return this.packLinearRows(inDim, outDim, bias, rowsOf(weight, bias, inDim, outDim));
-    },
 
     packLinearRows(inDim, outDim, bias, read) {
       const weight = arena.allocUncleared(inDim * outDim); // `read` writes every float

@@ -5,16 +5,13 @@ import type { Kernels, PackedLinear } from "./contract.js";
 import { countNonFinite } from "./finite.js";
 import { layernorm } from "./layernorm.js";
 import { PANEL, matmulPacked, packMatmulWeight, packedSize } from "./matmul.js";
-import { packBlockRows, packInBlocks, packLinear16, rowsOf } from "./packing.js";
+import { packBlockRows, packInBlocks, packLinear16 } from "./packing.js";
 import { residual } from "./residual.js";
 
 export function createTsKernels(arena: Arena = new Arena()): Kernels {
   return {
     name: "ts",
     ...arena.allocation(),
-    packLinear(weight, bias, inDim, outDim) {
-      return this.packLinearRows(inDim, outDim, bias, rowsOf(weight, bias, inDim, outDim));
-    },
     packLinearRows(inDim, outDim, bias, read): PackedLinear {
       const size = packedSize(inDim, outDim);
       const block = arena.above([size, outDim], packBlockRows(inDim, outDim) * outDim);

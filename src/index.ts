@@ -61,6 +61,7 @@ export { softmaxInPlace } from "../kernels/softmax.js";
 export { residual } from "../kernels/residual.js";
 export { embedding } from "../kernels/embedding.js";
 export { Arena } from "../kernels/arena.js";
+export { packLinear } from "../kernels/packing.js";
 export type { Kernels, PackedLinear } from "../kernels/contract.js";
 export { createRefKernels } from "../kernels/ref-kernels.js";
 export { createTsKernels } from "../kernels/ts-kernels.js";

@@ -12,6 +12,7 @@ import type { Kernels } from "../contract.js";
 import { createTsKernels } from "../ts-kernels.js";
 import { createWasmKernels, wasmRelaxedSimdSupported } from "./wasm-kernels.js";
 import { DEFAULT_OPTIONS } from "./module.js";
+import { packLinear } from "../packing.js";
 
 const ROUNDS = 8;
 const tiles: [number, number][] = process.argv.includes("--all")
@@ -39,7 +40,7 @@ function warm(fn: () => void): void {
 interface Case { label: string; flops: number; run: () => void; best: number }
 
 function linearCase(label: string, k: Kernels, [rows, inDim, outDim]: [number, number, number], gelu = false): Case {
-  const w = k.packLinear(random(k, inDim * outDim), random(k, outDim), inDim, outDim);
+  const w = packLinear(k, random(k, inDim * outDim), random(k, outDim), inDim, outDim);
   const inp = random(k, rows * inDim);
   const out = k.alloc(rows * outDim);
   return { label: `${label} ${rows}x${inDim}·${inDim}x${outDim}${gelu ? "+gelu" : ""}`, flops: 2 * rows * inDim * outDim,

@@ -10,7 +10,7 @@ import { Arena } from "../arena.js";
 import type { Kernels, PackedLinear } from "../contract.js";
 import { countNonFinite } from "../finite.js";
 import { WEIGHT_DTYPES, countNonFinite16 } from "../half.js";
-import { packBlockRows, packInBlocks, packLinear16, packPanels, rowsOf } from "../packing.js";
+import { packBlockRows, packInBlocks, packLinear16, packPanels } from "../packing.js";
 import { DEFAULT_OPTIONS, buildKernelModule, simdProbe, type KernelModuleOptions } from "./module.js";
 
 interface WasmExports {
@@ -51,7 +51,7 @@ function compile(o: KernelModuleOptions): WebAssembly.Module {
 /**
  * `options` picks the matmul tile (for kernels/wasm/measure.ts); by default the measured-fastest
  * 4×8 tile, with relaxed-SIMD fused multiply-add where the engine has it.
- * All the `Kernels` on one memory must agree on the tile, as packLinear's layout depends on it.
+ * All the `Kernels` on one memory must agree on the tile, as the packed weights' layout depends on it.
  */
 /** The wasm kernels: the contract, a standalone GELU (for tests), and the options they were built with. */
 export type WasmKernels = Kernels & {
@@ -94,9 +94,6 @@ export function createWasmKernels(arena: Arena = new Arena(), options: Partial<K
      * weight (inDim, outDim) → panels (⌈outDim/NR⌉, inDim, NR), the tail panel zero-padded; the
      * bias is padded to a whole panel too, so the kernel reads full vectors of both.
      */
-    packLinear(weight, bias, inDim, outDim) {
-      return this.packLinearRows(inDim, outDim, bias, rowsOf(weight, bias, inDim, outDim));
-    },
 
     packLinearRows(inDim, outDim, bias, read): PackedLinear {
       const panels = Math.ceil(outDim / NR);

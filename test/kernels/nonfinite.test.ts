@@ -19,6 +19,7 @@ import { SyncRewardModel } from "../../src/model/sync-model.js";
 import { toFloat32, type RawTensor } from "../../src/formats/tensor.js";
 import { FIXTURES } from "../helpers/cli.js";
 import { randomArray, rng } from "../helpers/random.js";
+import { packLinear } from "../../kernels/packing.js";
 
 /** Float32 values from their bits. */
 const fromBits = (...bits: number[]): number[] => Array.from(new Float32Array(Uint32Array.from(bits).buffer));
@@ -144,7 +145,7 @@ describe.each(KERNEL_SETS)("%s packLinearRows: a weight read block by block", (_
       // Both kernel sets use 8-wide panels: the same bits, padding included.
       expect(Array.from(new Uint32Array(w.packed.buffer, w.packed.byteOffset, want.length))).toEqual(Array.from(new Uint32Array(want.buffer)));
       // packLinear of the weight in memory takes the same road
-      const again = k.packLinear(weight, w.bias, inDim, outDim);
+      const again = packLinear(k, weight, w.bias, inDim, outDim);
       expect(again.nonFinite).toBe(wantCount);
       expect(Array.from(new Uint32Array(again.packed.buffer, again.packed.byteOffset, want.length))).toEqual(Array.from(new Uint32Array(want.buffer)));
     });

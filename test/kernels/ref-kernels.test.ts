@@ -7,6 +7,7 @@ import { SyncRewardModel } from "../../src/model/sync-model.js";
 import { serialRunner } from "../../src/run/runner.js";
 import { FIXTURES } from "../helpers/cli.js";
 import { randomArray, rng, sameBits } from "../helpers/random.js";
+import { packLinear } from "../../kernels/packing.js";
 
 describe("ref kernels", () => {
   it("keep a Conv1D weight in the checkpoint's (inDim, outDim) layout, and linear is matmulReference then geluReference", () => {
@@ -14,7 +15,7 @@ describe("ref kernels", () => {
     const k = createRefKernels(new Arena());
     const [rows, inDim, outDim] = [5, 12, 7];
     const weight = randomArray(rand, inDim * outDim), bias = randomArray(rand, outDim);
-    const w = k.packLinear(weight, bias, inDim, outDim);
+    const w = packLinear(k, weight, bias, inDim, outDim);
     expect(sameBits(w.packed as Float32Array, weight)).toBe(true);
     const inp = k.alloc(rows * inDim);
     inp.set(randomArray(rand, rows * inDim));

@@ -12,7 +12,7 @@ import { describe, expect, it } from "vitest";
 import { Arena } from "../../kernels/arena.js";
 import { LINEAR_SCRATCH_COLS, type Kernels } from "../../kernels/contract.js";
 import { F16_TABLE, countNonFinite16 } from "../../kernels/half.js";
-import { rowsOf } from "../../kernels/packing.js";
+import { packLinear, rowsOf } from "../../kernels/packing.js";
 import { createTsKernels } from "../../kernels/ts-kernels.js";
 import { createWasmKernels } from "../../kernels/wasm/wasm-kernels.js";
 import { SyncRewardModel, type WeightDTypeChoice } from "../../src/model/sync-model.js";
@@ -68,7 +68,7 @@ describe.each(KERNEL_SETS)("%s linear over 16-bit weights", (_name, make) => {
         const bias = Float32Array.from({ length: outDim }, () => next() - 0.5);
         const inp = k.alloc(rows * inDim);
         for (let i = 0; i < inp.length; i++) inp[i] = next() * 2 - 1;
-        const w32 = k.packLinear(wide, bias, inDim, outDim);
+        const w32 = packLinear(k, wide, bias, inDim, outDim);
         const w16 = k.packLinearRows16(inDim, outDim, bias, dtype, (r0, r1, into) => into.set(raw.subarray(r0 * outDim, r1 * outDim)));
         expect(w16.dtype).toBe(dtype);
         expect(w16.packed).toBeInstanceOf(Uint16Array);

@@ -14,6 +14,7 @@ import { createPool } from "../../src/run/pool.js";
 import { enableRelaxedSimd } from "../../src/platform/node.js";
 import { serialRunner } from "../../src/run/runner.js";
 import { rng } from "../helpers/random.js";
+import { packLinear } from "../../kernels/packing.js";
 
 const FIXTURES = join(import.meta.dirname, "..", "..", "fixtures");
 const DEMO = join(FIXTURES, "models", "demo");
@@ -86,7 +87,7 @@ describe("a pool's threads build their kernels as the main thread did", () => {
       for (let i = 0; i < n; i++) a[i] = next() * 2 - 1;
       return a;
     };
-    const w = kernels.packLinear(fill(inDim * outDim), fill(outDim), inDim, outDim);
+    const w = packLinear(kernels, fill(inDim * outDim), fill(outDim), inDim, outDim);
     const inp = fill(rows * inDim);
     const serial = kernels.alloc(rows * outDim);
     serialRunner(kernels).linear(serial, inp, w, rows, true, undefined);

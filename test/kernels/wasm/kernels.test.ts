@@ -12,7 +12,7 @@ import { createWasmKernels, wasmRelaxedSimdSupported } from "../../../kernels/wa
 import { matmulReference, layernormReference, attentionReference, residualReference } from "../../../kernels/ref-kernels.js";
 import { enableRelaxedSimd } from "../../../src/platform/node.js";
 import { rng as uniform } from "../../helpers/random.js";
-import { packPanels } from "../../../kernels/packing.js";
+import { packLinear, packPanels } from "../../../kernels/packing.js";
 import { createTsKernels } from "../../../kernels/ts-kernels.js";
 
 /** Deterministic uniform [−1, 1) numbers, so a failure can be rerun. */
@@ -77,7 +77,7 @@ describe.each(variants)("%s linear", (_name, make) => {
         const weight = fill(new Float32Array(inDim * outDim), rand, 0.5);
         const bias = fill(new Float32Array(outDim), rand, 0.5);
         const inp = fill(k.alloc(rows * inDim), rand);
-        const w = k.packLinear(weight, bias, inDim, outDim);
+        const w = packLinear(k, weight, bias, inDim, outDim);
         const ref = new Float32Array(rows * outDim);
         matmulReference(ref, inp, weight, bias, rows, inDim, outDim);
         const mag = new Float64Array(rows * outDim);
@@ -103,7 +103,7 @@ describe.each(variants)("%s linear", (_name, make) => {
   it("gives the same bytes for any split of the columns, tile-aligned or not", () => {
     const rand = rng(7);
     for (const [rows, inDim, outDim] of [[17, 32, 33], [5, 7, 9], [64, 768, 2304], [3, 768, 1]]) {
-      const w = k.packLinear(fill(new Float32Array(inDim * outDim), rand), fill(new Float32Array(outDim), rand), inDim, outDim);
+      const w = packLinear(k, fill(new Float32Array(inDim * outDim), rand), fill(new Float32Array(outDim), rand), inDim, outDim);
       const inp = fill(k.alloc(rows * inDim), rand);
       for (const gelu of [false, true]) {
         const whole = k.alloc(rows * outDim);
@@ -123,7 +123,7 @@ describe.each(variants)("%s linear", (_name, make) => {
   it("writes only the columns of its range", () => {
     const rand = rng(8);
     const [rows, inDim, outDim] = [6, 9, 21];
-    const w = k.packLinear(fill(new Float32Array(inDim * outDim), rand), fill(new Float32Array(outDim), rand), inDim, outDim);
+    const w = packLinear(k, fill(new Float32Array(inDim * outDim), rand), fill(new Float32Array(outDim), rand), inDim, outDim);
     const inp = fill(k.alloc(rows * inDim), rand);
     const guard = k.alloc(rows * outDim + 16).fill(12345);
     const out = guard.subarray(0, rows * outDim);
@@ -284,7 +284,7 @@ describe("wasm residual", () => {
 describe("wasm kernels' memory checks", () => {
   it("refuse arrays that are not in the kernels' memory, and ranges past an array's end", () => {
     const k = createWasmKernels(new Arena());
-    const w = k.packLinear(new Float32Array(6), new Float32Array(3), 2, 3);
+    const w = packLinear(k, new Float32Array(6), new Float32Array(3), 2, 3);
     expect(() => k.linear(k.alloc(6), new Float32Array(4), w, 2, false, undefined, 0, 3)).toThrow(/not a view into the kernels' memory/);
     expect(() => k.linear(k.alloc(5), k.alloc(4), w, 2, false, undefined, 0, 3)).toThrow(/has 5 elements, needs 6/);
     expect(() => k.linear(k.alloc(6), k.alloc(4), w, 2, false, undefined, 0, 4)).toThrow(/columns/);

@@ -11,6 +11,7 @@ import { createTsKernels } from "../../../kernels/ts-kernels.js";
 import { createWasmKernels } from "../../../kernels/wasm/wasm-kernels.js";
 import { rng } from "../../helpers/random.js";
 import { causalPlan } from "../../../kernels/attention.js";
+import { packLinear } from "../../../kernels/packing.js";
 
 const C = 768, nHead = 12, nInner = 3072, eps = 1e-5;
 const lengths = [7, 1, 19, 12];
@@ -42,10 +43,10 @@ function run(k: Kernels, blocks: Block[], x0: Float32Array): Float32Array {
   x.set(x0);
   for (const b of blocks) {
     const [ln1w, ln1b, ln2w, ln2b] = [b.ln1w, b.ln1b, b.ln2w, b.ln2b].map(copy);
-    const cAttn = k.packLinear(b.cAttnW, b.cAttnB, C, 3 * C);
-    const cProj = k.packLinear(b.cProjW, b.cProjB, C, C);
-    const fcW = k.packLinear(b.fcW, b.fcB, C, nInner);
-    const mlpProj = k.packLinear(b.mlpProjW, b.mlpProjB, nInner, C);
+    const cAttn = packLinear(k, b.cAttnW, b.cAttnB, C, 3 * C);
+    const cProj = packLinear(k, b.cProjW, b.cProjB, C, C);
+    const fcW = packLinear(k, b.fcW, b.fcB, C, nInner);
+    const mlpProj = packLinear(k, b.mlpProjW, b.mlpProjB, nInner, C);
     k.layernorm(xn, x, ln1w, ln1b, N, C, eps, 0, N);
     k.linear(qkv, xn, cAttn, N, false, undefined, 0, 3 * C);
     k.attention(att, qkv, causalPlan(seqStarts, (n) => k.allocInt32(n)), nHead, C, scratch, 0, lengths.length * nHead);
