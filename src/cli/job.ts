@@ -175,12 +175,8 @@ function prepare(model: RewardModel, item: InputItem, maxLength: number): { ids?
         return { error: item.error };
       case "text":
         return model.tokenize(item.text, maxLength);
-      case "ids": {
-        const problem = model.checkIds(item.ids);
-        if (problem) return { error: problem };
-        const ids = item.ids;
-        return ids.length > maxLength ? { ids: ids.slice(ids.length - maxLength), truncated: true } : { ids, truncated: false };
-      }
+      case "ids":
+        return model.prepareIds(item.ids, maxLength);
     }
   } catch (e) {
     return { error: lineError(e) };

@@ -14,7 +14,7 @@ import { Gpt2RewardError, InputError, FormatError, UnsafeFileError, ConfigError 
 import { resolveModel } from "./resolve.js";
 import { platform, type Thread } from "../platform/platform.js";
 import type { GPT2Config } from "./config.js";
-import { idItems, idsProblem, tokenizeText, checkTexts, type Item } from "./inputs.js";
+import { idItems, idsItem, idsProblem, tokenizeText, checkTexts, type Item } from "./inputs.js";
 import type { LoadedInfo, Reply, Request, WireError } from "./model-protocol.js";
 import { checkLoadOptions, checkMaxLength, checkScoreOptions, DEFAULT_MAX_LENGTH } from "./options.js";
 import { checkRankOptions, rankResults, rankTexts, type RankOptions, type RankResult } from "./rank.js";
@@ -110,6 +110,12 @@ export class RewardModel {
   tokenize(text: string, maxLength = DEFAULT_MAX_LENGTH): Item {
     this.checkMaxLength(maxLength);
     return tokenizeText(text, maxLength);
+  }
+
+  /** A list of ids checked and left-truncated, as scoreIds prepares each (src/model/inputs.ts's idsItem). Throws InputError. */
+  prepareIds(ids: unknown, maxLength = DEFAULT_MAX_LENGTH): Item {
+    this.checkMaxLength(maxLength);
+    return idsItem(ids, maxLength, this.config.vocab_size);
   }
 
   /** Why a list of ids cannot be scored, or null if it can. */

@@ -5,7 +5,7 @@
  * asynchronous model (which checks before anything crosses to its worker) and the server.
  */
 import { InputError, quote } from "../errors.js";
-import { encodeTruncated, type Truncated } from "./tokenizer.js";
+import { encodeTruncated, truncateLeft, type Truncated } from "./tokenizer.js";
 
 export type Item = Truncated;
 
@@ -27,6 +27,17 @@ export function idsProblem(ids: unknown, vocabSize: number): string | null {
     }
   }
   return null;
+}
+
+/**
+ * A list of ids as the model scores it: checked against the vocabulary, then left-truncated to
+ * maxLength like a text's ids. The one preparation of ids: scoreIds (through idItems) and the
+ * CLI's jobs (through the models' prepareIds) both come here. Throws InputError saying why.
+ */
+export function idsItem(ids: unknown, maxLength: number, vocabSize: number): Item {
+  const problem = idsProblem(ids, vocabSize);
+  if (problem) throw new InputError(problem);
+  return truncateLeft(ids as number[], maxLength);
 }
 
 /** `texts` must be an array of strings; each one is checked for content when tokenized. */
@@ -54,9 +65,11 @@ export function textItems(texts: unknown, maxLength: number): Item[] {
 export function idItems(idLists: unknown, maxLength: number, vocabSize: number): Item[] {
   if (!Array.isArray(idLists)) throw new InputError(`ids must be an array of id lists, got ${quote(idLists)}`);
   return idLists.map((list: unknown, i) => {
-    const problem = idsProblem(list, vocabSize);
-    if (problem) throw new InputError(`ids ${i}: ${problem}`);
-    const ids = list as number[];
-    return ids.length > maxLength ? { ids: ids.slice(ids.length - maxLength), truncated: true } : { ids: ids.slice(), truncated: false };
+    try {
+      return idsItem(list, maxLength, vocabSize);
+    } catch (e) {
+      if (e instanceof InputError) throw new InputError(`ids ${i}: ${e.message}`);
+      throw e;
+    }
   });
 }

@@ -25,7 +25,7 @@ import { checkRankOptions, rankResults, rankTexts, type RankOptions, type RankRe
 import { createPool, defaultThreads } from "../run/pool.js";
 import { platform } from "../platform/platform.js";
 import { serialRunner, type Runner } from "../run/runner.js";
-import { idItems, idsProblem, textItems, tokenizeText } from "./inputs.js";
+import { idItems, idsItem, idsProblem, textItems, tokenizeText, type Item } from "./inputs.js";
 import type { WeightDType } from "../../kernels/half.js";
 import { loadWeights, type GPT2Weights, type LoadReport } from "./weights.js";
 
@@ -150,6 +150,12 @@ export class SyncRewardModel {
     this.checkOpen();
     const { maxLength } = checkScoreOptions(opts, this.config.n_positions, this.files[0]);
     return this.scoreTokenized(idItems(idLists, maxLength, this.config.vocab_size), opts);
+  }
+
+  /** A list of ids checked and left-truncated, as scoreIds prepares each (src/model/inputs.ts's idsItem). Throws InputError. */
+  prepareIds(ids: unknown, maxLength = DEFAULT_MAX_LENGTH): Item {
+    this.checkMaxLength(maxLength);
+    return idsItem(ids, maxLength, this.config.vocab_size);
   }
 
   /** Why a list of ids cannot be scored, or null if it can. */

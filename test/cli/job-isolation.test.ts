@@ -17,7 +17,7 @@ function fakeModel(opts: { broken?: boolean } = {}) {
   const model = {
     config: { n_embd: 32, n_inner: 128, n_layer: 2, vocab_size: 50257, n_positions: 1024, num_labels: 1 },
     checkMaxLength: () => {},
-    checkIds: () => null,
+    prepareIds: (ids: number[]) => ({ ids, truncated: false }),
     tokenize: (text: string) => {
       if (text === "explode") throw new RangeError("Maximum call stack size exceeded");
       return { ids: [...text].map((c) => (c === "☠" ? POISON : c.charCodeAt(0))), truncated: false };

@@ -50,6 +50,20 @@ describe("RewardModel", async () => {
     await expect(model.scoreIds([[]])).rejects.toThrow(/empty list of ids/);
   });
 
+  it("prepares ids as scoreIds does (the CLI's jobs call prepareIds): checked, left-truncated, the same on both models", async () => {
+    const ids = [464, 3290, 318, 257, 1332];
+    for (const m of [model, sync]) {
+      expect(m.prepareIds(ids, 3)).toEqual({ ids: [318, 257, 1332], truncated: true });
+      expect(m.prepareIds(ids)).toEqual({ ids, truncated: false });
+      expect(() => m.prepareIds([1, 50257], 3)).toThrow(api.InputError);
+      expect(() => m.prepareIds([1, 50257], 3)).toThrow(/^id 50257 is outside the vocabulary \(0 to 50256\)$/);
+      expect(() => m.prepareIds([], 3)).toThrow(/^empty list of ids: nothing to score$/);
+    }
+    const [prepared] = await model.scoreTokenized([model.prepareIds(ids, 3)]);
+    expect(prepared).toEqual((await model.scoreIds([ids], { maxLength: 3 }))[0]);
+    expect(prepared).toMatchObject({ tokens: 3, truncated: true });
+  });
+
   it("scores texts with a long run of any kind (whitespace, newlines, symbols, one word) like their reference ids", async () => {
     const texts = Object.values(POISON);
     const scored = await model.score(texts);
