@@ -92,3 +92,11 @@ export class ConfigError extends FormatError {
 export class InputError extends Gpt2RewardError {
   override name = "InputError";
 }
+
+/**
+ * The model can compute no more: one of its threads ended (it crashed, ran out of memory or was
+ * stopped). Every later call fails the same way; load the model again.
+ */
+export class ModelBrokenError extends Gpt2RewardError {
+  override name = "ModelBrokenError";
+}

@@ -10,7 +10,7 @@
  * Options and inputs are checked here, before a message is sent, so a mistake is reported at
  * once with the same words as the CLI's; the worker checks again (it is also a public class).
  */
-import { Gpt2RewardError, InputError, FormatError, UnsafeFileError, ConfigError } from "../errors.js";
+import { Gpt2RewardError, InputError, FormatError, UnsafeFileError, ConfigError, ModelBrokenError } from "../errors.js";
 import { resolveModel } from "./resolve.js";
 import { platform, type Thread } from "../platform/platform.js";
 import type { GPT2Config } from "./config.js";
@@ -194,16 +194,27 @@ export class RewardModel {
     if (!p) return;
     this.pending.delete(reply.id);
     if (this.pending.size === 0) this.thread.unref();
-    if ("error" in reply) p.reject(revive(reply.error));
-    else p.resolve(reply.result);
+    const error = "error" in reply ? revive(reply.error) : null;
+    if (error) p.reject(error);
+    else p.resolve((reply as { result: unknown }).result);
+    // The worker can compute no more (one of its pool threads ended): as if it had died itself.
+    if (error instanceof ModelBrokenError) {
+      this.fail(error);
+      this.terminating = true;
+      void this.thread.terminate();
+    }
   }
 
   /** The worker died (an uncaught error, a crash, or it was stopped from outside): fail every call, refuse the next. */
   private threadGone(reason: string): void {
     if (this.terminating) return;
-    const message = `the model's worker thread stopped (${reason}); the model is closed`;
-    this.closedBecause = message;
-    for (const p of this.pending.values()) p.reject(new Gpt2RewardError(message));
+    this.fail(new Gpt2RewardError(`the model's worker thread stopped (${reason}); the model is closed`));
+  }
+
+  /** Fails every call in flight with `error` and refuses the next ones with its message. */
+  private fail(error: Gpt2RewardError): void {
+    this.closedBecause = error.message;
+    for (const p of this.pending.values()) p.reject(error);
     this.pending.clear();
   }
 }
@@ -214,7 +225,7 @@ function scoreOptions(opts: ScoreOptions): ScoreOptions {
   return { maxLength, pooling, batchSize };
 }
 
-const REVIVE: Record<string, { prototype: Gpt2RewardError }> = { Gpt2RewardError, InputError, FormatError, UnsafeFileError, ConfigError };
+const REVIVE: Record<string, { prototype: Gpt2RewardError }> = { Gpt2RewardError, InputError, FormatError, UnsafeFileError, ConfigError, ModelBrokenError };
 
 /** The worker's error as the same class here, so `instanceof InputError` works for API users. */
 function revive(e: WireError): Error {

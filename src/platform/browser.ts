@@ -103,6 +103,7 @@ const browserThreads: Threads = {
           l(new Error(e.message || `the ${script} worker failed to start (${scriptUrl(script).href})`));
         }),
       onExit: () => {},
+      signalEnd: () => {},
       unref: () => {},
       ref: () => {},
       terminate: async () => w.terminate(),

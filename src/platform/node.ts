@@ -8,7 +8,7 @@ import { availableParallelism } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setFlagsFromString } from "node:v8";
-import { Worker, isMainThread, parentPort, workerData } from "node:worker_threads";
+import { MessageChannel, Worker, isMainThread, parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { wasmRelaxedSimdSupported } from "../../kernels/wasm/wasm-kernels.js";
 import { FormatError } from "../errors.js";
 import { positionalSource, readSmallText, type FileBytes, type FileSystem } from "./bytes.js";
@@ -96,29 +96,69 @@ function workerScript(script: ThreadScript): URL {
   throw new Error(`worker script ${SCRIPTS[script]} not found: run \`npm run build\` first`);
 }
 
+/**
+ * How a thread's end reaches a starter blocked in Atomics.wait (Thread.signalEnd): each thread
+ * holds one port of a MessageChannel, its "lifeline", for as long as it lives; Node closes every
+ * port of a thread when the thread ends (it exited, threw, ran out of memory or was terminated),
+ * and the other port's 'close' event then fires in whatever thread holds it. That is this small
+ * watcher thread, one per starting thread, which never blocks: on 'close' it writes the shared
+ * word and wakes the waiters. (Tried: all four endings are seen within a few milliseconds.) Not
+ * seen: a thread that ends in its first milliseconds, before it has read its workerData while its
+ * starter is blocked (the lifeline is then still in a message its starter frees); the pool's start
+ * deadline covers that.
+ */
+const WATCHER = `
+const { parentPort } = require("node:worker_threads");
+parentPort.on("message", ({ port, cell, index, value, wake }) => {
+  port.on("close", () => {
+    Atomics.store(cell, index, value);
+    for (const i of wake) Atomics.notify(cell, i);
+  });
+});`;
+let watcher: Worker | null = null;
+
+/** Inside a worker: its lifeline, referenced here so that it lives exactly as long as the thread. */
+let lifeline: MessagePort | null = null;
+
+/**
+ * A worker running the module at `url` (one of SCRIPTS; a test may start its own), which reads
+ * `data` with parent().data.
+ */
+export function startThread(url: URL, data: unknown): Thread {
+  const { port1, port2: watched } = new MessageChannel();
+  // No node options for workers: `node -e <script>` would make each worker run the script again.
+  // V8 flags (e.g. --experimental-wasm-relaxed-simd) are process-wide and reach workers anyway,
+  // so every thread compiles the same wasm.
+  const w = new Worker(url, { workerData: { data, lifeline: port1 }, transferList: [port1], execArgv: [] });
+  return {
+    postMessage: (m, transfer) => w.postMessage(m, transfer as never),
+    onMessage: (l) => void w.on("message", l),
+    onError: (l) => void w.on("error", l),
+    onExit: (l) => void w.on("exit", l),
+    signalEnd(cell, index, value, wake) {
+      if (watcher === null) {
+        watcher = new Worker(WATCHER, { eval: true, execArgv: [] });
+        watcher.unref();
+      }
+      watcher.postMessage({ port: watched, cell, index, value, wake }, [watched]);
+    },
+    unref: () => w.unref(),
+    ref: () => w.ref(),
+    terminate: async () => void (await w.terminate()),
+  };
+}
+
 const nodeThreads: Threads = {
   available: () => availableParallelism(),
   canShareMemory: () => true,
-  start(script, data): Thread {
-    // No node options for workers: `node -e <script>` would make each worker run the script again.
-    // V8 flags (e.g. --experimental-wasm-relaxed-simd) are process-wide and reach workers anyway,
-    // so every thread compiles the same wasm.
-    const w = new Worker(workerScript(script), { workerData: data, execArgv: [] });
-    return {
-      postMessage: (m, transfer) => w.postMessage(m, transfer as never),
-      onMessage: (l) => void w.on("message", l),
-      onError: (l) => void w.on("error", l),
-      onExit: (l) => void w.on("exit", l),
-      unref: () => w.unref(),
-      ref: () => w.ref(),
-      terminate: async () => void (await w.terminate()),
-    };
-  },
+  start: (script, data) => startThread(workerScript(script), data),
   async parent(): Promise<ParentPort> {
     if (isMainThread || parentPort === null) throw new Error("internal: parent() called outside a worker thread");
     const port = parentPort;
+    lifeline = (workerData as { lifeline: MessagePort }).lifeline;
+    lifeline.unref(); // it only marks the thread as alive, never keeps it so
     return {
-      data: workerData,
+      data: (workerData as { data: unknown }).data,
       postMessage: (m, transfer) => port.postMessage(m, transfer as never),
       onMessage: (l) => void port.on("message", l),
       report: (message) => void process.stderr.write(`gpt2-reward: ${message}\n`),

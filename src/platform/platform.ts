@@ -56,6 +56,14 @@ export interface Thread {
    * there an uncaught error (onError) is how a dead worker shows.
    */
   onExit(listener: (code: number) => void): void;
+  /**
+   * For a starter that blocks in Atomics.wait on this thread (the pool, during a kernel call): it
+   * cannot receive onError/onExit then, as they wait for its event loop. When this thread ends, for
+   * any reason, another thread that never blocks stores `value` into `cell[index]` and notifies the
+   * waiters on each `cell[i]`, i in `wake`. Node: see src/platform/node.ts. A browser Worker gives
+   * no sign of its end to anyone but its starter: there this does nothing.
+   */
+  signalEnd(cell: Int32Array, index: number, value: number, wake: readonly number[]): void;
   /** A pool thread must never keep a process alive on its own; the model's thread does while a call is pending. */
   unref(): void;
   ref(): void;

@@ -15,8 +15,11 @@ export enum Op {
   Residual = 4,
 }
 
-/** The call's work items [0, ITEMS) are claimed CHUNK at a time by Atomics.add on NEXT. */
-export const CTRL = { GEN: 0, DONE: 1, FAILED: 2, READY: 3, OP: 4, ITEMS: 5, CHUNK: 6, NEXT: 7, ARGS: 8 } as const;
+/**
+ * The call's work items [0, ITEMS) are claimed CHUNK at a time by Atomics.add on NEXT. DEAD is the
+ * number of a pool thread that ended (0 while all live), written by the platform's watcher.
+ */
+export const CTRL = { GEN: 0, DONE: 1, FAILED: 2, READY: 3, DEAD: 4, OP: 5, ITEMS: 6, CHUNK: 7, NEXT: 8, ARGS: 9 } as const;
 
 /** Names → their slots after CTRL.ARGS, in the order given. */
 function layout<K extends string>(...names: K[]): Readonly<Record<K, number>> {

@@ -20,6 +20,7 @@ import { workItems, type Runner } from "./runner.js";
 import { WEIGHT_DTYPES } from "../../kernels/half.js";
 import { Op, CTRL, CTRL_INTS, writeArgs, type Args, type WorkerInit } from "./pool-protocol.js";
 import { platform, type Thread } from "../platform/platform.js";
+import { ModelBrokenError } from "../errors.js";
 
 /** All cores where threads can share memory (Node; a crossOriginIsolated page), else 1. */
 export function defaultThreads(): number {
@@ -50,8 +51,29 @@ export function createPool(kernels: Kernels, backend: "ts" | "wasm", threads: nu
     w.unref(); // a pool must never keep the process alive on its own
     workers.push(w);
   }
+  // A thread's end reaches us as an event only while this thread is not blocked; one that ends
+  // while we wait for it in Atomics.wait (its whole kernel call) is told by CTRL.DEAD, which the
+  // platform writes from another thread and which wakes our waits.
   let failure: Error | null = null;
-  for (const w of workers) w.onError((e) => (failure = e));
+  let closing = false;
+  const ended = (t: number, how: string) => new ModelBrokenError(`pool thread ${t} of ${threads - 1} stopped (${how}); the model cannot compute any more: load it again`);
+  workers.forEach((w, i) => {
+    w.onError((e) => (failure ??= ended(i + 1, `it threw ${e.message}`)));
+    w.onExit((code) => {
+      if (!closing) failure ??= ended(i + 1, `it exited with code ${code}`);
+    });
+    w.signalEnd(ctrl, CTRL.DEAD, i + 1, [CTRL.READY, CTRL.DONE]);
+  });
+  // A thread that ends before it holds its lifeline (in its first milliseconds, before Node hands
+  // it its workerData) is not signalled; the start deadline catches that one.
+  const notStarted = (ready: number) => (failure = new ModelBrokenError(`only ${ready} of ${threads - 1} pool threads started within 60 s; the model cannot compute: load it again`));
+  /** Throws if a thread has ended: the pool cannot finish a call without it. */
+  const check = () => {
+    if (closing) throw new ModelBrokenError("the pool is closed");
+    if (failure) throw failure;
+    const dead = Atomics.load(ctrl, CTRL.DEAD);
+    if (dead !== 0) throw (failure = ended(dead, "it crashed, ran out of memory or was terminated"));
+  };
 
   const off = (a: Float32Array | Int32Array) => a.byteOffset;
 
@@ -62,7 +84,8 @@ export function createPool(kernels: Kernels, backend: "ts" | "wasm", threads: nu
     for (;;) {
       const ready = Atomics.load(ctrl, CTRL.READY);
       if (ready >= threads - 1) break;
-      if (Date.now() > deadline) throw new Error(`only ${ready} of ${threads - 1} pool threads started within 60 s`);
+      check();
+      if (Date.now() > deadline) throw notStarted(ready);
       Atomics.wait(ctrl, CTRL.READY, ready, 1000);
     }
     started = true;
@@ -79,7 +102,7 @@ export function createPool(kernels: Kernels, backend: "ts" | "wasm", threads: nu
 
   /** Publishes the call, claims chunks here too, waits for the other threads. */
   const run = <O extends Op>(op: O, args: Args<O>, n: number, chunk: number, self: (start: number, end: number) => void) => {
-    if (failure) throw failure;
+    check();
     if (!started) awaitStart();
     writeArgs(ctrl, op, args);
     ctrl[CTRL.OP] = op;
@@ -94,7 +117,7 @@ export function createPool(kernels: Kernels, backend: "ts" | "wasm", threads: nu
       const done = Atomics.load(ctrl, CTRL.DONE);
       if (done >= threads - 1) break;
       Atomics.wait(ctrl, CTRL.DONE, done, 1000);
-      if (failure) throw failure;
+      check();
     }
     if (Atomics.load(ctrl, CTRL.FAILED)) throw new Error("a pool thread failed (its error is printed above)");
   };
@@ -106,10 +129,10 @@ export function createPool(kernels: Kernels, backend: "ts" | "wasm", threads: nu
   const startedAsync = async () => {
     const deadline = Date.now() + 60_000;
     while (!started) {
-      if (failure) throw failure;
+      check();
       const ready = Atomics.load(ctrl, CTRL.READY);
       if (ready >= threads - 1) started = true;
-      else if (Date.now() > deadline) throw new Error(`only ${ready} of ${threads - 1} pool threads started within 60 s`);
+      else if (Date.now() > deadline) throw notStarted(ready);
       else await new Promise((r) => setTimeout(r, 5));
     }
   };
@@ -148,6 +171,7 @@ export function createPool(kernels: Kernels, backend: "ts" | "wasm", threads: nu
         (i0, i1) => kernels.residual(out, a, b, n, i0, i1));
     },
     async close() {
+      closing = true;
       await Promise.all(workers.map((w) => w.terminate()));
     },
   };

@@ -82,6 +82,7 @@ export class RewardServer {
   private drained: (() => void) | null = null;
   private readonly routes: Record<string, Route>;
   private readonly apiKeyDigest: Buffer | null;
+  private brokenLogged = false;
 
   constructor(readonly opts: ServeOptions, private readonly hooks: ServerHooks = {}) {
     if (opts.maxLength > opts.maxBatchTokens) {
@@ -300,7 +301,15 @@ export class RewardServer {
       for (const it of items) this.metrics.observe("te_request_input_length", it.ids.length);
       return await Promise.all(this.queue!.append(items, ctx.signal));
     } catch (e) {
-      if (e instanceof BackendError) this.metrics.count("te_request_failure", { err: "inference" });
+      if (e instanceof BackendError) {
+        this.metrics.count("te_request_failure", { err: "inference" });
+        // A model that closed itself (a thread of it died) fails everything from now on: /health
+        // says 503 so that the orchestrator replaces this replica; say why, once.
+        if (this.model!.closed && !this.brokenLogged) {
+          this.brokenLogged = true;
+          this.hooks.log?.(`the model stopped working: ${e.message}; /health answers 503 from now on`);
+        }
+      }
       throw e;
     } finally {
       this.permitsInUse -= items.length;
