@@ -3,6 +3,7 @@
  *   npm run bench            (= npm run build && node dist/bench/run.js)
  *   node dist/bench/run.js [--quick] [--only kernels|capacity|e2e|ops|load|dtype|peers|workloads[,...]] [--json out.json] [--onnx model.onnx]
  *        [--kernels wasm,ts] [--peers onnxruntime-node,onnxruntime-web] [--texts N]
+ *   node dist/bench/run.js --only serve      (the HTTP server under wrk: bench/serve.ts)
  *   node dist/bench/run.js --from bench/results/latest.json     (print a saved run's tables again)
  * Prints tables as each section finishes and writes everything, with the machine, to
  * bench/results/latest.json (or --json). Exits 1 if a kernel disagrees with its reference.
@@ -22,8 +23,9 @@ import { PEERS, benchPeers, type PeerName, type PeerResult } from "./peers.js";
 import type { OpsChildResult } from "./ops-child.js";
 import { capacityTable, dtypeTable, e2eTable, kernelTables, loadTable, opsTable, peerTable, targetTable, targets, workloadTable } from "./report.js";
 import { benchWorkloads, type WorkloadResults } from "./workloads.js";
+import { benchServe, serveTable, type ServeResults } from "./serve.js";
 
-const SECTIONS = ["kernels", "capacity", "e2e", "ops", "load", "dtype", "peers", "workloads"] as const;
+const SECTIONS = ["kernels", "capacity", "e2e", "ops", "load", "dtype", "peers", "workloads", "serve"] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Args {
@@ -107,6 +109,7 @@ let dtype: DtypeResult[] = [];
 let peers: PeerResult[] = [];
 let peerNotes: string[] = [];
 let workloads: WorkloadResults | null = null;
+let serve: ServeResults | null = null;
 let fixture: Fixture | null = null;
 const getFixture = () => (fixture ??= ensureRandomGpt2Base(log));
 
@@ -114,7 +117,7 @@ const save = () => {
   mkdirSync(dirname(args.json), { recursive: true });
   const t = targets(kernels, e2e, peers, load, capacity, workloads, kernelCeiling);
   writeFileSync(args.json, JSON.stringify({ machine: { ...m, loadAvgStart, loadAvgEnd: loadavg() }, quick: args.quick,
-    seconds: (performance.now() - started) / 1000, fixture, kernels, kernelCeiling, capacity, e2e, ops, load, dtype, peers, peerNotes, workloads, targets: t }, null, 2) + "\n");
+    seconds: (performance.now() - started) / 1000, fixture, kernels, kernelCeiling, capacity, e2e, ops, load, dtype, peers, peerNotes, workloads, serve, targets: t }, null, 2) + "\n");
 };
 
 if (args.only.has("kernels")) {
@@ -162,6 +165,11 @@ if (args.only.has("workloads")) {
   console.log(workloadTable(workloads));
   save();
 }
+if (args.only.has("serve")) {
+  serve = await benchServe(getFixture().dir, { quick: args.quick, threads: availableParallelism(), log });
+  console.log(serveTable(serve));
+  save();
+}
 console.log(targetTable(targets(kernels, e2e, peers, load, capacity, workloads, kernelCeiling)));
 save();
 const seconds = (performance.now() - started) / 1000;
@@ -177,7 +185,7 @@ function reprint(file: string): void {
   const saved = JSON.parse(readFileSync(file, "utf8")) as {
     machine: Machine & { loadAvgStart: number[] }; seconds: number; fixture: Fixture | null; kernels: KernelResult[]; kernelCeiling?: Ceiling[]; capacity?: CapacityResult[];
     e2e: E2eResult[]; ops?: OpsChildResult[]; load: LoadResult[]; dtype?: DtypeResult[]; peers: PeerResult[]; peerNotes: string[];
-    workloads?: WorkloadResults | null;
+    workloads?: WorkloadResults | null; serve?: ServeResults | null;
   };
   console.log(`machine: ${machineLine(saved.machine)}; load average ${saved.machine.loadAvgStart.map((x) => x.toFixed(2)).join(" ")}\n`);
   if (saved.kernels.length) console.log(kernelTables(saved.kernels, saved.kernelCeiling ?? []));
@@ -188,6 +196,7 @@ function reprint(file: string): void {
   if (saved.load.length && saved.fixture) console.log(loadTable(saved.load, saved.fixture.bytes));
   if (saved.dtype?.length) console.log(dtypeTable(saved.dtype));
   if (saved.workloads) console.log(workloadTable(saved.workloads));
+  if (saved.serve) console.log(serveTable(saved.serve));
   console.log(targetTable(targets(saved.kernels, saved.e2e, saved.peers, saved.load, saved.capacity, saved.workloads ?? null, saved.kernelCeiling ?? [])));
   console.log(`from ${file}; that run took ${saved.seconds.toFixed(0)} s`);
 }
