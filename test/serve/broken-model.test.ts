@@ -28,7 +28,7 @@ writeFileSync(script, `
 import { parentPort } from "node:worker_threads";
 import { nodePlatform } from ${dist("src/platform/node.js")};
 import { setPlatform } from ${dist("src/platform/platform.js")};
-import ${dist("src/model/model-worker.js")};
+import ${dist("src/entries/node-model-worker.js")};
 const pool = [];
 setPlatform({ ...nodePlatform, threads: { ...nodePlatform.threads, start(script, data) {
   const t = nodePlatform.threads.start(script, data);
@@ -53,11 +53,14 @@ function startModelThread(data: unknown): Thread {
   };
 }
 
-/** A RewardModel whose thread is startModelThread's. */
+/** A RewardModel whose thread is startModelThread's (within 60 s: a worker that never answers fails the test, never hangs it). */
 async function loadModel(): Promise<RewardModel> {
   setPlatform({ ...nodePlatform, threads: { ...nodePlatform.threads, start: (s, d) => (s === "model" ? startModelThread(d) : nodePlatform.threads.start(s, d)) } });
   try {
-    return await RewardModel.load(join(FIXTURES, "models", "demo"), { threads: 2 });
+    const loaded = RewardModel.load(join(FIXTURES, "models", "demo"), { threads: 2 });
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`the model's thread (${script}) did not load the model within 60 s`)), 60_000)));
+    return await Promise.race([loaded, late]).finally(() => clearTimeout(timer));
   } finally {
     setPlatform(nodePlatform);
   }
