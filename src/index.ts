@@ -12,6 +12,7 @@ import "./platform/node.js";
 
 // The model and how it scores.
 export { RewardModel } from "./model/async-model.js";
+export type { LoadListeners } from "./model/async-model.js";
 export { DEFAULT_MAX_LENGTH } from "./model/options.js";
 export type { LoadOptions, ScoreOptions, ScoreResult, KernelChoice, WeightDTypeChoice } from "./model/sync-model.js";
 export type { RankOptions, RankResult } from "./model/rank.js";

@@ -1,7 +1,10 @@
 // The browser build (run by `npm run build` after tsc): one ESM file for a page or a bundler,
-// plus the two worker scripts it starts, in dist/browser/. esbuild bundles our TypeScript and
+// plus the two worker scripts it starts, in dist/browser/, with the chunks they share (code
+// splitting: the page's RewardModel and its worker are the same class and protocol as Node's, and
+// both tokenize, so that code is downloaded once). The folder is written anew each time. esbuild bundles our TypeScript and
 // gpt-tokenizer's r50k encoding only (the one GPT-2 uses); nothing of Node goes in.
 import { build } from "esbuild";
+import { rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -31,6 +34,9 @@ const hubBrowserBuild = {
   },
 };
 
+// Chunks are named by content hash: a stale one must not linger beside the new ones.
+rmSync(join(root, "dist/browser"), { recursive: true, force: true });
+
 await build({
   absWorkingDir: root,
   entryPoints: {
@@ -40,6 +46,7 @@ await build({
   },
   outdir: "dist/browser",
   bundle: true,
+  splitting: true,
   format: "esm",
   platform: "browser",
   target: "es2022",

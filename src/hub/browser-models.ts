@@ -1,6 +1,7 @@
 /**
- * Where a model's files come from in a browser, run in the model's worker: a folder URL, a
- * Hugging Face repo id, or Files the user picked or dropped. Each ends as Blobs mounted in the
+ * Where a model's files come from in a browser: a folder URL, a Hugging Face repo id, or Files the
+ * user picked or dropped. On the page's thread `browserSource` turns what the user gave into a
+ * message for the model's worker; there `mountBrowserSource` fetches or mounts it. Each ends as Blobs mounted in the
  * browser platform's file table (src/platform/browser.ts), so the model loads through the same
  * readers as in Node: config.json, then the weights found in transformers' order
  * (src/formats/checkpoint.ts).
@@ -37,6 +38,37 @@ export interface Progress {
 
 /** A picked or dropped file, as it crosses to the worker (a File is a Blob with a name). */
 export type NamedBlob = { name: string; blob: Blob };
+
+/** What a model is loaded from in a browser: a folder URL, a Hub repo id, or picked Files. */
+export type ModelSource = string | URL | ArrayLike<File> | Iterable<File>;
+
+/** A ModelSource as it crosses to the model's worker: a folder URL (absolute), a Hub repo id, or named Blobs. */
+export type BrowserSource = { url: string; fetch: FetchOptions } | { repo: string; fetch: FetchOptions } | { files: NamedBlob[] };
+
+/**
+ * On the page's thread: a string is a URL when it has a scheme, starts with "/", "./" or "../",
+ * or ends with "/"; otherwise "owner/name[@revision]" is a Hub repo id. Relative URLs resolve
+ * against the page.
+ */
+export function browserSource(source: ModelSource, fetch: FetchOptions): BrowserSource {
+  if (source instanceof URL) return { url: source.href, fetch };
+  if (typeof source === "string") {
+    const isUrl = /^[a-z][a-z0-9+.-]*:/i.test(source) || /^\.{0,2}\//.test(source) || source.endsWith("/");
+    if (!isUrl && looksLikeRepoId(source)) return { repo: source, fetch };
+    if (!isUrl) throw new Gpt2RewardError(`${JSON.stringify(source)} is neither a Hub repo id (owner/name) nor a folder URL (ending in "/")`);
+    return { url: new URL(source, globalThis.document?.baseURI ?? globalThis.location?.href).href, fetch };
+  }
+  const files = Array.from(source as ArrayLike<File>);
+  if (!files.every((f) => f instanceof Blob && typeof f.name === "string")) throw new Gpt2RewardError("expected a folder URL, a Hub repo id, or a list of Files");
+  return { files: files.map((f) => ({ name: f.name, blob: f })) };
+}
+
+/** In the model's worker: fetches (or finds in Cache Storage) or mounts the source's files; returns the path to load. */
+export async function mountBrowserSource(source: BrowserSource, onProgress: (p: Progress) => void): Promise<string> {
+  if ("files" in source) return mountPicked(source.files);
+  if ("repo" in source) return mountRemote(hubBase(source.repo, source.fetch), source.fetch, onProgress);
+  return mountRemote(source.url.endsWith("/") ? source.url : `${source.url}/`, source.fetch, onProgress);
+}
 
 const CACHE_NAME = "gpt2-reward";
 const REPO_ID = /^[\w][\w.-]*\/[\w][\w.-]*(@[\w./-]+)?$/;

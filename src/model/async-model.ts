@@ -9,17 +9,31 @@
  *
  * Options and inputs are checked here, before a message is sent, so a mistake is reported at
  * once with the same words as the CLI's; the worker checks again (it is also a public class).
+ *
+ * The same class serves Node and browsers; what differs is injected: the platform starts the
+ * worker (platform().threads), and where the weights come from is a `WorkerSource` the entry
+ * point's worker knows how to mount (a path on Node; src/index.browser.ts loads from a folder URL,
+ * a Hub repo or picked files).
  */
 import { Gpt2RewardError, InputError, FormatError, UnsafeFileError, ConfigError, ModelBrokenError } from "../errors.js";
 import { resolveModel } from "./resolve.js";
 import { platform, type Thread } from "../platform/platform.js";
 import type { GPT2Config } from "./config.js";
 import { idItems, idsItem, idsProblem, tokenizeText, checkTexts, type Item } from "./inputs.js";
-import type { LoadedInfo, Reply, Request, WireError } from "./model-protocol.js";
-import { checkLoadOptions, checkMaxLength, checkScoreOptions, DEFAULT_MAX_LENGTH } from "./options.js";
+import type { Progress } from "../hub/browser-models.js";
+import type { LoadedInfo, Reply, Request, WireError, WorkerSource } from "./model-protocol.js";
+import { checkLoadOptions, checkMaxLength, checkScoreOptions, DEFAULT_MAX_LENGTH, type CheckedLoadOptions } from "./options.js";
 import { checkRankOptions, rankResults, rankTexts, type RankOptions, type RankResult } from "./rank.js";
 import type { LoadOptions, ScoreOptions, ScoreResult } from "./sync-model.js";
 import type { LoadReport } from "./weights.js";
+
+/** What a load reports as it goes. */
+export interface LoadListeners {
+  /** Warnings (unused tensors, NaN/Inf in weights, no threads without a cross-origin isolated page). */
+  onWarning?: (message: string) => void;
+  /** A browser's downloads (or reads from Cache Storage), file by file. */
+  onProgress?: (p: Progress) => void;
+}
 
 /** Request without its id: the id is added when it is sent. */
 type Call = Request extends infer R ? (R extends { id: number } ? Omit<R, "id"> : never) : never;
@@ -33,6 +47,8 @@ export class RewardModel {
   readonly kernels: string;
   /** Threads computing each kernel call. */
   readonly threads: number;
+  /** Milliseconds the load took in the worker (a browser's downloads included). */
+  readonly loadMs: number;
 
   private nextId = 1;
   private pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
@@ -41,12 +57,13 @@ export class RewardModel {
   /** close() stops the thread itself: its exit is then no failure. */
   private terminating = false;
 
-  private constructor(private readonly thread: Thread, info: LoadedInfo) {
+  protected constructor(private readonly thread: Thread, info: LoadedInfo) {
     this.config = info.config;
     this.files = info.files;
     this.loadReport = info.loadReport;
     this.kernels = info.kernels;
     this.threads = info.threads;
+    this.loadMs = info.loadMs;
   }
 
   /** Label names in logit order. */
@@ -73,6 +90,11 @@ export class RewardModel {
   static async load(path: string, opts: LoadOptions = {}): Promise<RewardModel> {
     const checked = checkLoadOptions(opts);
     if (typeof path !== "string") throw new Gpt2RewardError(`the model path must be a string, got ${typeof path}`);
+    return this.start({ path }, checked, opts);
+  }
+
+  /** Starts the worker (the platform's), asks it to load `source`, and waits for the model. */
+  protected static async start(source: WorkerSource, checked: CheckedLoadOptions, listeners: LoadListeners): Promise<RewardModel> {
     const thread = platform().threads.start("model", null);
     // Until the model exists, the thread's messages go to this one load call.
     let settle: { resolve: (info: LoadedInfo) => void; reject: (e: Error) => void } | null = null;
@@ -87,16 +109,17 @@ export class RewardModel {
     };
     thread.onMessage((message) => {
       const reply = message as Reply;
-      if ("warning" in reply) opts.onWarning?.(reply.warning);
+      if ("warning" in reply) listeners.onWarning?.(reply.warning);
+      else if ("progress" in reply) listeners.onProgress?.(reply.progress);
       else if (model) model.receive(reply);
       else if ("error" in reply) settle!.reject(revive(reply.error));
       else settle!.resolve(reply.result as LoadedInfo);
     });
     thread.onError((e) => onGone(`it threw ${e.stack ?? e.message}`));
     thread.onExit((code) => onGone(`it exited with code ${code}`));
-    thread.postMessage({ id: 0, op: "load", path, opts: checked } satisfies Request);
+    thread.postMessage({ id: 0, op: "load", source, opts: checked } satisfies Request);
     try {
-      model = new RewardModel(thread, await loaded);
+      model = new this(thread, await loaded);
     } catch (e) {
       gone = true;
       await thread.terminate();
@@ -189,7 +212,7 @@ export class RewardModel {
     });
   }
 
-  private receive(reply: Exclude<Reply, { warning: string }>): void {
+  private receive(reply: Exclude<Reply, { warning: string } | { progress: Progress }>): void {
     const p = this.pending.get(reply.id);
     if (!p) return;
     this.pending.delete(reply.id);

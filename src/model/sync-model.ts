@@ -111,7 +111,12 @@ export class SyncRewardModel {
     const config = readConfig(configFile);
     const backend = chooseKernels(checked.kernels);
     // The reference loops compute each call whole: they run on this thread only.
-    const threads = checked.threads ?? (backend === "ref" ? 1 : defaultThreads());
+    let threads = checked.threads ?? (backend === "ref" ? 1 : defaultThreads());
+    if (threads > 1 && !platform().threads.canShareMemory()) {
+      // Only a browser page that is not cross-origin isolated cannot share memory with threads.
+      opts.onWarning?.(`threads: ${threads} needs a cross-origin isolated page (COOP same-origin + COEP require-corp headers); using 1 thread`);
+      threads = 1;
+    }
     if (backend === "ref" && threads !== 1) throw new Gpt2RewardError(`the ref kernels run on one thread (they are the plain reference loops), got threads ${threads}: use threads 1, or the ts or wasm kernels`);
     const kernels: Kernels = backend === "wasm" ? createWasmKernels(new Arena()) : backend === "ref" ? createRefKernels(new Arena()) : createTsKernels(new Arena());
     const checkpoint = openCheckpoint(weightsPath);

@@ -120,6 +120,38 @@ describe("every fixture model in Chromium", () => {
       }
     });
   }
+
+  it("is Node's RewardModel: tokenize, prepareIds, scoreIds, rank and its errors give Node's results", async () => {
+    const context = "User: my laptop gets hot when I play games. Is that normal?\nBot:";
+    const replies = [" Yes, keep the vents clear.", " idk lol", " Laptops are not meant for games."];
+    const node = await RewardModel.load(join(FIXTURES, "models", "bf16-3label"), { threads: 1, kernels: "wasm" });
+    const ids = node.tokenize(context + replies[0]).ids;
+    const want = {
+      tokenize: node.tokenize(context + replies[0], 8),
+      prepared: node.prepareIds(ids, 5),
+      scoreIds: (await node.scoreIds([ids, ids.slice(3)])).map((r) => r.logits),
+      rank: await node.rank(context, replies),
+      errors: await Promise.all([node.scoreIds([[50257]]), node.score([""])].map((p) => p.then(() => "resolved", (e: Error) => `${e.name}: ${e.message}`))),
+    };
+    await node.close();
+    const got = await page.evaluate(`(async ({ context, replies, ids }) => {
+      const { RewardModel } = await import(${JSON.stringify(BUNDLE)});
+      const m = await RewardModel.fromPretrained("/fixtures/models/bf16-3label/", { threads: 1, kernels: "wasm" });
+      try {
+        return {
+          tokenize: m.tokenize(context + replies[0], 8),
+          prepared: m.prepareIds(ids, 5),
+          scoreIds: (await m.scoreIds([ids, ids.slice(3)])).map((r) => r.logits),
+          rank: await m.rank(context, replies),
+          errors: await Promise.all([m.scoreIds([[50257]]), m.score([""])].map((p) => p.then(() => "resolved", (e) => e.name + ": " + e.message))),
+        };
+      } finally {
+        await m.close();
+      }
+    })(${JSON.stringify({ context, replies, ids })})`);
+    expect(got).toEqual(want);
+    expect(want.errors).toEqual(["InputError: ids 0: id 50257 is outside the vocabulary (0 to 50256)", "InputError: text 0: empty text: it has no tokens to score"]);
+  });
 });
 
 describe("a page without COOP/COEP", () => {
