@@ -9,13 +9,13 @@
  * require-corp); otherwise the model computes on one thread.
  */
 import "./platform/browser.js";
-import { Gpt2RewardError, InputError, FormatError, UnsafeFileError, ConfigError } from "./errors.js";
+import { Gpt2RewardError, InputError, FormatError, UnsafeFileError, ConfigError, ModelBrokenError } from "./errors.js";
 import { browserSource, type FetchOptions, type ModelSource, type Progress } from "./hub/browser-models.js";
 import { RewardModel as AnyPlatformModel, type LoadListeners } from "./model/async-model.js";
 import { checkLoadOptions } from "./model/options.js";
 import type { LoadOptions as ModelLoadOptions } from "./model/sync-model.js";
 
-export { Gpt2RewardError, InputError, FormatError, UnsafeFileError, ConfigError };
+export { Gpt2RewardError, InputError, FormatError, UnsafeFileError, ConfigError, ModelBrokenError };
 export type { Progress, FetchOptions, ModelSource };
 export type { ScoreOptions, ScoreResult } from "./model/sync-model.js";
 export type { RankOptions, RankResult } from "./model/rank.js";
