@@ -68,6 +68,12 @@ describe("the README's layout table", () => {
     for (const folder of codeFolders) expect(rowOf(`${folder}x.ts`), `${folder} has no row`).toBeGreaterThanOrEqual(0);
   });
 
+  it("names every folder of test/ in its row", () => {
+    const row = rows.find((r) => r.folder === "test/")!;
+    const entries = readdirSync(join(ROOT, "test")).map((name) => (statSync(join(ROOT, "test", name)).isDirectory() ? `${name}/` : name));
+    expect(entries.filter((name) => !row.text.includes(`\`${name}\``))).toEqual([]);
+  });
+
   it("names every source file in its folder's row", () => {
     const missing: string[] = [];
     for (const row of ordered) {
@@ -80,6 +86,17 @@ describe("the README's layout table", () => {
       }
     }
     expect(missing).toEqual([]);
+  });
+
+  it("names no file that is not there", () => {
+    const gone: string[] = [];
+    for (const row of rows) {
+      const here = existsSync(join(ROOT, row.folder)) ? filesUnder(row.folder) : [];
+      for (const [, name] of row.text.matchAll(/`([\w./-]+\.(?:ts|mjs|js|html|css|md|py))`/g)) {
+        if (!existsSync(join(ROOT, name)) && !here.some((f) => f === row.folder + name || f.endsWith(`/${name}`))) gone.push(`${row.folder}: ${name}`);
+      }
+    }
+    expect(gone).toEqual([]);
   });
 
   it("matches the imports: each folder imports only from the folders below it (and src/errors.ts)", () => {
