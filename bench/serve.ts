@@ -22,10 +22,26 @@ import { workloadTexts } from "./workload-texts.js";
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const CLI = join(ROOT, "dist", "src", "cli", "main.js");
 const LUA = join(ROOT, "bench", "serve.lua");
-export const CLIENTS = [1, 8, 64];
+/**
+ * The levels, per server: the defaults at 1, 8 and 64 clients, then 64 clients with a smaller
+ * --max-batch-tokens (a pass of 4096 tokens of GPT-2 base takes ~10 s on 2 cores, which is what
+ * a request arriving just after it starts waits).
+ */
+export const SERVERS: { maxBatchTokens: number | null; clients: number[] }[] = [
+  { maxBatchTokens: null, clients: [1, 8, 64] },
+  { maxBatchTokens: 1024, clients: [64] },
+];
+
+/**
+ * Seconds per level. Answers come in steps of a batch (at 64 clients, ~35 texts every ~10 s), so
+ * the 64-client window must hold many batches for one more or less to matter little.
+ */
+const levelSeconds = (clients: number, quick: boolean) => (quick ? 20 : clients >= 64 ? 180 : 60);
 
 export interface ServeLevel {
   clients: number;
+  /** The server's --max-batch-tokens (null: its default). */
+  maxBatchTokens: number | null;
   seconds: number;
   /** Answers (one text each) within the run. */
   requests: number;
@@ -86,8 +102,9 @@ function cliRate(modelDir: string, input: string, threads: number): { textsPerSe
 }
 
 /** Starts `gpt2-reward serve` on a free loopback port; resolves once its model is loaded. */
-function startServer(modelDir: string, threads: number): Promise<{ child: ChildProcess; base: string }> {
-  const child = spawn(process.execPath, [CLI, "serve", "--model", modelDir, "--host", "127.0.0.1", "--port", "0", "--threads", String(threads)], { stdio: ["ignore", "ignore", "pipe"] });
+function startServer(modelDir: string, threads: number, maxBatchTokens: number | null): Promise<{ child: ChildProcess; base: string }> {
+  const flags = maxBatchTokens === null ? [] : ["--max-batch-tokens", String(maxBatchTokens)];
+  const child = spawn(process.execPath, [CLI, "serve", "--model", modelDir, "--host", "127.0.0.1", "--port", "0", "--threads", String(threads), ...flags], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`serve bench: the server was not ready in 120 s: ${stderr}`)), 120_000);
@@ -110,7 +127,7 @@ async function score(base: string, ids: number[][]): Promise<void> {
 }
 
 /** One wrk run of `seconds` with `clients` connections, sampling the server's RSS and CPU meanwhile. */
-async function level(base: string, pid: number, bodies: string, clients: number, seconds: number, cliRate: number): Promise<ServeLevel> {
+async function level(base: string, pid: number, bodies: string, clients: number, maxBatchTokens: number | null, seconds: number, cliRate: number): Promise<ServeLevel> {
   const wrkThreads = Math.min(2, clients);
   const before = proc(pid);
   const mark = cpuMark();
@@ -136,7 +153,7 @@ async function level(base: string, pid: number, bodies: string, clients: number,
   const serverCores = (after.cpuMs - before.cpuMs) / (wall * 1000);
   const textsPerSec = s.requests / wall;
   return {
-    clients, seconds: wall, requests: s.requests, textsPerSec, vsCli: textsPerSec / cliRate,
+    clients, maxBatchTokens, seconds: wall, requests: s.requests, textsPerSec, vsCli: textsPerSec / cliRate,
     p50Ms: s.p50Us / 1000, p99Ms: s.p99Us / 1000, maxMs: s.maxUs / 1000,
     errors: s.status + s.connect + s.read + s.write + s.timeout, maxRssMiB: maxRss, serverCores,
     otherCores: use.otherCores === null ? null : Math.max(0, use.otherCores - serverCores),
@@ -188,30 +205,35 @@ export async function benchServe(modelDir: string, opts: ServeOptions): Promise<
       if (r.textsPerSec > cli.textsPerSec) cli = r;
     }
 
-    opts.log(`serve: starting the server, ${opts.threads} thread(s)`);
-    const { child, base } = await startServer(modelDir, opts.threads);
-    try {
-      const pid = child.pid!;
-      const idleRssMiB = proc(pid).rssMiB;
-      // One pass over the texts first, so that every level finds the server warm.
-      for (let i = 0; i < texts.length; i += 32) await score(base, texts.slice(i, i + 32));
-      const levels: ServeLevel[] = [];
-      for (const clients of CLIENTS) {
-        const seconds = opts.quick ? 20 : 60;
-        opts.log(`serve: wrk, ${clients} client(s), ${seconds} s`);
-        const l = await level(base, pid, bodies, clients, seconds, cli.textsPerSec);
-        opts.log(`  ${l.textsPerSec.toFixed(2)} texts/s (${(100 * l.vsCli).toFixed(0)}% of the CLI's), p50 ${l.p50Ms.toFixed(0)} ms, p99 ${l.p99Ms.toFixed(0)} ms, ${l.errors} errors, others' CPU ${l.otherCores?.toFixed(2) ?? "—"}`);
-        levels.push(l);
+    const levels: ServeLevel[] = [];
+    let idleRssMiB = 0;
+    let lagged: ServeResults["lag"] | null = null;
+    for (const { maxBatchTokens, clients } of SERVERS) {
+      const flag = maxBatchTokens === null ? "default flags" : `--max-batch-tokens ${maxBatchTokens}`;
+      opts.log(`serve: starting the server, ${opts.threads} thread(s), ${flag}`);
+      const { child, base } = await startServer(modelDir, opts.threads, maxBatchTokens);
+      try {
+        const pid = child.pid!;
+        if (maxBatchTokens === null) idleRssMiB = proc(pid).rssMiB;
+        // One pass over the texts first, so that every level finds the server warm.
+        for (let i = 0; i < texts.length; i += 32) await score(base, texts.slice(i, i + 32));
+        for (const c of clients) {
+          const seconds = levelSeconds(c, opts.quick);
+          opts.log(`serve: wrk, ${c} client(s), ${flag}, ${seconds} s`);
+          const l = await level(base, pid, bodies, c, maxBatchTokens, seconds, cli.textsPerSec);
+          opts.log(`  ${l.textsPerSec.toFixed(2)} texts/s (${(100 * l.vsCli).toFixed(0)}% of the CLI's), p50 ${l.p50Ms.toFixed(0)} ms, p99 ${l.p99Ms.toFixed(0)} ms, ${l.errors} errors, others' CPU ${l.otherCores?.toFixed(2) ?? "—"}`);
+          levels.push(l);
+        }
+        if (maxBatchTokens === null) {
+          opts.log("serve: /health during a 32 × 256-token /score");
+          lagged = await lag(base);
+        }
+      } finally {
+        child.kill("SIGTERM");
+        await new Promise((r) => (child.exitCode !== null ? r(null) : child.once("exit", r)));
       }
-      opts.log("serve: /health during a 32 × 256-token /score");
-      const lagged = await lag(base);
-      return {
-        threads: opts.threads, texts: texts.length, tokens: texts.reduce((n, t) => n + t.length, 0), cli: { ...cli, runs }, idleRssMiB, levels, lag: lagged, wrk: wrkVersion,
-      };
-    } finally {
-      child.kill("SIGTERM");
-      await new Promise((r) => (child.exitCode !== null ? r(null) : child.once("exit", r)));
     }
+    return { threads: opts.threads, texts: texts.length, tokens: texts.reduce((n, t) => n + t.length, 0), cli: { ...cli, runs }, idleRssMiB, levels, lag: lagged!, wrk: wrkVersion };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -219,12 +241,12 @@ export async function benchServe(modelDir: string, opts: ServeOptions): Promise<
 
 export function serveTable(r: ServeResults): string {
   const rows = r.levels.map((l) => [
-    String(l.clients), fixed(l.textsPerSec, 2), `${fixed(100 * l.vsCli, 0)}%`, fixed(l.p50Ms, 0), fixed(l.p99Ms, 0), fixed(l.maxMs, 0),
+    String(l.clients), l.maxBatchTokens === null ? "default" : String(l.maxBatchTokens), fixed(l.seconds, 0), fixed(l.textsPerSec, 2), `${fixed(100 * l.vsCli, 0)}%`, fixed(l.p50Ms, 0), fixed(l.p99Ms, 0), fixed(l.maxMs, 0),
     String(l.requests), String(l.errors), fixed(l.maxRssMiB, 0), fixed(l.serverCores, 2), fixed(l.otherCores, 2),
   ]);
   return formatTable(
     `serve: POST /score, one chat text per request (${r.texts} texts, ${r.tokens} tokens), ${r.threads} thread(s), wrk ${r.wrk}`,
-    ["clients", "texts/s", "vs CLI", "p50 ms", "p99 ms", "max ms", "answers", "errors", "max RSS MiB", "server cores", "others' cores"],
+    ["clients", "max batch tokens", "seconds", "texts/s", "vs CLI", "p50 ms", "p99 ms", "max ms", "answers", "errors", "max RSS MiB", "server cores", "others' cores"],
     rows,
     [
       `CLI, the same texts in one job (batch 8): ${fixed(r.cli.textsPerSec, 2)} texts/s (${fixed(r.cli.seconds, 1)} s, best of ${r.cli.runs})`,

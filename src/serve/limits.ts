@@ -40,7 +40,8 @@ export const SERVE_DEFAULTS: ServeOptions = {
   port: 8080,
   maxConcurrentRequests: 512,
   // TEI's default is 16384 tokens for a GPU; on a CPU a pass of 4096 tokens of GPT-2 base already
-  // takes about a second, which bounds what a request queued behind it waits.
+  // takes ~10 s on 2 cores (bench/serve.ts: ~430 tokens/s), which bounds what a request queued
+  // behind it waits. Smaller passes were not measured cleanly yet (see README, "Serve").
   maxBatchTokens: 4096,
   maxBatchRequests: null,
   maxClientBatchSize: 32,
