@@ -132,9 +132,11 @@ async function rank() {
     if (replies.some((r) => r.trim() === "")) throw new Error("A reply is empty: write it or remove it.");
     const m = await ensureModel();
     const t0 = performance.now();
-    const results = await m.score(replies.map((r) => context + r));
+    // Each reply scored as context + reply, ranked by the package's one rule (the reward of a
+    // one-label model; P(last label) for several), as the CLI's rank and the server's /rank.
+    const ranked = await m.rank(context, replies);
     const ms = performance.now() - t0;
-    show(replies, results, m, ms);
+    show(replies, ranked, m, ms);
   } catch (e) {
     showError(e instanceof Error ? e.message : String(e));
   } finally {
@@ -142,10 +144,8 @@ async function rank() {
   }
 }
 
-function show(replies, results, m, ms) {
-  // The first logit ranks (one-label reward models have only that one).
-  const scores = results.map((r) => r.logits[0]);
-  const order = scores.map((_, i) => i).sort((a, b) => scores[b] - scores[a] || a - b);
+function show(replies, ranked, m, ms) {
+  const { scores, order, results } = ranked;
   const lo = Math.min(...scores);
   const hi = Math.max(...scores);
   const list = $("results");
@@ -164,7 +164,8 @@ function show(replies, results, m, ms) {
     list.append(li);
   });
   const tokens = results.reduce((n, r) => n + r.tokens, 0);
-  $("meta").innerHTML = `<b>${replies.length}</b> replies · <b>${tokens}</b> tokens · <b>${ms.toFixed(0)} ms</b> · <b>${m.kernels}</b> kernels · <b>${m.threads}</b> thread${m.threads === 1 ? "" : "s"}${crossOriginIsolated ? "" : " (page not cross-origin isolated)"}`;
+  $("meta").innerHTML = `<b>${replies.length}</b> replies · <b>${tokens}</b> tokens · <b>${ms.toFixed(0)} ms</b> · <b>${m.kernels}</b> kernels · <b>${m.threads}</b> thread${m.threads === 1 ? "" : "s"}${crossOriginIsolated ? "" : " (page not cross-origin isolated)"} · ranked by <b class="by"></b>`;
+  $("meta").querySelector(".by").textContent = ranked.by; // a label name comes from the model's config: text, never HTML
   $("results-card").hidden = false;
 }
 

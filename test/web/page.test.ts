@@ -215,7 +215,7 @@ describe("the demo page", () => {
       els.map((e) => [e.querySelector(".rank")!.textContent, e.querySelector(".value")!.textContent]),
     );
     expect(rows).toEqual(shown.map((r, i) => [String(i + 1), r.score.toFixed(4)]));
-    expect(await page.textContent("#meta")).toMatch(/4 replies · \d+ tokens · \d+ ms · wasm kernels · \d+ threads?/);
+    expect(await page.textContent("#meta")).toMatch(/4 replies · \d+ tokens · \d+ ms · wasm kernels · \d+ threads? · ranked by reward$/);
     expect(await page.textContent("#status")).toMatch(/^Loaded the demo model: 12 layers × 32, wasm kernels/);
     // The README's picture is rewritten only when asked (UPDATE_SCREENSHOT=1 npx vitest run test/web),
     // so a test run leaves the work tree as it found it; otherwise it goes to a temp folder.
