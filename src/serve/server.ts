@@ -14,7 +14,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { Gpt2RewardError, InputError } from "../errors.js";
 import type { RewardModel } from "../model/async-model.js";
-import { idsProblem, type Item } from "../model/inputs.js";
+import { idsItem, tokenizeText, type Item } from "../model/inputs.js";
 import { encodeCapped, encodePair, encodePairWhole, type TruncationSide } from "../model/pairs.js";
 import { rankResults, type RankOptions } from "../model/rank.js";
 import type { ScoreResult } from "../model/sync-model.js";
@@ -447,7 +447,7 @@ export class RewardServer {
     return texts.map((t, i) => {
       if (t === "") throw new ApiError(400, "Empty", `Input validation error: text ${i} is empty`);
       try {
-        return encodeCapped(t, this.opts.maxLength, "left");
+        return tokenizeText(t, this.opts.maxLength);
       } catch (e) {
         if (e instanceof InputError) throw new ApiError(422, "Tokenizer", `tokenizer error text ${i}: ${e.message}`);
         throw e;
@@ -484,20 +484,14 @@ export class RewardServer {
     this.checkBatchSize(inputs.length);
     const M = this.opts.maxLength;
     const vocab = this.model!.config.vocab_size;
+    // The API's and the job's own preparation (src/model/inputs.ts): the same checks, the same truncation.
     const prepared = inputs.map((input): Item | string => {
-      if (typeof input === "string") {
-        if (input === "") return "empty text: it has no tokens to score";
-        try {
-          return encodeCapped(input, M, "left");
-        } catch (e) {
-          if (e instanceof InputError) return e.message;
-          throw e;
-        }
+      try {
+        return typeof input === "string" ? tokenizeText(input, M) : idsItem(input, M, vocab);
+      } catch (e) {
+        if (e instanceof InputError) return e.message;
+        throw e;
       }
-      const problem = idsProblem(input, vocab);
-      if (problem) return problem;
-      const ids = input as number[];
-      return ids.length > M ? { ids: ids.slice(ids.length - M), truncated: true } : { ids, truncated: false };
     });
     const good = prepared.filter((p): p is Item => typeof p !== "string");
     const scored = good.length > 0 ? await this.score(good, ctx) : [];
