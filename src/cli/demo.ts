@@ -52,7 +52,7 @@ export async function runDemo(modelPath: string, isBundled: boolean): Promise<nu
   if (isBundled) {
     out.push("");
     out.push("NOTE: the bundled demo model has RANDOM weights, so this ranking means nothing. It shows the");
-    out.push("pipeline working end to end; its logits match Hugging Face transformers (see test/golden.test.ts).");
+    out.push("pipeline working end to end; its logits match Hugging Face transformers (see test/model/golden.test.ts).");
     out.push("For real scores, point --model at a real checkpoint, e.g. a folder holding config.json and");
     out.push("model.safetensors or pytorch_model.bin of ChaiML/gpt2_base_retry_and_continue_5m_reward_model:");
     out.push("  npx gpt2-reward demo --model /path/to/reward-model");
