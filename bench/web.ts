@@ -3,7 +3,8 @@
  * weights (bench/fixture.ts, 500 MB F32), a batch of 8 texts of 128 tokens, wasm kernels, 1 and 2
  * threads; the model loaded by Chromium (Debian's, headless) through the demo page's server with
  * COOP/COEP, first downloaded into Cache Storage, then loaded again from it (what a second visit
- * costs); and the size of the browser build, gzipped. Prints a markdown table.
+ * costs); and the size of the browser build, gzipped. Node's and Chromium's batches alternate, so the
+ * ratio compares the same minutes of a shared machine. Prints a markdown table.
  *   node dist/bench/web.js [--reps N]
  */
 import "../src/platform/node.js";
@@ -29,23 +30,11 @@ const texts = Array.from({ length: BATCH }, (_, i) =>
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-async function nodeRun(dir: string, threads: number): Promise<{ loadMs: number; ms: number; first: number }> {
-  const t0 = performance.now();
-  const model = await RewardModel.load(dir, { threads, kernels: "wasm" });
-  const loadMs = performance.now() - t0;
-  try {
-    const check = await model.score(texts, { maxLength: LEN });
-    if (check.some((r) => r.tokens !== LEN)) throw new Error("a bench text has fewer than 128 tokens");
-    const times: number[] = [];
-    for (let r = 0; r < REPS; r++) {
-      const t = performance.now();
-      await model.score(texts, { maxLength: LEN, batchSize: BATCH });
-      times.push(performance.now() - t);
-    }
-    return { loadMs, ms: median(times), first: check[0].logits[0] };
-  } finally {
-    await model.close();
-  }
+/** One timed batch, in ms, after checking that every text kept exactly LEN tokens. */
+async function timedNode(model: RewardModel): Promise<number> {
+  const t = performance.now();
+  await model.score(texts, { maxLength: LEN, batchSize: BATCH });
+  return performance.now() - t;
 }
 
 const fixture = ensureRandomGpt2Base(log);
@@ -57,38 +46,66 @@ try {
   const page = await browser.newPage();
   page.on("console", (m) => m.type() === "error" && log(`page console: ${m.text()}`));
   await page.goto(server.url);
-  const inPage = (threads: number) =>
-    page.evaluate(`(async ({ threads, texts, reps, len, batch }) => {
+  // The page keeps one model at a time in `globalThis.bench`, so Node's and Chromium's batches can
+  // alternate: on a shared machine the speed changes from minute to minute, and a ratio of two
+  // medians taken minutes apart measures the minute as much as the engine.
+  const pageLoad = (threads: number) =>
+    page.evaluate(`(async ({ threads, texts, len }) => {
       const { RewardModel } = await import("/dist/browser/gpt2-reward.js");
       const m = await RewardModel.load("/bench-model/", { threads, kernels: "wasm" });
-      try {
-        const check = await m.score(texts, { maxLength: len });
-        const times = [];
-        for (let r = 0; r < reps; r++) {
-          const t = performance.now();
-          await m.score(texts, { maxLength: len, batchSize: batch });
-          times.push(performance.now() - t);
-        }
-        times.sort((a, b) => a - b);
-        return { loadMs: m.loadMs, ms: times[Math.floor(times.length / 2)], first: check[0].logits[0], threads: m.threads };
-      } finally {
-        await m.close();
-      }
-    })(${JSON.stringify({ threads, texts, reps: REPS, len: LEN, batch: BATCH })})`) as Promise<{ loadMs: number; ms: number; first: number; threads: number }>;
+      const check = await m.score(texts, { maxLength: len });
+      if (check.some((r) => r.tokens !== len)) throw new Error("a bench text has fewer than " + len + " tokens");
+      globalThis.bench = m;
+      return { loadMs: m.loadMs, first: check[0].logits[0], threads: m.threads };
+    })(${JSON.stringify({ threads, texts, len: LEN })})`) as Promise<{ loadMs: number; first: number; threads: number }>;
+  const pageTimed = () =>
+    page.evaluate(`(async ({ texts, len, batch }) => {
+      const t = performance.now();
+      await globalThis.bench.score(texts, { maxLength: len, batchSize: batch });
+      return performance.now() - t;
+    })(${JSON.stringify({ texts, len: LEN, batch: BATCH })})`) as Promise<number>;
+  const pageClose = () => page.evaluate("globalThis.bench.close()");
 
   log(`first load in Chromium: ${(fixture.bytes / 1e6).toFixed(0)} MB into Cache Storage...`);
-  const first = await inPage(1);
+  const first = await pageLoad(1);
+  await pageClose();
   const rows: string[] = [];
   const loads: number[] = [];
   for (const threads of [1, 2]) {
-    log(`${threads} thread(s): Node...`);
-    const node = await nodeRun(fixture.dir, threads);
-    log(`${threads} thread(s): Chromium...`);
-    const web = await inPage(threads);
-    loads.push(web.loadMs);
-    if (web.threads !== threads) throw new Error(`Chromium ran ${web.threads} threads, asked ${threads}`);
-    if (web.first !== node.first) throw new Error(`logits differ: Chromium ${web.first}, Node ${node.first}`);
-    rows.push(`| ${threads} | ${node.ms.toFixed(0)} ms | ${web.ms.toFixed(0)} ms | ${(web.ms / node.ms).toFixed(2)}× | ${node.loadMs.toFixed(0)} ms | ${web.loadMs.toFixed(0)} ms |`);
+    log(`${threads} thread(s): loading in Node and Chromium...`);
+    const t0 = performance.now();
+    const node = await RewardModel.load(fixture.dir, { threads, kernels: "wasm" });
+    const nodeLoadMs = performance.now() - t0;
+    try {
+      const check = await node.score(texts, { maxLength: LEN });
+      if (check.some((r) => r.tokens !== LEN)) throw new Error("a bench text has fewer than 128 tokens");
+      const web = await pageLoad(threads);
+      loads.push(web.loadMs);
+      if (web.threads !== threads) throw new Error(`Chromium ran ${web.threads} threads, asked ${threads}`);
+      if (web.first !== check[0].logits[0]) throw new Error(`logits differ: Chromium ${web.first}, Node ${check[0].logits[0]}`);
+      const nodeMs: number[] = [];
+      const webMs: number[] = [];
+      const ratios: number[] = [];
+      for (let r = 0; r < REPS; r++) {
+        // Which engine goes first alternates too, so neither always gets the warmer or quieter half.
+        let n: number, w: number;
+        if (r % 2 === 0) {
+          n = await timedNode(node);
+          w = await pageTimed();
+        } else {
+          w = await pageTimed();
+          n = await timedNode(node);
+        }
+        nodeMs.push(n);
+        webMs.push(w);
+        ratios.push(w / n);
+        log(`  round ${r + 1}: Node ${n.toFixed(0)} ms, Chromium ${w.toFixed(0)} ms`);
+      }
+      await pageClose();
+      rows.push(`| ${threads} | ${median(nodeMs).toFixed(0)} ms | ${median(webMs).toFixed(0)} ms | ${median(ratios).toFixed(2)}× | ${nodeLoadMs.toFixed(0)} ms | ${web.loadMs.toFixed(0)} ms |`);
+    } finally {
+      await node.close();
+    }
   }
   const dist = join(REPO_ROOT, "dist", "browser");
   const js = readdirSync(dist).filter((f) => f.endsWith(".js"));
@@ -96,9 +113,9 @@ try {
   const total = gz.reduce((n, [, b]) => n + b, 0);
   process.stdout.write(
     [
-      `GPT-2 base shape (random F32 weights, ${(fixture.bytes / 1e6).toFixed(0)} MB), ${BATCH} texts × ${LEN} tokens, wasm kernels, median of ${REPS}; Chromium ${await page.evaluate("navigator.userAgent.match(/Chrome\\/([\\d.]+)/)?.[1]")} headless vs Node ${process.versions.node}; logits equal.`,
+      `GPT-2 base shape (random F32 weights, ${(fixture.bytes / 1e6).toFixed(0)} MB), ${BATCH} texts × ${LEN} tokens, wasm kernels, ${REPS} rounds, each one Node batch and one Chromium batch back to back (medians); Chromium ${await page.evaluate("navigator.userAgent.match(/Chrome\\/([\\d.]+)/)?.[1]")} headless vs Node ${process.versions.node}; logits equal.`,
       "",
-      "| threads | Node | Chromium | Chromium / Node | load, Node (file) | load, Chromium (Cache Storage) |",
+      "| threads | Node | Chromium | Chromium / Node (median of rounds) | load, Node (file) | load, Chromium (Cache Storage) |",
       "| --- | --- | --- | --- | --- | --- |",
       ...rows,
       "",
