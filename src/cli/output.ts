@@ -331,7 +331,7 @@ function acquireLock(file: string): Lock {
   const body = JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString() }) + "\n";
   for (let attempt = 0; ; attempt++) {
     try {
-      writeFileSync(path, body, { flag: "wx", mode: 0o644 });
+      createLockFile(path, body);
       break;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw new Gpt2RewardError(`${path}: ${describeErrno(e, "cannot create the lock")}`);
@@ -359,10 +359,29 @@ function acquireLock(file: string): Lock {
   return { release };
 }
 
+/**
+ * Creates the lock exclusively and writes its holder. A lock that cannot be written whole (the
+ * disk is full, a file size limit) is removed again: an empty lock would refuse every later job.
+ */
+function createLockFile(path: string, body: string): void {
+  const fd = openSync(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o644);
+  try {
+    const bytes = Buffer.from(body, "utf8");
+    for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done, done);
+  } catch (e) {
+    closeSync(fd);
+    rmSync(path, { force: true });
+    throw e;
+  }
+  closeSync(fd);
+}
+
 function readLock(path: string): { pid: number; host: string; since: string } | undefined {
   try {
-    const fd = openSync(path, "r");
+    // Non-blocking: a FIFO planted as the lock must not hang the job waiting for a writer.
+    const fd = openSync(path, fsc.O_RDONLY | fsc.O_NONBLOCK | fsc.O_NOCTTY);
     try {
+      if (!fstatSync(fd).isFile()) return undefined;
       const buf = Buffer.alloc(4096);
       const n = readSync(fd, buf, 0, buf.length, 0);
       const v = JSON.parse(buf.subarray(0, n).toString("utf8")) as { pid?: unknown; host?: unknown; since?: unknown };
