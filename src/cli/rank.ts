@@ -16,6 +16,9 @@ import { BATCH_SIZE_OPTION, INPUT_OPTION, inputFileLines, LOAD_OPTIONS, loadOpti
 import { rankKey } from "../model/rank.js";
 import { withExtra } from "./record.js";
 
+/** The fields of rank's lines (an input field named like one is copied as "input.<name>"). */
+const RANK_FIELDS = ["index", "line", "error", "by", "scores", "order", "best", "logits", "tokens", "truncated", "pairwise"];
+
 export const rank = defineCommand({
   name: "rank",
   summary: "Best-of-N: score each reply as context + reply and order the replies best first.",
@@ -82,10 +85,10 @@ A bad line gets {"index", "line", "error"} and the others go on (exit status 1).
         if ("error" in parsed) record = { index: i, line: lineNo, error: parsed.error };
         else {
           try {
-            record = withExtra(parsed.extra, { index: i, ...(await rankOne(parsed.context, parsed.replies)) });
+            record = withExtra(parsed.extra, { index: i, ...(await rankOne(parsed.context, parsed.replies)) }, RANK_FIELDS);
           } catch (e) {
             if (!(e instanceof InputError)) throw e;
-            record = withExtra(parsed.extra, { index: i, line: lineNo, error: e.message.replace(/^text (\d+):/, "reply $1:") });
+            record = withExtra(parsed.extra, { index: i, line: lineNo, error: e.message.replace(/^text (\d+):/, "reply $1:") }, RANK_FIELDS);
           }
         }
         if ("error" in record) failed++;

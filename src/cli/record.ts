@@ -31,13 +31,18 @@ export function shownLabels(config: GPT2Config): string[] | undefined {
   return config.num_labels > 1 || named ? config.labels : undefined;
 }
 
-/** The fields our output lines use; an input field of the same name passes through as "input.<name>". */
+/** The fields `score`'s lines use; an input field of the same name passes through as "input.<name>". */
 export const OUTPUT_FIELDS = ["index", "line", "logits", "scores", "labels", "label", "tokens", "truncated", "error"];
 
-export function withExtra(extra: Record<string, unknown> | undefined, ours: Record<string, unknown>): Record<string, unknown> {
+/**
+ * Our fields, then the input record's others. `fields` is every field the command's lines may
+ * hold (`rank` and `tokenize` have their own), so an input field named like one of them, on any
+ * line, is kept as "input.<name>" and never replaces what we computed.
+ */
+export function withExtra(extra: Record<string, unknown> | undefined, ours: Record<string, unknown>, fields: readonly string[] = OUTPUT_FIELDS): Record<string, unknown> {
   if (!extra) return ours;
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(extra)) out[OUTPUT_FIELDS.includes(k) ? `input.${k}` : k] = v;
+  for (const [k, v] of Object.entries(extra)) out[fields.includes(k) ? `input.${k}` : k] = v;
   return { ...ours, ...out };
 }
 

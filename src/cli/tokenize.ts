@@ -6,6 +6,9 @@ import { defineCommand, positiveInt } from "./args.js";
 import { INPUT_FORMAT_HELP, INPUT_FORMAT_OPTIONS, INPUT_OPTION, inputRecords, MAX_LENGTH_OPTION, writeLine } from "./common.js";
 import { withExtra } from "./record.js";
 
+/** The fields of tokenize's lines (an input field named like one is copied as "input.<name>"). */
+const TOKENIZE_FIELDS = ["index", "line", "error", "ids", "truncated"];
+
 export const tokenize = defineCommand({
   name: "tokenize",
   summary: "Print the GPT-2 token ids of texts (after left truncation), one JSON line per input line.",
@@ -33,7 +36,7 @@ Output lines are {"index", "ids", "truncated"}, or {"index", "line", "error"}.`,
         }
       } else record = { index: i, ...line, error: item.kind === "ids" ? "tokenize takes texts, not ids" : item.error };
       if ("error" in record) failed++;
-      await writeLine(JSON.stringify(withExtra(item.extra, record)));
+      await writeLine(JSON.stringify(withExtra(item.extra, record, TOKENIZE_FIELDS)));
     }
     return failed > 0 ? 1 : 0;
   },

@@ -46,6 +46,14 @@ describe("input formats", () => {
     expect(jsonLines(t.stdout)[0].ids).toEqual(jsonLines(runCli(["tokenize", CHAT]).stdout)[0].ids);
   });
 
+  it("tokenize keeps an input field named ids (or like another of its fields) as input.<name>, never in place of the ids", () => {
+    const [{ ids }] = jsonLines(runCli(["tokenize", "plain words"]).stdout);
+    const csv = runCli(["tokenize", "-f", "csv"], "ids,text,truncated\n5,plain words,no\n");
+    expect(jsonLines(csv.stdout)).toEqual([{ index: 0, ids, truncated: false, "input.ids": "5", "input.truncated": "no" }]);
+    const json = runCli(["tokenize", "--text-field", "t"], JSON.stringify({ t: "plain words", ids: [1, 2], index: 3 }) + "\n");
+    expect(jsonLines(json.stdout)).toEqual([{ index: 0, ids, truncated: false, "input.ids": [1, 2], "input.index": 3 }]);
+  });
+
   it("reads CSV and TSV with a header (quoted fields with commas, quotes and line breaks), chosen by extension or --format", () => {
     const csv = file("in.csv", `id,text,note\n1,"${CHAT.replace(/"/g, '""')}","a, ""quoted"" note"\n\n2,plain words,x\n`);
     const tsv = file("in.tsv", `text\tid\nplain words\t9\n`);

@@ -37,6 +37,16 @@ describe("rank", () => {
     ]);
   });
 
+  it("keeps an input field named like one of its own output fields as input.<name>, never in place of what it computed", () => {
+    const clash = { by: "x", scores: 1, order: 2, best: 99, pairwise: 6, logits: 3, tokens: 4, truncated: 5, index: 7, line: 8, error: 9, id: "q" };
+    const r = runCli(["rank", "-m", SMALL, "-p"], JSON.stringify({ context: CONTEXT, replies: REPLIES, ...clash }) + "\n");
+    expect(r.status, r.stderr).toBe(0);
+    const [direct] = jsonLines(runCli(["rank", "-m", SMALL, "-p", "-c", CONTEXT, ...REPLIES]).stdout);
+    const [line] = jsonLines(r.stdout);
+    const copied = Object.fromEntries(Object.entries(clash).map(([k, v]) => [k === "id" ? k : `input.${k}`, v]));
+    expect(line).toEqual({ ...direct, ...copied });
+  });
+
   it("ranks a multi-label model by the probability of its last label, or of the one --rank-by names", () => {
     const logits = logitsOf(THREE, REPLIES.map((x) => CONTEXT + x));
     const [last] = jsonLines(runCli(["rank", "-m", THREE, "-c", CONTEXT, ...REPLIES]).stdout);
