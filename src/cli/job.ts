@@ -30,6 +30,11 @@ export interface JobOptions extends ScoreOptions {
   onProgress?: (done: number) => void;
   /** When it fires, the job scores the lines it has already read, emits them and stops. */
   signal?: AbortSignal;
+  /**
+   * Most tokens one forward pass holds (≥ maxLength); a batch closes at `batchSize` texts or at
+   * this many tokens, whichever comes first. Default: what memory can hold (batchTokenBudget).
+   */
+  maxBatchTokens?: number;
 }
 
 /** A pause in the input this long closes the window (ms): far above a pipe's gaps, below a person's. */
@@ -66,7 +71,8 @@ export async function runScoreJob(
   const maxLength = opts.maxLength ?? DEFAULT_MAX_LENGTH;
   model.checkMaxLength(maxLength);
   const batchSize = opts.batchSize ?? DEFAULT_BATCH_SIZE;
-  checkBatchFits(model.config, batchSize, maxLength);
+  const batchTokens = opts.maxBatchTokens ?? checkBatchFits(model.config, batchSize, maxLength);
+  if (!Number.isInteger(batchTokens) || batchTokens < maxLength) throw new Gpt2RewardError(`max batch tokens must be an integer of at least the max length ${maxLength}, got ${batchTokens}`);
   const window = opts.window ?? batchSize * 8;
   if (!Number.isInteger(window) || window < 1) throw new Gpt2RewardError(`window must be a positive integer, got ${window}`);
   const shard = opts.shard ?? { index: 0, count: 1 };
@@ -78,6 +84,7 @@ export async function runScoreJob(
   let own = 0;
   let failed = 0;
   let pending: Pending[] = [];
+  let pendingTokens = 0;
 
   /** Scores `batch` into `results`; on a failure, each text alone, so only the guilty one errs. */
   const scoreIsolated = async (batch: Pending[], results: Map<number, ScoreResult | string>): Promise<void> => {
@@ -99,7 +106,14 @@ export async function runScoreJob(
     // Texts that share a prefix into one batch; results go back by index, so output order is unchanged.
     const order = prefixOrder(ok.map((p) => p.ids!)).map((i) => ok[i]);
     const results = new Map<number, ScoreResult | string>();
-    for (let b = 0; b < order.length; b += batchSize) await scoreIsolated(order.slice(b, b + batchSize), results);
+    // Batches of up to batchSize texts and batchTokens tokens: many short texts fill a batch, a
+    // few long ones close it early, and memory holds at most batchTokens tokens' activations.
+    for (let b = 0; b < order.length; ) {
+      let e = b + 1;
+      for (let tokens = order[b].ids!.length; e < order.length && e - b < batchSize && tokens + order[e].ids!.length <= batchTokens; e++) tokens += order[e].ids!.length;
+      await scoreIsolated(order.slice(b, e), results);
+      b = e;
+    }
     for (const p of pending) {
       const r = results.get(p.index);
       const from = { line: p.line, extra: p.extra };
@@ -111,6 +125,7 @@ export async function runScoreJob(
     }
     opts.onProgress?.(pending[pending.length - 1]?.index + 1);
     pending = [];
+    pendingTokens = 0;
   };
 
   // for await, written out so that a pause in the input can close the window.
@@ -131,8 +146,12 @@ export async function runScoreJob(
       const i = index++;
       if (i % shard.count !== shard.index) continue;
       if (own++ < skip) continue;
-      pending.push({ index: i, line: r.value.line, extra: r.value.extra, ...prepare(model, r.value, maxLength) });
-      if (pending.length >= window) await flush();
+      const prepared: Pending = { index: i, line: r.value.line, extra: r.value.extra, ...prepare(model, r.value, maxLength) };
+      pending.push(prepared);
+      pendingTokens += prepared.ids?.length ?? 0;
+      // The window also closes at 8 batches' worth of tokens, so a large --batch-size of short
+      // texts never holds more tokens than 8 full batches.
+      if (pending.length >= window || pendingTokens >= 8 * batchTokens) await flush();
       if (opts.signal?.aborted) break;
     }
   } finally {
@@ -146,26 +165,42 @@ export async function runScoreJob(
 const MODEL_MEMORY = 4 * 2 ** 30;
 
 /**
- * Refuses, before any line is read, a batch size whose activations cannot fit next to the
- * weights (an estimate from the config: f32 weights, every text at maxLength tokens). Without
- * it, `--batch-size 1e9` would read and tokenize the whole input into memory and then fail.
+ * What memory holds for a forward pass, an estimate from the config (f32 weights): the bytes one
+ * token's activations take, and the bytes left for them beside the weights, within the 4 GiB of
+ * wasm32 and the machine's RAM. A batch's activations grow with its tokens (kernels allocate R
+ * rows of each buffer; see src/model/gpt2.ts), not with its number of texts.
  */
-export function checkBatchFits(config: GPT2Config, batchSize: number, maxLength: number): void {
+function activationMemory(config: GPT2Config): { perToken: number; budget: number; where: string } {
   const { n_embd: C, n_inner, n_layer, vocab_size, n_positions, num_labels } = config;
   const weights = 4 * ((vocab_size + n_positions) * C + n_layer * (4 * C * C + 2 * C * n_inner + 9 * C + n_inner) + 2 * C + num_labels * C);
   // Per token: the residual stream, layernorm, attention and c_proj outputs (C each), q|k|v (3C), c_fc (n_inner), ids.
-  const perText = maxLength * (4 * (7 * C + n_inner) + 4);
-  const budget = Math.min(MODEL_MEMORY, totalmem()) - weights;
-  const most = Math.max(0, Math.floor(budget / perText));
-  if (batchSize <= most) return;
+  const perToken = 4 * (7 * C + n_inner) + 4;
   const where = MODEL_MEMORY <= totalmem() ? "the 4 GiB WebAssembly memory" : "this machine's memory";
-  throw new Gpt2RewardError(
-    `--batch-size ${batchSize} does not fit: a batch of texts of up to ${maxLength} tokens takes ${mib(perText)} each, and ${where} leaves ${mib(Math.max(0, budget))} beside the weights; ` +
-      (most > 0 ? `use --batch-size ${most} or less` : "use a smaller --max-length"),
-  );
+  return { perToken, budget: Math.min(MODEL_MEMORY, totalmem()) - weights, where };
+}
+
+/**
+ * Checks, before any line is read, that a batch can be held: one text of maxLength tokens must
+ * fit next to the weights, and so must batchSize texts of one token (no batch of that many texts
+ * could ever be scored otherwise; without the check, `--batch-size 1e9` would read and tokenize
+ * the whole input into one window). Returns the most tokens a batch may hold; the job closes a
+ * batch there, so GPT-2 base takes `--batch-size 1024` of short texts and splits long ones.
+ */
+export function checkBatchFits(config: GPT2Config, batchSize: number, maxLength: number): number {
+  const { perToken, budget, where } = activationMemory(config);
+  const most = Math.max(0, Math.floor(budget / perToken));
+  const room = `${where} leaves ${mib(Math.max(0, budget))} beside the weights, room for ${most} tokens in a batch`;
+  if (most < maxLength) {
+    throw new Gpt2RewardError(`--max-length ${maxLength} does not fit: a token takes ${kib(perToken)}, and ${room}; use a smaller --max-length`);
+  }
+  if (batchSize > most) {
+    throw new Gpt2RewardError(`--batch-size ${batchSize} does not fit: each text takes at least one token of ${kib(perToken)}, and ${room}; use --batch-size ${most} or less`);
+  }
+  return most;
 }
 
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+const kib = (bytes: number) => `${(bytes / 2 ** 10).toFixed(1)} KiB`;
 
 /** Tokenizes one record; anything that goes wrong is that record's error. */
 function prepare(model: RewardModel, item: InputItem, maxLength: number): { ids?: number[]; truncated?: boolean; error?: string } {

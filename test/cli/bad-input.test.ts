@@ -423,10 +423,10 @@ const jobRows: JobRow[] = [
     problem: (dir) => new RegExp(`^${escape(join(dir, "out.jsonl"))}: already holds results; use --resume to continue that job, or remove the file$`),
   },
   {
-    row: "--batch-size beyond what memory can hold",
+    row: "--batch-size beyond what memory can hold (even for one-token texts)",
     args: () => ["--batch-size", "1000000000"],
     texts: ["hello"],
-    problem: () => /^--batch-size 1000000000 does not fit: a batch of texts of up to 256 tokens takes [\d.]+ MiB each, and the 4 GiB WebAssembly memory leaves [\d.]+ MiB beside the weights; use --batch-size \d+ or less$/,
+    problem: () => /^--batch-size 1000000000 does not fit: each text takes at least one token of [\d.]+ KiB, and the 4 GiB WebAssembly memory leaves [\d.]+ MiB beside the weights, room for (\d+) tokens in a batch; use --batch-size \1 or less$/,
   },
 ];
 
