@@ -4,7 +4,7 @@
 // both tokenize, so that code is downloaded once). The folder is written anew each time. esbuild bundles our TypeScript and
 // gpt-tokenizer's r50k encoding only (the one GPT-2 uses); nothing of Node goes in.
 import { build } from "esbuild";
-import { rmSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -37,7 +37,7 @@ const hubBrowserBuild = {
 // Chunks are named by content hash: a stale one must not linger beside the new ones.
 rmSync(join(root, "dist/browser"), { recursive: true, force: true });
 
-await build({
+const { metafile } = await build({
   absWorkingDir: root,
   entryPoints: {
     "gpt2-reward": "src/index.browser.ts",
@@ -55,4 +55,9 @@ await build({
   legalComments: "none",
   plugins: [nodeHubOut, hubBrowserBuild],
   logLevel: "warning",
+  metafile: true,
 });
+
+// What went into the build, beside it (not in the package): test/web/bundler.test.ts reads it to
+// check that gpt-tokenizer's r50k encoding is the only one bundled.
+writeFileSync(join(root, "dist/browser-build.json"), JSON.stringify({ inputs: Object.keys(metafile.inputs).sort() }, null, 1));

@@ -100,7 +100,14 @@ const browserThreads: Threads = {
       onError: (l) =>
         w.addEventListener("error", (e) => {
           e.preventDefault();
-          l(new Error(e.message || `the ${script} worker failed to start (${scriptUrl(script).href})`));
+          // An error event without a message is a script that did not load (a 404, say, when a
+          // bundler left the worker files behind).
+          const message = e.message
+            ? `${e.message}${e.filename ? ` (${e.filename}:${e.lineno})` : ""}`
+            : `${scriptUrl(script).href} did not load: serve the .js files of gpt2-reward's dist/browser/ together, beside the script that imports gpt2-reward`;
+          const error = new Error(message);
+          error.stack = message; // this Error's own stack would show the page's listener, not the worker's code
+          l(error);
         }),
       onExit: () => {},
       signalEnd: () => {},
