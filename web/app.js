@@ -13,6 +13,7 @@ const DEMO_REPLIES = [
 
 let model = null;
 let modelKey = null;
+let modelKind = null; // "demo", "hub" or "files": what the loaded model came from
 let files = [];
 
 // ---- the form ----
@@ -105,10 +106,14 @@ async function ensureModel() {
   $("status").textContent = "Loading the model…";
   try {
     model = await RewardModel.load(what, opts);
+  } catch (e) {
+    $("status").textContent = "No model loaded.";
+    throw e;
   } finally {
     $("progress").hidden = true;
   }
   modelKey = key;
+  modelKind = kind;
   const c = model.config;
   $("status").className = "status ready";
   $("status").textContent = `Loaded ${describe(kind, what)}: ${c.n_layer} layers × ${c.n_embd}, ${model.kernels} kernels, ${model.threads} thread${model.threads === 1 ? "" : "s"}, in ${Math.round(model.loadMs)} ms.`;
@@ -138,6 +143,8 @@ async function rank() {
     const ms = performance.now() - t0;
     show(replies, ranked, m, ms);
   } catch (e) {
+    // A list left from an earlier Rank would read as this one's answer.
+    $("results-card").hidden = true;
     showError(e instanceof Error ? e.message : String(e));
   } finally {
     button.disabled = false;
@@ -166,6 +173,7 @@ function show(replies, ranked, m, ms) {
   const tokens = results.reduce((n, r) => n + r.tokens, 0);
   $("meta").innerHTML = `<b>${replies.length}</b> replies · <b>${tokens}</b> tokens · <b>${ms.toFixed(0)} ms</b> · <b>${m.kernels}</b> kernels · <b>${m.threads}</b> thread${m.threads === 1 ? "" : "s"}${crossOriginIsolated ? "" : " (page not cross-origin isolated)"} · ranked by <b class="by"></b>`;
   $("meta").querySelector(".by").textContent = ranked.by; // a label name comes from the model's config: text, never HTML
+  $("results-note").hidden = modelKind !== "demo";
   $("results-card").hidden = false;
 }
 
@@ -173,15 +181,22 @@ function show(replies, ranked, m, ms) {
 
 for (const r of document.querySelectorAll("input[name=source]")) r.addEventListener("change", showPane);
 $("files").addEventListener("change", (e) => setFiles(e.target.files));
+// Files dropped anywhere on the page are the model's files (a browser would otherwise open a
+// dropped file in place of the page).
 const drop = $("drop");
-drop.addEventListener("dragover", (e) => {
+window.addEventListener("dragover", (e) => {
   e.preventDefault();
   drop.classList.add("over");
 });
-drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-drop.addEventListener("drop", (e) => {
+window.addEventListener("dragleave", (e) => {
+  if (e.relatedTarget === null) drop.classList.remove("over");
+});
+window.addEventListener("drop", (e) => {
   e.preventDefault();
   drop.classList.remove("over");
+  if (!e.dataTransfer || e.dataTransfer.files.length === 0) return;
+  $("source-files").checked = true;
+  showPane();
   setFiles(e.dataTransfer.files);
 });
 $("add-reply").addEventListener("click", () => addReply());

@@ -182,12 +182,22 @@ describe("the demo page", () => {
   });
   afterAll(() => context.close());
 
-  /** The page's conversation + replies, as the texts it scores. */
-  const pageTexts = (page: Page) =>
-    page.evaluate(() => {
-      const context = (document.getElementById("context") as HTMLTextAreaElement).value;
-      return Array.from(document.querySelectorAll<HTMLTextAreaElement>(".reply"), (t) => context + t.value);
-    });
+  /**
+   * What Node's RewardModel.rank gives for the page's conversation and replies: each reply's score
+   * (the reward of a one-label model, P(last label) for several), by reply index.
+   */
+  async function rankInNode(dir: string, page: Page): Promise<number[]> {
+    const { context, replies } = await page.evaluate(() => ({
+      context: (document.getElementById("context") as HTMLTextAreaElement).value,
+      replies: Array.from(document.querySelectorAll<HTMLTextAreaElement>(".reply"), (t) => t.value),
+    }));
+    const model = await RewardModel.load(dir, { threads: 1, kernels: "wasm" });
+    try {
+      return (await model.rank(context, replies)).scores;
+    } finally {
+      await model.close();
+    }
+  }
 
   /** Clicks Rank; returns the ranked list as shown: reply index and score, top to bottom. */
   async function rank(page: Page): Promise<{ index: number; score: number }[]> {
@@ -199,16 +209,16 @@ describe("the demo page", () => {
   }
 
   /** The ranked list is every reply once, best first, with Node's scores. */
-  function expectRanked(shown: { index: number; score: number }[], node: number[][]): void {
+  function expectRanked(shown: { index: number; score: number }[], node: number[]): void {
     expect(shown.map((r) => r.index).sort()).toEqual(node.map((_, i) => i));
-    expect(shown.map((r) => r.score)).toEqual(shown.map((r) => node[r.index][0]));
+    expect(shown.map((r) => r.score)).toEqual(shown.map((r) => node[r.index]));
     for (let i = 1; i < shown.length; i++) expect(shown[i - 1].score).toBeGreaterThanOrEqual(shown[i].score);
   }
 
   it("ranks the replies with the bundled demo model; the screenshot's list is the ranking", async () => {
     const page = await open(context, isolated);
     const shown = await rank(page);
-    const node = await scoreInNode(join(FIXTURES, "models", "demo"), await pageTexts(page));
+    const node = await rankInNode(join(FIXTURES, "models", "demo"), page);
     expect(shown).toHaveLength(4);
     expectRanked(shown, node);
     const rows = await page.$$eval("#results .result", (els) =>
@@ -217,11 +227,73 @@ describe("the demo page", () => {
     expect(rows).toEqual(shown.map((r, i) => [String(i + 1), r.score.toFixed(4)]));
     expect(await page.textContent("#meta")).toMatch(/4 replies · \d+ tokens · \d+ ms · wasm kernels · \d+ threads? · ranked by reward$/);
     expect(await page.textContent("#status")).toMatch(/^Loaded the demo model: 12 layers × 32, wasm kernels/);
-    // The README's picture is rewritten only when asked (UPDATE_SCREENSHOT=1 npx vitest run test/web),
+    expect(await page.isVisible("#results-note")).toBe(true); // random weights: the order means nothing
+    // The README's picture is rewritten only when asked (UPDATE_SCREENSHOT=1 npx vitest run test/web/page.test.ts),
     // so a test run leaves the work tree as it found it; otherwise it goes to a temp folder.
     const shotDir = process.env.UPDATE_SCREENSHOT ? join(REPO_ROOT, "docs") : mkdtempSync(join(tmpdir(), "gpt2-reward-shot-"));
-    await page.screenshot({ path: join(shotDir, "web-demo.png"), fullPage: true });
+    const png = await page.screenshot({ path: join(shotDir, "web-demo.png"), fullPage: true });
     if (!process.env.UPDATE_SCREENSHOT) rmSync(shotDir, { recursive: true, force: true });
+
+    // The picture, read back: each ranked row lies inside it, below the one before; only the
+    // first row's badge is filled with the accent colour; each bar's filled length, measured in
+    // pixels along its middle, is the length the scores call for (the best one full), shrinking
+    // down the list.
+    const seen = await page.evaluate(async (b64) => {
+      const image = await createImageBitmap(new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], { type: "image/png" }));
+      const g = new OffscreenCanvas(image.width, image.height).getContext("2d")!;
+      g.drawImage(image, 0, 0);
+      const pixels = g.getImageData(0, 0, image.width, image.height).data;
+      // The accent (#4f46e5, the bars' #818cf8) is blue well above red; greys and white are not.
+      const accent = (x: number, y: number) => {
+        const at = 4 * (Math.round(y) * image.width + Math.round(x));
+        return pixels[at + 2] - pixels[at] > 60;
+      };
+      const onPage = (e: Element) => {
+        const r = e.getBoundingClientRect();
+        return { left: r.left + scrollX, right: r.right + scrollX, top: r.top + scrollY, bottom: r.bottom + scrollY, height: r.height };
+      };
+      return {
+        width: image.width,
+        height: image.height,
+        rows: Array.from(document.querySelectorAll("#results .result"), (row) => {
+          const box = onPage(row);
+          const bar = onPage(row.querySelector(".bar")!);
+          const badge = onPage(row.querySelector(".rank")!);
+          let filled = 0;
+          for (let x = Math.ceil(bar.left) + 1; x < Math.floor(bar.right) - 1; x++) if (accent(x, bar.top + bar.height / 2)) filled++;
+          return { box, barWidth: Math.floor(bar.right) - Math.ceil(bar.left) - 2, filled, badgeFilled: accent(badge.left + 4, badge.top + badge.height / 2) };
+        }),
+      };
+    }, png.toString("base64"));
+    expect(seen.rows).toHaveLength(4);
+    const scores = shown.map((r) => r.score);
+    const [lo, hi] = [Math.min(...scores), Math.max(...scores)];
+    seen.rows.forEach((row, i) => {
+      expect(row.box.right).toBeLessThanOrEqual(seen.width);
+      expect(row.box.bottom).toBeLessThanOrEqual(seen.height);
+      if (i > 0) expect(row.box.top).toBeGreaterThanOrEqual(seen.rows[i - 1].box.bottom);
+      expect(row.badgeFilled).toBe(i === 0);
+      const share = 0.08 + (0.92 * (scores[i] - lo)) / (hi - lo);
+      expect(Math.abs(row.filled - share * row.barWidth)).toBeLessThanOrEqual(3);
+    });
+    expect(seen.rows[0].filled).toBeGreaterThanOrEqual(seen.rows[0].barWidth - 3);
+    await page.close();
+  });
+
+  it("takes files dropped on the page as the model (sharded safetensors and their index)", async () => {
+    const page = await open(context, isolated);
+    const dir = join(FIXTURES, "models", "sharded-st");
+    const files = readdirSync(dir).map((name) => ({ name, b64: readFileSync(join(dir, name)).toString("base64") }));
+    const dropped = await page.evaluateHandle((files) => {
+      const data = new DataTransfer();
+      for (const f of files) data.items.add(new File([Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0))], f.name));
+      return data;
+    }, files);
+    await page.dispatchEvent("main", "drop", { dataTransfer: dropped });
+    expect(await page.isChecked("#source-files")).toBe(true);
+    expect(await page.textContent("#files-chosen")).toContain("model-00002-of-00002.safetensors");
+    expectRanked(await rank(page), await rankInNode(dir, page));
+    expect(await page.textContent("#status")).toMatch(/^Loaded config\.json \+ model-00001-of-00002\.safetensors \+ model-00002-of-00002\.safetensors \+ model\.safetensors\.index\.json: 1 layers/);
     await page.close();
   });
 
@@ -231,13 +303,15 @@ describe("the demo page", () => {
     const dir = join(FIXTURES, "models", "f16-8head-bin");
     await page.setInputFiles("#files", [join(dir, "config.json"), join(dir, "pytorch_model.bin")]);
     const shown = await rank(page);
-    expectRanked(shown, await scoreInNode(dir, await pageTexts(page)));
+    expectRanked(shown, await rankInNode(dir, page));
     expect(await page.textContent("#status")).toContain("config.json + pytorch_model.bin");
+    expect(await page.isHidden("#results-note")).toBe(true);
     await page.close();
   });
 
-  it("shows a readable message for a corrupt file", async () => {
+  it("shows a readable message for a corrupt file, and no longer the model or the list of an earlier Rank", async () => {
     const page = await open(context, isolated);
+    expect(await rank(page)).toHaveLength(4);
     await page.click("label:has(#source-files)");
     const dir = join(FIXTURES, "models", "demo");
     const weights = readFileSync(join(dir, "model.safetensors"));
@@ -248,7 +322,8 @@ describe("the demo page", () => {
     await page.click("#rank");
     await page.waitForSelector("#error:not([hidden])", { timeout: 60_000 });
     expect(await page.textContent("#error")).toMatch(/^chosen files\/model\.safetensors: tensor transformer\.wte\.weight ends at data offset \d+, past the \d+ data bytes after the header \(truncated file\?\)$/);
-    expect(await page.$$("#results .result")).toHaveLength(0);
+    expect(await page.textContent("#status")).toBe("No model loaded.");
+    expect(await page.isHidden("#results-card")).toBe(true);
     await page.close();
   });
 
@@ -265,7 +340,7 @@ describe("the demo page", () => {
       await page.fill("#hub-repo", "tester/demo");
       await page.click("#model-card summary");
       await page.fill("#hub-endpoint", hub.url);
-      const node = await scoreInNode(join(FIXTURES, "models", "demo"), await pageTexts(page));
+      const node = await rankInNode(join(FIXTURES, "models", "demo"), page);
       expectRanked(await rank(page), node);
       // The safetensors header (two Range requests) before the body; the big file from the "CDN".
       const gets = hub.requests.filter((r) => r.method === "GET").map((r) => `${r.path.replace(/\?.*/, "").replace(/[0-9a-f]{64}/, "<sha256>")} ${r.range ?? "whole"}`);
