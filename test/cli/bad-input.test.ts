@@ -373,6 +373,12 @@ const lineRows: LineRow[] = [
   { row: "an id outside the vocabulary", line: Buffer.from('{"ids": [464, 50257]}'), error: /^id 50257 is outside the vocabulary \(0 to 50256\)$/ },
   { row: "an empty text", line: Buffer.from('{"text": ""}'), error: /^empty text: it has no tokens to score$/ },
   { row: "neither text nor ids", line: Buffer.from('{"txt": "hi"}'), error: /^expected a JSON object with "text", "messages" or "ids" \(or name the field with --text-field\)$/ },
+  {
+    row: "a line longer than --max-line-bytes (skipped as it streams by, never held whole)",
+    line: Buffer.from(JSON.stringify({ text: "a".repeat(10_000) })),
+    args: ["--max-line-bytes", "5000"],
+    error: /^line of 10011 bytes is longer than --max-line-bytes 5000; skipped$/,
+  },
 ];
 
 /**
@@ -452,6 +458,19 @@ beforeAll(() => {
 });
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+describe("the README's table", () => {
+  it("has exactly the rows tested here (a row without a test, or a test without a row, fails)", () => {
+    const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("## Bad input: what you see"));
+    const table = section.slice(0, section.indexOf("\n## ", 1));
+    // First cell of each body row, code marks dropped (the test names are plain text).
+    const rows = table.split("\n").filter((l) => l.startsWith("| ") && !l.startsWith("| input |")).map((l) => l.slice(2, l.indexOf(" | ")).replace(/`/g, ""));
+    const tested = [...fileRows, ...lineRows, ...jobRows].map((r) => r.row).concat(POISON_ROW);
+    expect(rows.length).toBeGreaterThan(40);
+    expect([...rows].sort()).toEqual([...tested].sort());
+  });
+});
 
 describe("bad files: one line on stderr naming the file and the problem, non-zero exit", () => {
   it.each(fileRows.filter((r) => r.kind === "error").map((r) => [r.row, r] as const))("%s", async (_, r) => {
