@@ -4,9 +4,10 @@
  */
 import { createHash } from "node:crypto";
 import { closeSync, constants, existsSync, fstatSync, openSync, readSync, statSync, type Stats } from "node:fs";
+import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
 import { basename, dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { setFlagsFromString } from "node:v8";
 import { MessageChannel, Worker, isMainThread, parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { wasmRelaxedSimdSupported } from "../../kernels/wasm/wasm-kernels.js";
@@ -84,16 +85,26 @@ const nodeFiles: FileSystem = {
  * The worker scripts are entry points (src/entries/: this platform, then the thread's code), so
  * they are found by path, never imported from here. From dist/src/platform/ they are in
  * dist/src/entries/; when this module runs from TypeScript source (vitest), the build's copies
- * (npm test compiles first: a worker thread cannot load .ts on Node 20).
+ * (npm test compiles first: a worker thread cannot load .ts on Node 20). When this module was
+ * bundled into an app (esbuild --platform=node), there is nothing beside it: the scripts are the
+ * installed package's, found as Node resolves "gpt2-reward" from where the bundle lies.
  */
 const SCRIPTS: Record<ThreadScript, string> = { pool: "node-pool-worker.js", model: "node-model-worker.js" };
 
 function workerScript(script: ThreadScript): URL {
-  const built = new URL(`../entries/${SCRIPTS[script]}`, import.meta.url);
-  if (existsSync(fileURLToPath(built))) return built;
-  const fromSource = new URL(`../../dist/src/entries/${SCRIPTS[script]}`, import.meta.url);
-  if (existsSync(fileURLToPath(fromSource))) return fromSource;
-  throw new Error(`worker script ${SCRIPTS[script]} not found: run \`npm run build\` first`);
+  const name = SCRIPTS[script];
+  const candidates = [new URL(`../entries/${name}`, import.meta.url), new URL(`../../dist/src/entries/${name}`, import.meta.url)];
+  try {
+    candidates.push(new URL(`./entries/${name}`, pathToFileURL(createRequire(import.meta.url).resolve("gpt2-reward"))));
+  } catch {
+    // not installed where this module lies
+  }
+  const found = candidates.find((url) => existsSync(fileURLToPath(url)));
+  if (found) return found;
+  throw new Error(
+    `worker script ${name} not found beside ${fileURLToPath(new URL(".", import.meta.url))} nor in a gpt2-reward package installed there: ` +
+      "an app bundled with gpt2-reward inside needs the package in node_modules beside it (or leave it out of the bundle: esbuild --external:gpt2-reward); in a checkout, run `npm run build`",
+  );
 }
 
 /**

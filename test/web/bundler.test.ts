@@ -4,7 +4,8 @@
  * browser (the `browser` export condition), nothing of Node comes along; the bundle is served
  * with the package's dist/browser/ files beside it, as the README says, and scores the demo model
  * in Chromium with Node's logits on 2 threads. Left behind, the worker files give one readable
- * message instead of a hang. And what `npm run build` put into the browser build: gpt-tokenizer's
+ * message instead of a hang. The same file bundled for Node finds the installed package's worker
+ * scripts. And what `npm run build` put into the browser build: gpt-tokenizer's
  * r50k encoding only, well under the 2 MB (gzip) the issue allows.
  * These tests start Chromium and the server themselves and fail if they cannot.
  */
@@ -43,18 +44,19 @@ let browser: Browser;
 const servers: WebServer[] = [];
 const consoleErrors: string[] = [];
 
+const npm = (args: string[], cwd: string) => {
+  const r = spawnSync("npm", args, { cwd, encoding: "utf8", timeout: 300_000, env: { ...process.env, npm_config_update_notifier: "false" } });
+  if (r.status !== 0) throw new Error(`npm ${args.join(" ")} failed: ${r.stderr}`);
+  return r.stdout;
+};
+
 beforeAll(() => {
-  const packed = spawnSync("npm", ["pack", "--ignore-scripts", "--pack-destination", tmp], {
-    cwd: REPO_ROOT, encoding: "utf8", timeout: 120_000, env: { ...process.env, npm_config_update_notifier: "false" },
-  });
-  if (packed.status !== 0) throw new Error(`npm pack failed: ${packed.stderr}`);
-  mkdirSync(pkgDir, { recursive: true });
-  const tarball = join(tmp, packed.stdout.trim().split("\n").pop()!);
-  const untar = spawnSync("tar", ["-xzf", tarball, "-C", pkgDir, "--strip-components=1"], { encoding: "utf8" });
-  if (untar.status !== 0) throw new Error(`tar failed: ${untar.stderr}`);
+  const tarball = join(tmp, npm(["pack", "--ignore-scripts", "--pack-destination", tmp], REPO_ROOT).trim().split("\n").pop()!);
+  mkdirSync(project);
   writeFileSync(join(project, "package.json"), JSON.stringify({ name: "consumer", version: "1.0.0", private: true, type: "module" }));
+  npm(["install", "--prefer-offline", "--no-audit", "--no-fund", tarball], project);
   writeFileSync(join(project, "main.js"), MAIN);
-}, 180_000);
+}, 300_000);
 
 afterAll(async () => {
   await browser?.close();
@@ -132,6 +134,26 @@ describe("a bundler user", () => {
 
   it("logged no other console errors", () => {
     expect(consoleErrors).toEqual([]);
+  });
+});
+
+describe("a Node app bundled with gpt2-reward inside (esbuild --platform=node)", () => {
+  it("starts the installed package's worker scripts and scores on 2 threads with Node's logits", async () => {
+    writeFileSync(join(project, "server.js"), `import { RewardModel } from "gpt2-reward";
+const model = await RewardModel.load(process.argv[2], { threads: 2, kernels: "wasm" });
+const results = await model.score(${JSON.stringify(TEXTS)});
+console.log(JSON.stringify({ threads: model.threads, logits: results.map((r) => r.logits) }));
+await model.close();
+`);
+    const app = join(project, "out-node", "server.mjs");
+    await build({ absWorkingDir: project, entryPoints: ["server.js"], outfile: app, bundle: true, platform: "node", format: "esm", logLevel: "silent" });
+    const demo = join(pkgDir, "fixtures", "models", "demo");
+    const run = spawnSync(process.execPath, [app, demo], { cwd: project, encoding: "utf8", timeout: 120_000 });
+    expect(run.stderr).toBe("");
+    const node = await RewardModel.load(demo, { threads: 1, kernels: "wasm" });
+    const want = (await node.score(TEXTS)).map((r) => r.logits);
+    await node.close();
+    expect(JSON.parse(run.stdout)).toEqual({ threads: 2, logits: want });
   });
 });
 
