@@ -16,7 +16,7 @@ export const PACKAGE_ROOT = (() => {
   return dir;
 })();
 
-/** A mistake in the command line: exit status 2 and a pointer to `--help`. */
+/** A mistake in the command line: exit status 2, and main() adds the pointer to the command's `--help`. */
 export class UsageError extends Gpt2RewardError {
   override name = "UsageError";
 }
@@ -73,7 +73,7 @@ export function parseCommand<O extends Options>(cmd: Command<O>, args: string[])
     const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
     return { kind: "run", values: values as Values<O>, positionals };
   } catch (e) {
-    throw new UsageError(`${cmd.name}: ${parseArgsProblem(e as Error & { code?: string })}; see gpt2-reward ${cmd.name} --help`);
+    throw new UsageError(`${cmd.name}: ${parseArgsProblem(e as Error & { code?: string })}`);
   }
 }
 

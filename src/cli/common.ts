@@ -96,7 +96,7 @@ HF_HUB_CACHE, HF_HUB_OFFLINE and HF_ENDPOINT are honoured).`;
 export function modelArg(command: string, option: string | undefined, positionals: string[], positional: boolean): { model: string; rest: string[] } {
   if (option !== undefined) return { model: option, rest: positionals };
   if (positional && positionals.length > 0) return { model: positionals[0], rest: positionals.slice(1) };
-  throw new UsageError(`${command} needs --model MODEL; see gpt2-reward ${command} --help`);
+  throw new UsageError(`${command} needs --model MODEL`);
 }
 
 /** Download progress for Hub models, on a terminal only. */

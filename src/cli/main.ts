@@ -59,9 +59,13 @@ export async function main(argv: string[]): Promise<number> {
     if (parsed.kind !== "run") return 0;
     return await command.run(parsed.values, parsed.positionals);
   } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`gpt2-reward: ${e.message}; see gpt2-reward ${command.name} --help\n`);
+      return 2;
+    }
     if (e instanceof Gpt2RewardError) {
       process.stderr.write(`gpt2-reward: ${e.message}\n`);
-      return e instanceof UsageError ? 2 : 1;
+      return 1;
     }
     throw e;
   }

@@ -28,7 +28,7 @@ index order. With sidecars (FILE.job.json, written by score --output), the input
 finished shards of one job; the merged FILE gets the sidecar of the unsharded job.`,
   examples: ["gpt2-reward merge -o scores.jsonl scores-0-of-4.jsonl scores-1-of-4.jsonl scores-2-of-4.jsonl scores-3-of-4.jsonl"],
   async run(values, files) {
-    if (files.length === 0) throw new UsageError("merge needs the shard outputs to merge; see gpt2-reward merge --help");
+    if (files.length === 0) throw new UsageError("merge needs the shard outputs to merge");
     const identity = checkSidecars(files);
     const toFile = values.output !== undefined && values.output !== "-";
     if (toFile && existsSync(values.output!)) throw new Gpt2RewardError(`${values.output}: already exists; merge never overwrites (remove it first)`);

@@ -10,8 +10,6 @@
  * It runs the synchronous core: forward() of src/model/gpt2.ts with its onHiddenState hook,
  * through a runner that records each kernel call's output and passes the call on unchanged.
  */
-import { existsSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
 import type { PackedLinear } from "../../kernels/contract.js";
 import { widen16 } from "../../kernels/half.js";
 import { FormatError, Gpt2RewardError } from "../errors.js";
@@ -22,6 +20,7 @@ import { ENDOFTEXT, ENDOFTEXT_ID, tokenPiece } from "../model/tokenizer.js";
 import type { Runner } from "../run/runner.js";
 import { defineCommand, positiveInt, UsageError } from "./args.js";
 import { LOAD_OPTIONS, loadOptions, MAX_LENGTH_OPTION, MODEL_HELP, MODEL_OPTION, modelArg } from "./common.js";
+import { readGoldenJson, textsBeside } from "./golden.js";
 
 export const DEFAULT_TRACE_TOLERANCE = 2e-5;
 
@@ -31,7 +30,7 @@ export const trace = defineCommand({
   usage: "--model MODEL [options] [TEXT]",
   options: {
     model: MODEL_OPTION,
-    golden: { type: "string", short: "g", value: "FILE", help: "a golden JSON file with PyTorch's hidden states (fixtures/golden/*.json): compare every layer" },
+    golden: { type: "string", short: "g", value: "FILE", help: "a golden JSON file with PyTorch's hidden states (fixtures/golden/*.json; \"-\" for standard input): compare every layer" },
     tolerance: { type: "string", value: "X", default: "2e-5", help: "a layer leaves the tolerance when max |Δ| > X · max(1, max |x| of PyTorch's layer)" },
     json: { type: "boolean", help: "print one JSON object (every layer, and every step inside each block) instead of the table" },
     pooling: { type: "string", value: "RULE", default: "last-non-pad", help: "which token the score head reads: last-non-pad, before-first-pad or non-pad-count" },
@@ -53,14 +52,14 @@ Exit status: 0, or 1 when --golden finds a layer outside the tolerance.`,
   ],
   async run(values, positionals) {
     const { model: spec, rest } = modelArg("trace", values.model, positionals, false);
-    if (rest.length > 1) throw new UsageError(`trace takes one TEXT, got ${rest.length}; see gpt2-reward trace --help`);
+    if (rest.length > 1) throw new UsageError(`trace takes one TEXT, got ${rest.length}`);
     const pooling = parsePoolingRule(values.pooling ?? "last-non-pad");
     if (!pooling) throw new UsageError(`--pooling must be last-non-pad, before-first-pad or non-pad-count, got "${values.pooling}"`);
     const maxLength = positiveInt("max-length", values["max-length"], DEFAULT_MAX_LENGTH);
     const tolerance = values.tolerance === undefined ? DEFAULT_TRACE_TOLERANCE : Number(values.tolerance);
     if (!(tolerance > 0)) throw new UsageError(`--tolerance must be a positive number, got "${values.tolerance}"`);
-    const golden = values.golden === undefined ? undefined : readHiddenStates(values.golden);
-    if (rest.length === 0 && !golden) throw new UsageError("trace needs a TEXT (or --golden FILE, to trace the golden file's own ids); see gpt2-reward trace --help");
+    const golden = values.golden === undefined ? undefined : await readHiddenStates(values.golden);
+    if (rest.length === 0 && !golden) throw new UsageError("trace needs a TEXT (or --golden FILE, to trace the golden file's own ids)");
 
     const model = await SyncRewardModel.fromPretrained(spec, loadOptions(values));
     try {
@@ -306,23 +305,16 @@ function sameIds(a: number[], b: number[]): boolean {
 }
 
 /** A golden file's hidden_states (following "same_as"), and its text when texts.json is beside it. */
-export function readHiddenStates(file: string): GoldenHiddenStates {
-  let g: { same_as?: string; texts?: string[]; hidden_states?: { text_index?: number; ids?: unknown; layers?: unknown } };
-  try {
-    g = JSON.parse(readFileSync(file, "utf8"));
-  } catch (e) {
-    throw new FormatError(file, `cannot read golden file: ${(e as Error).message}`);
-  }
-  if (typeof g.same_as === "string") return { ...readHiddenStates(join(dirname(file), `${g.same_as}.json`)), file };
-  const hs = g.hidden_states;
-  if (!hs || !Array.isArray(hs.ids) || !Array.isArray(hs.layers) || hs.layers.some((l) => !Array.isArray(l))) {
+export async function readHiddenStates(path: string): Promise<GoldenHiddenStates> {
+  const { file, json: g } = await readGoldenJson(path);
+  const hs = g.hidden_states as { text_index?: unknown; ids?: unknown; layers?: unknown } | undefined;
+  if (typeof hs !== "object" || hs === null || !Array.isArray(hs.ids) || !Array.isArray(hs.layers) || hs.layers.some((l) => !Array.isArray(l))) {
     throw new FormatError(file, "no hidden_states {ids, layers} (per-layer hidden states, as fixtures/export_golden.py writes them)");
   }
   const textIndex = typeof hs.text_index === "number" ? hs.text_index : null;
-  let texts = g.texts;
-  const beside = join(dirname(file), "texts.json");
-  if (!texts && existsSync(beside)) texts = JSON.parse(readFileSync(beside, "utf8")) as string[];
-  return { file, textIndex, text: textIndex !== null && texts ? texts[textIndex] ?? null : null, ids: hs.ids as number[], layers: hs.layers as number[][] };
+  const texts = Array.isArray(g.texts) ? (g.texts as unknown[]) : textsBeside(file);
+  const text = textIndex !== null ? texts?.[textIndex] : undefined;
+  return { file: path === "-" ? file : path, textIndex, text: typeof text === "string" ? text : null, ids: hs.ids as number[], layers: hs.layers as number[][] };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,14 +3,14 @@
  * and Hugging Face transformers) and compare every logit. This is how the full-size GPT-2 base
  * check is run, and how anyone can check us against their own transformers install.
  */
-import { readFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { FormatError, quote } from "../errors.js";
+import { resolve } from "node:path";
+import { FormatError } from "../errors.js";
 import { SyncRewardModel, type LoadOptions } from "../model/sync-model.js";
 import { POOLING_RULES } from "../model/pooling.js";
 import { encode, truncateLeft } from "../model/tokenizer.js";
 import { defineCommand, UsageError } from "./args.js";
 import { LOAD_OPTIONS, loadOptions, MODEL_OPTION } from "./common.js";
+import { readGoldenJson, textsBeside } from "./golden.js";
 
 export const verify = defineCommand({
   name: "verify",
@@ -18,17 +18,17 @@ export const verify = defineCommand({
   usage: "--model MODEL --golden FILE [options]",
   options: {
     model: MODEL_OPTION,
-    golden: { type: "string", short: "g", value: "FILE", help: "the golden JSON file" },
+    golden: { type: "string", short: "g", value: "FILE", help: 'the golden JSON file ("-" for standard input)' },
     tolerance: { type: "string", value: "X", default: "1e-4", help: "largest |logit - HF| accepted" },
     ...LOAD_OPTIONS,
   },
   details: "Prints OK or FAIL with the largest difference; exit status 0 for OK, 1 for FAIL.",
   examples: ["gpt2-reward verify -m fixtures/models/f16-8head-bin -g fixtures/golden/f16-8head-bin.json"],
   async run(values) {
-    if (!values.model || !values.golden) throw new UsageError("verify needs --model and --golden; see gpt2-reward verify --help");
+    if (!values.model || !values.golden) throw new UsageError("verify needs --model and --golden");
     const tolerance = values.tolerance === undefined ? 1e-4 : Number(values.tolerance);
     if (!(tolerance > 0)) throw new UsageError(`--tolerance must be a positive number, got "${values.tolerance}"`);
-    return runVerify(resolve(values.model), resolve(values.golden), tolerance, loadOptions(values));
+    return runVerify(resolve(values.model), values.golden === "-" ? "-" : resolve(values.golden), tolerance, loadOptions(values));
   },
 });
 
@@ -49,24 +49,12 @@ export interface GoldenFile {
 }
 
 /**
- * Reads a golden file and checks its shape before any number is used, naming the first thing
- * that does not fit. A file that says `"same_as": "other"` (same weights in another file format)
- * is followed to other.json beside it. Texts come from the file, else from texts.json beside it.
+ * Reads a golden file (following "same_as", see golden.ts) and checks its shape before any number
+ * is used, naming the first thing that does not fit. Texts come from the file, else from
+ * texts.json beside it.
  */
-export function readGolden(file: string, hops = 0): GoldenFile {
-  let g: unknown;
-  try {
-    g = JSON.parse(readFileSync(file, "utf8"));
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new FormatError(file, `cannot read golden file: ${err.code === "ENOENT" ? "no such file" : err.message}`);
-  }
-  const o = g as Record<string, unknown>;
-  if (typeof g !== "object" || g === null || Array.isArray(g)) throw new FormatError(file, `not a golden file: expected a JSON object, got ${quote(g)}`);
-  if (typeof o.same_as === "string" && !("singles" in o)) {
-    if (hops >= 4 || !/^[\w.-]+$/.test(o.same_as)) throw new FormatError(file, `"same_as" ${quote(o.same_as)} does not lead to a golden file`);
-    return readGolden(join(dirname(file), `${o.same_as}.json`), hops + 1);
-  }
+export async function readGolden(path: string): Promise<GoldenFile> {
+  const { file, json: o } = await readGoldenJson(path);
   const fail = (where: string, what: string): never => {
     throw new FormatError(file, `not a golden file of export_golden.py: ${where} ${what}`);
   };
@@ -96,15 +84,8 @@ export function readGolden(file: string, hops = 0): GoldenFile {
     if (!Array.isArray(rows) || rows.length !== n) fail(`batches[${i}].logits["last-non-pad"]`, "does not have one row per text");
     (rows as unknown[]).forEach((r, k) => row(`batches[${i}].logits["last-non-pad"][${k}]`, r));
   });
-  const golden = g as GoldenFile;
-  if (golden.texts === undefined) {
-    try {
-      const texts = JSON.parse(readFileSync(join(dirname(file), "texts.json"), "utf8")) as unknown;
-      if (Array.isArray(texts) && texts.every((t) => typeof t === "string")) golden.texts = texts;
-    } catch {
-      // No texts beside: the token ids are not checked, the logits still are.
-    }
-  }
+  const golden = o as unknown as GoldenFile;
+  golden.texts ??= textsBeside(file);
   if (golden.texts && golden.singles.some((s) => !Number.isInteger(s.text_index) || golden.texts![s.text_index] === undefined)) golden.texts = undefined;
   return golden;
 }
@@ -152,11 +133,11 @@ export function compareGolden(model: SyncRewardModel, golden: GoldenFile, texts:
 }
 
 export async function runVerify(modelPath: string, goldenPath: string, tolerance: number, opts: LoadOptions = {}): Promise<number> {
-  const golden = readGolden(goldenPath);
+  const golden = await readGolden(goldenPath);
   const model = SyncRewardModel.load(modelPath, opts);
   let result: ReturnType<typeof compareGolden>;
   try {
-    checkLabels(golden, goldenPath, model);
+    checkLabels(golden, goldenPath === "-" ? "standard input" : goldenPath, model);
     result = compareGolden(model, golden, golden.texts);
   } finally {
     await model.close();

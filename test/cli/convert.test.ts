@@ -244,7 +244,7 @@ describe("gpt2-reward convert: never loses a file by mistake", () => {
     }
     const bad = runCli(["convert", BIN, join(dir, "x", "m.safetensors"), "--dtype", "float8"]);
     expect(bad.status).toBe(2);
-    expect(bad.stderr).toMatch(/^gpt2-reward: --dtype must be .*got "float8"\n$/);
+    expect(bad.stderr).toMatch(/^gpt2-reward: --dtype must be .*got "float8"; see gpt2-reward convert --help\n$/);
   });
 
   it("refuses to overwrite without --force, and a config.json beside that describes another model or dtype", () => {

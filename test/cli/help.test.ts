@@ -1,11 +1,11 @@
 /** The conventions every subcommand shares: --help, --version, short flags, "-", --model, one-line usage errors. */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { FIXTURES, jsonLines, ROOT, runCli } from "../helpers/cli.js";
 
-const COMMANDS = ["score", "rank", "tokenize", "inspect", "convert", "demo", "verify", "trace"];
+const COMMANDS = ["score", "serve", "rank", "merge", "tokenize", "inspect", "convert", "demo", "verify", "trace"];
 const SMALL = join(FIXTURES, "models", "f16-8head");
 const tmp = mkdtempSync(join(tmpdir(), "gpt2-reward-help-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -20,6 +20,8 @@ describe("help and conventions", () => {
       expect(r.stdout).toMatch(/\noptions:\n/);
       expect(r.stdout).toMatch(/-h, --help/);
       expect(r.stdout).toMatch(new RegExp(`\\nexamples?:\\n  gpt2-reward ${command}`));
+      // inspect's options (--model, --json) have no default to show; every other command has some.
+      if (command !== "inspect") expect(r.stdout).toMatch(/ \(default: [^)]+\)\n/);
     }
   });
 
@@ -44,6 +46,26 @@ describe("help and conventions", () => {
       const r = runCli(args);
       expect(r.status, args.join(" ")).toBe(0);
       expect(r.stdout).toBe(`${version}\n`);
+    }
+  });
+
+  it.each(COMMANDS)("%s answers an unknown option with one line pointing to its --help, exit 2", (command) => {
+    const r = runCli([command, "--frobnicate"]);
+    expect([r.status, r.stdout, r.stderr]).toEqual([2, "", `gpt2-reward: ${command}: unknown option --frobnicate; see gpt2-reward ${command} --help\n`]);
+  });
+
+  it("answers every other command-line mistake with one line pointing to the command's --help, exit 2", () => {
+    const cases: [string[], string][] = [
+      [["score", "-m", SMALL, "--batch-size", "0", "hi"], 'gpt2-reward: --batch-size must be a positive integer, got "0"; see gpt2-reward score --help\n'],
+      [["convert", SMALL], "gpt2-reward: convert takes MODEL and one OUT.safetensors; see gpt2-reward convert --help\n"],
+      [["rank", "-m", SMALL, "-c", "hi"], "gpt2-reward: --context needs at least one REPLY argument; see gpt2-reward rank --help\n"],
+      [["merge"], "gpt2-reward: merge needs the shard outputs to merge; see gpt2-reward merge --help\n"],
+      [["verify", "-m", SMALL], "gpt2-reward: verify needs --model and --golden; see gpt2-reward verify --help\n"],
+      [["serve", "-m", SMALL, "--port", "http"], 'gpt2-reward: --port must be an integer from 0 to 65535, got "http"; see gpt2-reward serve --help\n'],
+    ];
+    for (const [args, message] of cases) {
+      const r = runCli(args);
+      expect([r.status, r.stdout, r.stderr], args.join(" ")).toEqual([2, "", message]);
     }
   });
 
@@ -72,6 +94,21 @@ describe("help and conventions", () => {
     expect(jsonLines(short.stdout)[0]).toMatchObject({ index: 0, tokens: 4, truncated: true });
   });
 
+  it("takes - as standard input for rank and tokenize, and as standard output for merge", () => {
+    const rankArgs = ["rank", "-m", SMALL, "-t", "1", "-c", "User: hi\nBot:", " hello", " go away"];
+    const [direct] = jsonLines(runCli(rankArgs).stdout);
+    const ranked = runCli(["rank", "-m", SMALL, "-t", "1", "-i", "-"], JSON.stringify({ context: "User: hi\nBot:", replies: [" hello", " go away"] }) + "\n");
+    expect(jsonLines(ranked.stdout)).toEqual([direct]);
+    expect(runCli(["tokenize", "-i", "-"], "{\"text\": \"hi there\"}\n").stdout).toBe(runCli(["tokenize", "hi there"]).stdout);
+    const input = join(tmp, "merge-in.jsonl");
+    writeFileSync(input, ["a", "b", "c"].map((text) => JSON.stringify({ text })).join("\n") + "\n");
+    const parts = [0, 1].map((i) => join(tmp, `merge-part-${i}.jsonl`));
+    parts.forEach((part, i) => expect(runCli(["score", "-q", "-m", SMALL, "-t", "1", "-i", input, "-o", part, "--shard", `${i}/2`]).status).toBe(0));
+    const merged = runCli(["merge", "-o", "-", ...parts]);
+    expect(merged.status, merged.stderr).toBe(0);
+    expect(merged.stdout).toBe(runCli(["score", "-q", "-m", SMALL, "-t", "1", "-i", input]).stdout);
+  });
+
   it("takes the model as --model or, for inspect and convert, positionally", () => {
     const positional = runCli(["inspect", SMALL, "--json"]);
     expect(positional.status).toBe(0);
@@ -96,6 +133,6 @@ describe("help and conventions", () => {
     expect(runCli(["inspect", out]).stdout).toMatch(/wte\.weight\s+BF16/);
     const bad = runCli(["convert", SMALL, join(tmp, "x.safetensors"), "--dtype", "f8"]);
     expect(bad.status).toBe(2);
-    expect(bad.stderr).toBe('gpt2-reward: --dtype must be f32|f16|bf16 (or float32, fp16, float16, half, bfloat16, ...), got "f8"\n');
+    expect(bad.stderr).toBe('gpt2-reward: --dtype must be f32|f16|bf16 (or float32, fp16, float16, half, bfloat16, ...), got "f8"; see gpt2-reward convert --help\n');
   });
 });

@@ -110,7 +110,7 @@ describe("input formats", () => {
     expect(bad.stderr).toBe('gpt2-reward: CSV header has no column "text" (it has "a", "b"); name the text column with --text-field\n');
     const fmt = runCli(["score", "-m", SMALL, "-f", "xml", "hi"]);
     expect(fmt.status).toBe(2);
-    expect(fmt.stderr).toBe('gpt2-reward: --format must be jsonl, csv, tsv or text, got "xml"\n');
+    expect(fmt.stderr).toBe('gpt2-reward: --format must be jsonl, csv, tsv or text, got "xml"; see gpt2-reward score --help\n');
   });
 
   it("scores TEXT arguments as typed (no JSON round trip), also texts that look like JSON", () => {

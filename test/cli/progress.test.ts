@@ -47,6 +47,6 @@ describe("progress and summary", () => {
   it("--progress-every must be a positive number", () => {
     const r = runCli(["score", "-m", SMALL, "--progress-every", "0", "hi"]);
     expect(r.status).toBe(2);
-    expect(r.stderr).toBe('gpt2-reward: --progress-every must be a positive number of seconds, got "0"\n');
+    expect(r.stderr).toBe('gpt2-reward: --progress-every must be a positive number of seconds, got "0"; see gpt2-reward score --help\n');
   });
 });

@@ -64,7 +64,7 @@ describe("rank", () => {
   it("refuses replies without a context in one line", () => {
     const r = runCli(["rank", "-m", SMALL, " a reply"]);
     expect(r.status).toBe(2);
-    expect(r.stderr).toBe("gpt2-reward: REPLY arguments need --context TEXT\n");
+    expect(r.stderr).toBe("gpt2-reward: REPLY arguments need --context TEXT; see gpt2-reward rank --help\n");
   });
 });
 

@@ -110,6 +110,22 @@ describe("trace", () => {
     expect(r.stdout).toContain(`\nscored   position ${ids.length - 1}, " hi" (id ${ids[ids.length - 1]}): `);
   });
 
+  it('reads the golden file from standard input for "-", and a texts.json beside a golden file that is not one is ignored', () => {
+    const fromFile = traceJson(["-m", DEMO, "--golden", DEMO_GOLDEN]);
+    const fromStdin = runCli(["trace", "--json", "-t", "1", "-m", DEMO, "--golden", "-"], readFileSync(DEMO_GOLDEN));
+    expect(fromStdin.status, fromStdin.stderr).toBe(0);
+    const report = JSON.parse(fromStdin.stdout) as TraceReport;
+    expect(report.golden?.file).toBe("standard input");
+    expect(report.layers).toEqual(fromFile.report.layers);
+    const dir = join(tmp, "bad-texts");
+    mkdirSync(dir);
+    copyFileSync(DEMO_GOLDEN, join(dir, "demo.json"));
+    writeFileSync(join(dir, "texts.json"), "{not json");
+    const beside = traceJson(["-m", DEMO, "--golden", join(dir, "demo.json")]);
+    expect(beside.status, beside.stderr).toBe(0);
+    expect(beside.report.layers).toEqual(fromFile.report.layers);
+  });
+
   it("refuses a TEXT that is not the golden file's, more than one TEXT, and no TEXT at all, in one line each", () => {
     const wrong = runCli(["trace", "-t", "1", "-m", DEMO, "--golden", DEMO_GOLDEN, "something else"]);
     expect(wrong.status).toBe(1);
@@ -122,6 +138,18 @@ describe("trace", () => {
     const noStates = runCli(["trace", "-m", DEMO, "--golden", join(FIXTURES, "golden", "tokenizer.json")]);
     expect(noStates.status).toBe(1);
     expect(noStates.stderr).toMatch(/tokenizer\.json: no hidden_states/);
-    for (const r of [wrong, two, none, noStates]) expect(r.stderr.split("\n").filter(Boolean)).toHaveLength(1);
+    // Golden files that are not: each one line naming the file, never a stack trace.
+    const write = (name: string, text: string) => (writeFileSync(join(tmp, name), text), join(tmp, name));
+    const bad: [string, string][] = [
+      [write("loop.json", '{"same_as": "loop"}'), 'loop.json: "same_as" "loop" does not lead to a golden file'],
+      [write("null.json", "null"), "null.json: not a golden file: expected a JSON object, got null"],
+      [write("half.json", '{"hidden_states": '), "half.json: not a golden file: not JSON ("],
+    ];
+    const badRuns = bad.map(([file, message]) => {
+      const r = runCli(["trace", "-m", DEMO, "--golden", file]);
+      expect([r.status, r.stderr.includes(message)], r.stderr).toEqual([1, true]);
+      return r;
+    });
+    for (const r of [wrong, two, none, noStates, ...badRuns]) expect(r.stderr.split("\n").filter(Boolean)).toHaveLength(1);
   });
 });
