@@ -9,7 +9,7 @@ import { Gpt2RewardError } from "../errors.js";
 import { mountBrowserSource } from "../hub/browser-models.js";
 import { serveModel } from "../model/model-worker.js";
 
-await serveModel(async (source, onProgress) => {
+await serveModel(async (source, onProgress, onWarning) => {
   if ("path" in source) throw new Gpt2RewardError("in a browser a model is loaded from a folder URL, a Hub repo id or picked files, not a path");
-  return mountBrowserSource(source, onProgress);
+  return mountBrowserSource(source, onProgress, onWarning);
 });

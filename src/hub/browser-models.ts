@@ -64,10 +64,10 @@ export function browserSource(source: ModelSource, fetch: FetchOptions): Browser
 }
 
 /** In the model's worker: fetches (or finds in Cache Storage) or mounts the source's files; returns the path to load. */
-export async function mountBrowserSource(source: BrowserSource, onProgress: (p: Progress) => void): Promise<string> {
+export async function mountBrowserSource(source: BrowserSource, onProgress: (p: Progress) => void, onWarning: (warning: string) => void): Promise<string> {
   if ("files" in source) return mountPicked(source.files);
-  if ("repo" in source) return mountRemote(hubBase(source.repo, source.fetch), source.fetch, onProgress);
-  return mountRemote(source.url.endsWith("/") ? source.url : `${source.url}/`, source.fetch, onProgress);
+  if ("repo" in source) return mountRemote(hubBase(source.repo, source.fetch), source.fetch, onProgress, onWarning);
+  return mountRemote(source.url.endsWith("/") ? source.url : `${source.url}/`, source.fetch, onProgress, onWarning);
 }
 
 const CACHE_NAME = "gpt2-reward";
@@ -94,8 +94,13 @@ export function mountPicked(files: NamedBlob[]): string {
  * Downloads (or finds in the cache) a model folder at `base` (a URL ending in "/"): config.json,
  * then the first weights file transformers would use, with an index's shards. Returns the mounted path.
  */
-export async function mountRemote(base: string, opts: FetchOptions, onProgress: (p: Progress) => void): Promise<string> {
-  const store = opts.cache === false ? undefined : await caches.open(CACHE_NAME);
+export async function mountRemote(base: string, opts: FetchOptions, onProgress: (p: Progress) => void, onWarning: (warning: string) => void): Promise<string> {
+  // Cache Storage exists only in a secure context (https, or http from localhost / 127.0.0.1).
+  const canCache = typeof caches !== "undefined";
+  if (opts.cache !== false && !canCache) {
+    onWarning("this page has no Cache Storage (it is not a secure context: https, or http from localhost): the model's files are downloaded again on every visit");
+  }
+  const store = opts.cache === false || !canCache ? undefined : await caches.open(CACHE_NAME);
   const headers: Record<string, string> = opts.token ? { Authorization: `Bearer ${opts.token}` } : {};
   const fetched: [string, Blob][] = [];
   const get = (name: string) => download(base + name, name, store, headers, onProgress);

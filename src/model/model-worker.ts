@@ -16,7 +16,7 @@ import type { LoadedInfo, Reply, Request, WireError, WorkerSource } from "./mode
 import { SyncRewardModel } from "./sync-model.js";
 
 /** Makes the source's files readable through platform().files; resolves to the path to load. */
-export type Mount = (source: WorkerSource, onProgress: (p: Progress) => void) => Promise<string>;
+export type Mount = (source: WorkerSource, onProgress: (p: Progress) => void, onWarning: (warning: string) => void) => Promise<string>;
 
 export async function serveModel(mount: Mount): Promise<void> {
   const port = await platform().threads.parent();
@@ -25,7 +25,7 @@ export async function serveModel(mount: Mount): Promise<void> {
 
   async function load(req: Extract<Request, { op: "load" }>): Promise<LoadedInfo> {
     const t0 = performance.now();
-    const path = await mount(req.source, (progress) => send({ progress }));
+    const path = await mount(req.source, (progress) => send({ progress }), (warning) => send({ warning }));
     model = SyncRewardModel.load(path, { ...req.opts, onWarning: (warning) => send({ warning }) });
     // A browser starts a worker only once its starter's event loop turns: wait here, not in the first kernel call.
     await (model.runner as { started?: () => Promise<void> }).started?.();

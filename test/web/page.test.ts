@@ -175,6 +175,29 @@ describe("a page without COOP/COEP", () => {
   });
 });
 
+describe("a page served over plain http from a host other than this one (not a secure context)", () => {
+  it("scores on one thread with Node's logits, without Cache Storage, and says the files are not kept", async () => {
+    // The name resolves to 127.0.0.1 inside this browser only: nothing leaves the machine.
+    const remote = await launchChromium(["--host-resolver-rules=MAP gpt2-reward.test 127.0.0.1"]);
+    try {
+      const context = await remote.newContext();
+      const page = await context.newPage();
+      page.on("console", (m) => m.type() === "error" && consoleErrors.push(`${m.text()} (${m.location().url})`));
+      page.on("pageerror", (e) => consoleErrors.push(`uncaught: ${e.message}`));
+      await page.goto(plain.url.replace("127.0.0.1", "gpt2-reward.test"));
+      await page.waitForSelector("body[data-ready=true]");
+      expect(await page.evaluate(() => [isSecureContext, typeof caches])).toEqual([false, "undefined"]);
+      const batch = texts.slice(0, 4);
+      const web = await scoreInPage(page, "demo", undefined, batch, 256);
+      expect(web.threads).toBe(1);
+      expect(web.warnings).toEqual([expect.stringMatching(/^this page has no Cache Storage \(it is not a secure context.*downloaded again on every visit$/)]);
+      expect(web.logits).toEqual(await scoreInNode(join(FIXTURES, "models", "demo"), batch));
+    } finally {
+      await remote.close();
+    }
+  });
+});
+
 describe("the demo page", () => {
   let context: BrowserContext;
   beforeAll(async () => {
