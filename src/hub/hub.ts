@@ -676,6 +676,89 @@ export async function resolveHubModel(spec: string, opts: HubOptions = {}): Prom
 
 // ---------------------------------------------------------------------------- inspect
 
+/**
+ * A fetch for the library's header reads held to the limits of a download: the answer's headers
+ * within the HEAD timeout (a HEAD) or idleMs (a GET), then its body to DownloadLimits (no byte for idleMs, or fewer than
+ * minBytesPerWindow in a window), so a server that never answers or trickles cannot keep
+ * `inspect` forever. A failure is HubUnreachable: the cache may answer instead.
+ */
+async function limitedFetch(hub: Hub, input: Parameters<typeof fetch>[0], init: RequestInit, onFail: (err: HubUnreachable) => void): Promise<Response> {
+  const stop = new AbortController();
+  const unreachable = (why: string) => {
+    const err = new HubUnreachable(`cannot reach ${hub.endpoint} (${why})`);
+    onFail(err);
+    return err;
+  };
+  const signals = [stop.signal, ...(init.signal ? [init.signal] : []), ...(hub.signal ? [hub.signal] : [])];
+  // A HEAD waits as long as resolve's HEADs do; a GET's headers, as long as a download's first byte.
+  const headersDue = setTimeout(() => stop.abort(unreachable("timed out")), init.method === "HEAD" ? hub.headTimeoutMs : hub.limits.idleMs);
+  let res: Response;
+  try {
+    res = await hub.fetch(input, { ...init, signal: AbortSignal.any(signals) });
+  } catch (err) {
+    throw stop.signal.reason instanceof HubUnreachable ? stop.signal.reason : unreachable(describeFailure(err));
+  } finally {
+    clearTimeout(headersDue);
+  }
+  if (!res.body) return res;
+  const reader = res.body.getReader();
+  const { idleMs, windowMs, minBytesPerWindow } = hub.limits;
+  let idle: NodeJS.Timeout | undefined;
+  let window: NodeJS.Timeout | undefined;
+  let windowBytes = 0;
+  let received = 0;
+  // As for a download: a window need not bring more than what is left of the body.
+  const length = Number(res.headers.get("content-length") ?? NaN);
+  const left = () => (Number.isSafeInteger(length) ? length - received : Infinity);
+  const quiet = () => {
+    clearTimeout(idle);
+    clearInterval(window);
+  };
+  let stream!: ReadableStreamDefaultController<Uint8Array>;
+  const fail = (why: string) => {
+    quiet();
+    const err = unreachable(why);
+    stream.error(err);
+    stop.abort(err);
+  };
+  const arm = () => {
+    clearTimeout(idle);
+    idle = setTimeout(() => fail(`no data for ${idleMs / 1000} s`), idleMs).unref();
+  };
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      stream = controller;
+      arm();
+      window = setInterval(() => {
+        if (windowBytes < Math.min(minBytesPerWindow, left())) fail(`only ${windowBytes} bytes in ${windowMs / 1000} s, slower than the ${minBytesPerWindow} bytes per ${windowMs / 1000} s a download must keep up`);
+        windowBytes = 0;
+      }, windowMs).unref();
+    },
+    async pull(controller) {
+      try {
+        const { done, value } = await reader.read();
+        if (done) {
+          quiet();
+          return controller.close();
+        }
+        arm();
+        windowBytes += value.length;
+        received += value.length;
+        controller.enqueue(value);
+      } catch (err) {
+        quiet();
+        // Our own abort has already errored the stream with its reason.
+        if (!(stop.signal.reason instanceof HubUnreachable)) controller.error(unreachable(describeFailure(err)));
+      }
+    },
+    cancel(reason) {
+      quiet();
+      return reader.cancel(reason);
+    },
+  });
+  return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+}
+
 /** One safetensors file's tensors, as a header lists them. */
 type HeaderTensors = Iterable<[string, { dtype: string; shape: number[] }]>;
 
@@ -715,16 +798,13 @@ export async function inspectHubModel(spec: string, opts: HubOptions = {}): Prom
   // just hf_…, so mirrors work) and keeps failed answers, whose X-Error-Code the library drops.
   const origin = new URL(hub.endpoint).origin;
   const failures: Response[] = [];
+  // The first request the limits cut: the library may report the bytes it lacked as a bad header.
+  let cut: HubUnreachable | undefined;
   const hubFetch: typeof fetch = async (input, init) => {
     const url = input instanceof Request ? input.url : String(input);
     const headers = new Headers(init?.headers);
     if (hub.token && new URL(url).origin === origin) headers.set("authorization", `Bearer ${hub.token}`);
-    let res: Response;
-    try {
-      res = await hub.fetch(input, { ...init, headers });
-    } catch (err) {
-      throw new HubUnreachable(`cannot reach ${hub.endpoint} (${describeFailure(err)})`);
-    }
+    const res = await limitedFetch(hub, input, { ...init, headers }, (err) => (cut ??= err));
     if (!res.ok) failures.push(res);
     return res;
   };
@@ -741,7 +821,7 @@ export async function inspectHubModel(spec: string, opts: HubOptions = {}): Prom
     );
     return summarize(hub, parsed.filepaths, headers);
   } catch (err) {
-    if (err instanceof HubUnreachable) return inspectFromCache(hub, err.message);
+    if (err instanceof HubUnreachable || cut) return inspectFromCache(hub, (cut ?? (err as HubUnreachable)).message);
     if (err instanceof Gpt2RewardError) throw err;
     const denied = failures.find(
       (r) => r.status === 401 || r.status === 403 || /^(Repo|Revision)NotFound$/.test(r.headers.get("x-error-code") ?? ""),

@@ -77,9 +77,10 @@ export class FakeHub {
   private readonly repos = new Map<string, RepoState>();
   private readonly cdn = new Map<string, { bytes: Uint8Array; file: string }>();
   private readonly cuts = new Map<string, number>();
-  private readonly trickles = new Map<string, { bytes: number; everyMs: number }>();
+  private readonly trickles = new Map<string, { bytes: number; everyMs: number; times: number }>();
   private readonly paddings = new Map<string, number>();
   private readonly getRedirects = new Map<string, string>();
+  private readonly silences = new Set<string>();
   private readonly lfsThreshold: number;
   readonly renamed: Record<string, string>;
   url = "";
@@ -115,14 +116,19 @@ export class FakeHub {
     this.cuts.set(file, afterBytes);
   }
 
-  /** The next GET of `file` sends `bytes` bytes every `everyMs` ms (a server that stalls without stopping). */
-  trickleNextDownload(file: string, bytes: number, everyMs: number): void {
-    this.trickles.set(file, { bytes, everyMs });
+  /** The next `times` GETs of `file` send `bytes` bytes every `everyMs` ms (a server that stalls without stopping). */
+  trickleNextDownload(file: string, bytes: number, everyMs: number, times = 1): void {
+    this.trickles.set(file, { bytes, everyMs, times });
   }
 
   /** The next GET of `file` sends `extra` zero bytes after the file, with no Content-Length (HEAD still says the true size). */
   padNextDownload(file: string, extra: number): void {
     this.paddings.set(file, extra);
+  }
+
+  /** The next request for `file` (HEAD or GET, resolve/ or raw/) is never answered: not even its headers. */
+  silenceNext(file: string): void {
+    this.silences.add(file);
   }
 
   /** The next GET of `file` (not the HEAD) is answered 302 with this Location, e.g. `//127.0.0.1:<port>/...`. */
@@ -204,6 +210,7 @@ export class FakeHub {
     const commit = repo.commits.find((c) => c.sha === sha);
     if (!commit) return this.fail(res, 404, "RevisionNotFound");
     const file = rawFile.split("/").map(decodeURIComponent).join("/");
+    if (this.silences.delete(file)) return; // the socket stays open; close() ends it
     const bytes = commit.files[file];
     if (!bytes) return this.fail(res, 404, "EntryNotFound", undefined, { "X-Repo-Commit": commit.sha });
     const common = { "X-Repo-Commit": commit.sha };
@@ -281,7 +288,8 @@ export class FakeHub {
     }
     const trickle = this.trickles.get(file);
     if (trickle !== undefined) {
-      this.trickles.delete(file);
+      if (--trickle.times === 0) this.trickles.delete(file);
+      res.flushHeaders(); // the headers go now, as a real server's would; the body stalls
       let at = 0;
       const tick = setInterval(() => {
         if (res.destroyed || at >= body.length) {

@@ -415,6 +415,29 @@ describe("inspectHubModel", () => {
     expect(info.parameterCount).toBe(30_003);
   });
 
+  it("gives up on a server that never answers (the HEAD timeout), and says so with what the cache lacks", async () => {
+    const h = await start({ [REPO]: { files: { "config.json": CONFIG, "model.safetensors": WEIGHTS } } });
+    vi.stubEnv("HF_HUB_ETAG_TIMEOUT", "0.3");
+    h.silenceNext("model.safetensors");
+    await expect(inspectHubModel(REPO, opts(h))).rejects.toThrow(`cannot reach ${h.url} (timed out) and ${REPO}@main is not in the cache`);
+  });
+
+  it("gives up on a header body that stops coming (the download's idle timeout), and on one that trickles", async () => {
+    const big = makeSafetensors({ "transformer.wte.weight": [512, 256], "score.weight": [2, 256] });
+    const h = await start({ [REPO]: { files: { "config.json": CONFIG, "model.safetensors": big } } });
+    // Every GET: the library asks for byte 0 alone (the file's size), the header's length, then the header.
+    h.trickleNextDownload("model.safetensors", 4, 60_000, 3);
+    const idle = { idleMs: 300, windowMs: 60_000, minBytesPerWindow: 1 };
+    await expect(inspectHubModel(REPO, opts(h, { limits: idle }))).rejects.toThrow(`cannot reach ${h.url} (no data for 0.3 s) and ${REPO}@main is not in the cache`);
+    h.trickleNextDownload("model.safetensors", 1, 20, 3);
+    const slow = { idleMs: 5000, windowMs: 400, minBytesPerWindow: 1000 };
+    await expect(inspectHubModel(REPO, opts(h, { limits: slow }))).rejects.toThrow(
+      new RegExp(`cannot reach ${h.url.replace(/[.]/g, "\\.")} \\(only \\d+ bytes in 0\\.4 s, slower than the 1000 bytes per 0\\.4 s a download must keep up\\) and ${REPO} ?@main is not in the cache`.replace(" ?", "")),
+    );
+    // A server that answers in time is read as before.
+    await expect(inspectHubModel(REPO, opts(h, { limits: slow }))).resolves.toMatchObject({ parameterCount: 512 * 256 + 2 * 256 });
+  });
+
   it("offline, reads the header from the cache", async () => {
     const h = await start({ [REPO]: { files: { "config.json": CONFIG, "model.safetensors": WEIGHTS } } });
     await resolveHubModel(REPO, opts(h));
