@@ -121,6 +121,31 @@ describe("every fixture model in Chromium", () => {
     });
   }
 
+  it("computes in the model's worker: the page's event loop keeps turning while a batch is scored", async () => {
+    // A batch that takes a while on one thread; meanwhile the page counts how often it gets to run a
+    // task of its own (setTimeout 0). Were the forward pass on the page's thread, no task could run
+    // between the batch's start and its end: the first turn would find the batch done.
+    const got = (await page.evaluate(`(async (batch) => {
+      const { RewardModel } = await import(${JSON.stringify(BUNDLE)});
+      const m = await RewardModel.load("/fixtures/models/demo/", { threads: 1, kernels: "wasm" });
+      try {
+        let done = false;
+        let turns = 0;
+        const scored = m.score(batch, { maxLength: 256 }).finally(() => (done = true));
+        while (!done && turns < 10) {
+          await new Promise((r) => setTimeout(r, 0));
+          turns++;
+        }
+        const results = await scored;
+        return { turns, logits: results.map((r) => r.logits) };
+      } finally {
+        await m.close();
+      }
+    })(${JSON.stringify(Array.from({ length: 4 }, () => texts).flat())})`)) as { turns: number; logits: number[][] };
+    expect(got.turns).toBe(10); // ten turns (~20 ms) while the batch (252 texts) takes far longer
+    expect(got.logits).toEqual(await scoreInNode(join(FIXTURES, "models", "demo"), Array.from({ length: 4 }, () => texts).flat()));
+  });
+
   it("is Node's RewardModel: tokenize, prepareIds, scoreIds, rank and its errors give Node's results", async () => {
     const context = "User: my laptop gets hot when I play games. Is that normal?\nBot:";
     const replies = [" Yes, keep the vents clear.", " idk lol", " Laptops are not meant for games."];
