@@ -4,7 +4,7 @@
  * long a line may be, and that a job with poison lines loses nothing else.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { closeSync, createReadStream, existsSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, copyFileSync, createReadStream, existsSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -195,6 +195,61 @@ describe("--resume continues only the job that wrote the file", () => {
     expect(refused.status).toBe(1);
     oneLine(refused.stderr);
     expect(refused.stderr).toMatch(/bare\.jsonl: cannot resume: no readable bare\.jsonl\.job\.json beside it says which job wrote it/);
+  });
+});
+
+describe("--resume on a model changed in place, other options, and an output longer than its input", () => {
+  const dir = fresh();
+  const input = inputFile(dir, 30);
+  const model = join(dir, "model");
+  const out = join(dir, "out.jsonl");
+  beforeAll(() => {
+    mkdirSync(model);
+    for (const f of ["config.json", "model.safetensors"]) copyFileSync(join(SMALL, f), join(model, f));
+    expect(runCli(["score", "-q", "--model", model, "--input", input, "--output", out]).status).toBe(1); // its one bad line
+  });
+  /** A copy of the finished output and its sidecar, cut to `lines` lines or with lines added, as a job left it. */
+  const partial = (name: string, edit: (lines: string[]) => string[]) => {
+    const f = join(dir, name);
+    writeFileSync(f, edit(readFileSync(out, "utf8").split("\n").slice(0, -1)).map((l) => l + "\n").join(""));
+    copyFileSync(`${out}.job.json`, `${f}.job.json`);
+    return f;
+  };
+  const resume = (file: string, ...args: string[]) => runCli(["score", "-q", "--model", model, "--input", input, "--output", file, "--resume", ...args]);
+  const refused = (file: string, r: ReturnType<typeof runCli>, message: RegExp) => {
+    expect(r.status).toBe(1);
+    oneLine(r.stderr);
+    expect(r.stderr).toMatch(message);
+    expect(readFileSync(file, "utf8").split("\n").length).toBeLessThan(31);
+  };
+
+  it("refuses a config.json or a weights file saved again in place (same path and size, other bytes), and resumes once they are back", () => {
+    const file = partial("changed.jsonl", (l) => l.slice(0, 10));
+    const config = readFileSync(join(SMALL, "config.json"), "utf8");
+    writeFileSync(join(model, "config.json"), config.replace('"n_layer"', '"note": "retrained", "n_layer"'));
+    refused(file, resume(file), /changed\.jsonl: cannot resume: the model's config\.json has changed since it was written \(sha256 [0-9a-f]{12}…, now [0-9a-f]{12}…\)$/m);
+    writeFileSync(join(model, "config.json"), config);
+    const weights = readFileSync(join(SMALL, "model.safetensors"));
+    const retrained = Buffer.from(weights);
+    retrained[retrained.length - 2] ^= 0x40; // one weight's bits, in the last tensor's data: same size
+    writeFileSync(join(model, "model.safetensors"), retrained);
+    refused(file, resume(file), /cannot resume: the model's weights files have changed since it was written \(model\.safetensors: \d+ bytes, sha256 ([0-9a-f]{12})…, now model\.safetensors: \d+ bytes, sha256 (?!\1)[0-9a-f]{12}…\)$/m);
+    writeFileSync(join(model, "model.safetensors"), weights);
+    expect(resume(file).status).toBe(1); // its bad line
+    expect(readFileSync(file)).toEqual(readFileSync(out));
+  });
+
+  it("names an option given in one run and not the other without printing null", () => {
+    const file = partial("activation.jsonl", (l) => l.slice(0, 10));
+    refused(file, resume(file, "--activation", "none"), /cannot resume: it was written without --activation, this job has "none"$/m);
+  });
+
+  it("refuses an output holding more lines than this same input has", () => {
+    const file = partial("longer.jsonl", (l) => [...l, JSON.stringify({ index: 30, logits: [0], tokens: 1, truncated: false })]);
+    const r = resume(file);
+    expect(r.status).toBe(1);
+    oneLine(r.stderr);
+    expect(r.stderr).toMatch(/longer\.jsonl: holds 31 lines, but this job's input has only 30; it is not the output of this input$/m);
   });
 });
 
