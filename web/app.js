@@ -57,6 +57,7 @@ function size(n) {
 function showError(message) {
   $("error").textContent = message;
   $("error").hidden = false;
+  $("error").scrollIntoView({ block: "nearest" }); // it appears below the Rank button, maybe below the fold
 }
 
 function clearError() {

@@ -372,6 +372,7 @@ describe("the demo page", () => {
     expect(await page.textContent("#error")).toMatch(/^chosen files\/model\.safetensors: tensor transformer\.wte\.weight ends at data offset \d+, past the \d+ data bytes after the header \(truncated file\?\)$/);
     expect(await page.textContent("#status")).toBe("No model loaded.");
     expect(await page.isHidden("#results-card")).toBe(true);
+    expect(await page.$eval("#error", (e) => e.getBoundingClientRect().bottom <= innerHeight)).toBe(true); // scrolled into view
     await page.close();
   });
 
