@@ -9,7 +9,39 @@
  *
  * The job calls `onProgress(done)`; every output record goes through `record()`.
  */
+import { statSync } from "node:fs";
+import { UsageError, type Option } from "./args.js";
 import type { OutputRecord } from "./job.js";
+
+/** The options of a command that reads a job's input (score, rank). */
+export const PROGRESS_OPTIONS = {
+  progress: { type: "boolean", help: "progress lines on stderr even when it is not a terminal (on a terminal they are always shown)" },
+  "progress-every": { type: "string", value: "S", default: "5", help: "seconds between --progress lines" },
+  quiet: { type: "boolean", short: "q", help: "no progress and no summary on stderr (errors still)" },
+} as const satisfies Record<string, Option>;
+
+/** The report those options ask for, over `input` (an --input file gives the total and the ETA). */
+export function jobReport(values: { progress?: boolean; "progress-every"?: string; quiet?: boolean }, input: string | undefined): JobReport {
+  const every = values["progress-every"] === undefined ? 5 : Number(values["progress-every"]);
+  if (!(every > 0)) throw new UsageError(`--progress-every must be a positive number of seconds, got "${values["progress-every"]}"`);
+  return new JobReport({
+    progress: process.stderr.isTTY ? "tty" : values.progress ? "lines" : "none",
+    quiet: values.quiet ?? false,
+    totalBytes: inputSize(input),
+    intervalMs: process.stderr.isTTY ? undefined : every * 1000,
+  });
+}
+
+/** The size of an --input that is a regular file (for the progress total), else undefined. */
+function inputSize(input: string | undefined): number | undefined {
+  if (input === undefined || input === "-") return undefined;
+  try {
+    const st = statSync(input);
+    return st.isFile() ? st.size : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export interface ReportOptions {
   /** "tty": rewrite one line; "lines": a plain line every `intervalMs`; "none". */

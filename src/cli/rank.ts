@@ -12,8 +12,9 @@ import { parsePoolingRule } from "../model/pooling.js";
 import { RewardModel } from "../model/async-model.js";
 import { DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH } from "../model/options.js";
 import { defineCommand, positiveInt, UsageError } from "./args.js";
-import { BATCH_SIZE_OPTION, INPUT_OPTION, inputFileLines, LOAD_OPTIONS, loadOptions, MAX_LENGTH_OPTION, MODEL_HELP, MODEL_OPTION, modelArg, writeLine } from "./common.js";
+import { BATCH_SIZE_OPTION, countBytes, INPUT_OPTION, inputFileLines, LOAD_OPTIONS, loadOptions, MAX_LENGTH_OPTION, MODEL_HELP, MODEL_OPTION, modelArg, writeLine } from "./common.js";
 import { rankKey } from "../model/rank.js";
+import { jobReport, PROGRESS_OPTIONS } from "./progress.js";
 import { withExtra } from "./record.js";
 
 /** The fields of rank's lines (an input field named like one is copied as "input.<name>"). */
@@ -32,6 +33,7 @@ export const rank = defineCommand({
     "batch-size": BATCH_SIZE_OPTION,
     "max-length": MAX_LENGTH_OPTION,
     pooling: { type: "string", value: "RULE", default: "last-non-pad", help: "which token the score head reads (as score)" },
+    ...PROGRESS_OPTIONS,
     ...LOAD_OPTIONS,
   },
   details: `${MODEL_HELP}
@@ -41,7 +43,9 @@ output); blank lines are skipped and do not count. Output, one JSON line per inp
   "index", "by" ("reward", or "P(label)"), "scores" (one per reply: the reward, or P(label)), "order" (reply
   indices best first), "best" (the best reply's index), "logits" (per reply), "tokens",
   "truncated", and with --pairwise "pairwise" (row i, column j: P(i preferred over j)).
-A bad line gets {"index", "line", "error"} and the others go on (exit status 1).`,
+A bad line gets {"index", "line", "error"} and the others go on (exit status 1). With --input, stderr
+shows progress (as score) and ends with one summary line: lines ranked, failed (the first one's line
+and reason), truncated (a reply's text lost its beginning to --max-length), time.`,
   examples: [
     `gpt2-reward rank -m ./reward-model -c $'User: hi, how are you?\\nBot:' " Great, and you?" " no." --pairwise`,
     "gpt2-reward rank -m ./reward-model -i candidates.jsonl",
@@ -54,7 +58,8 @@ A bad line gets {"index", "line", "error"} and the others go on (exit status 1).
     const pooling = parsePoolingRule(values.pooling ?? "last-non-pad");
     if (!pooling) throw new UsageError(`--pooling must be last-non-pad, before-first-pad or non-pad-count, got "${values.pooling}"`);
     const opts = { batchSize: positiveInt("batch-size", values["batch-size"], DEFAULT_BATCH_SIZE), maxLength: positiveInt("max-length", values["max-length"], DEFAULT_MAX_LENGTH), pooling };
-    const lines = values.context === undefined ? inputFileLines(values.input) : undefined;
+    const report = values.context === undefined ? jobReport(values, values.input) : undefined;
+    const lines = values.context === undefined ? countBytes(inputFileLines(values.input), (n) => (report!.bytesRead += n)) : undefined;
     const model = await RewardModel.fromPretrained(spec, loadOptions(values));
     try {
       rankKey(model.labels, values["rank-by"], "--rank-by");
@@ -76,6 +81,7 @@ A bad line gets {"index", "line", "error"} and the others go on (exit status 1).
       let index = 0;
       let lineNo = 0;
       let failed = 0;
+      report!.start();
       for await (const line of lines) {
         lineNo++;
         if ("text" in line && line.text.trim() === "") continue;
@@ -92,8 +98,13 @@ A bad line gets {"index", "line", "error"} and the others go on (exit status 1).
           }
         }
         if ("error" in record) failed++;
+        report!.record("error" in record
+          ? { index: i, line: lineNo, error: String(record.error) }
+          : { index: i, logits: [], tokens: 0, truncated: (record.truncated as boolean[]).some(Boolean) });
         await writeLine(JSON.stringify(record));
+        report!.onProgress(index);
       }
+      report!.finish();
       return failed > 0 ? 1 : 0;
     } finally {
       await model.close();

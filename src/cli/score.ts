@@ -2,7 +2,6 @@
  * `score`: one JSON line per input line, in input order, from TEXT arguments, an --input file
  * or standard input, to stdout or an --output file that a killed job can --resume.
  */
-import { statSync } from "node:fs";
 import { parsePoolingRule } from "../model/pooling.js";
 import { RewardModel } from "../model/async-model.js";
 import { DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH } from "../model/options.js";
@@ -14,7 +13,7 @@ import {
 import { modelIdentity } from "./identity.js";
 import { inputItems, textItems } from "./input.js";
 import { runScoreJob, type OutputRecord } from "./job.js";
-import { JobReport } from "./progress.js";
+import { jobReport, PROGRESS_OPTIONS } from "./progress.js";
 import { DEFAULT_MAX_LINE_BYTES, openJobInput } from "./lines.js";
 import { openOutput, ReaderGone, type OpenOutput } from "./output.js";
 import { ACTIVATION_OPTION, ACTIVATIONS, labelling, OUTPUT_HELP, outputLine } from "./record.js";
@@ -34,9 +33,7 @@ export const score = defineCommand({
     "batch-size": BATCH_SIZE_OPTION,
     "max-length": MAX_LENGTH_OPTION,
     activation: ACTIVATION_OPTION,
-    progress: { type: "boolean", help: "progress lines on stderr even when it is not a terminal (on a terminal they are always shown)" },
-    "progress-every": { type: "string", value: "S", default: "5", help: "seconds between --progress lines" },
-    quiet: { type: "boolean", short: "q", help: "no progress and no summary on stderr (errors still)" },
+    ...PROGRESS_OPTIONS,
     pooling: { type: "string", value: "RULE", default: "last-non-pad", help: "which token the score head reads: last-non-pad, before-first-pad or non-pad-count" },
     ...LOAD_OPTIONS,
   },
@@ -70,14 +67,7 @@ ${OUTPUT_HELP}`,
       interrupt.abort();
     };
     process.on("SIGINT", onSigint);
-    const every = values["progress-every"] === undefined ? 5 : Number(values["progress-every"]);
-    if (!(every > 0)) throw new UsageError(`--progress-every must be a positive number of seconds, got "${values["progress-every"]}"`);
-    const report = new JobReport({
-      progress: process.stderr.isTTY ? "tty" : values.progress ? "lines" : "none",
-      quiet: values.quiet ?? false,
-      totalBytes: inputSize(texts.length > 0 ? undefined : values.input),
-      intervalMs: process.stderr.isTTY ? undefined : every * 1000,
-    });
+    const report = jobReport(values, texts.length > 0 ? undefined : values.input);
     const load = loadOptions(values);
     // A download stops at the first Ctrl-C too (its part is kept for the next run to resume).
     const model = await RewardModel.fromPretrained(modelSpec, { ...load, hub: { ...load.hub, signal: interrupt.signal } });
@@ -130,17 +120,6 @@ ${OUTPUT_HELP}`,
     }
   },
 });
-
-/** The size of an --input that is a regular file (for the progress total), else undefined. */
-function inputSize(input: string | undefined): number | undefined {
-  if (input === undefined || input === "-") return undefined;
-  try {
-    const st = statSync(input);
-    return st.isFile() ? st.size : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /** `--shard I/N`, 0 <= I < N. */
 function parseShard(s: string): { index: number; count: number } {

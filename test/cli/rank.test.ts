@@ -37,6 +37,15 @@ describe("rank", () => {
     ]);
   });
 
+  it("with --input, says on stderr why its exit status is 1: one summary line (the first failure's line and reason), which --quiet silences", () => {
+    const input = ["{not json", "", JSON.stringify({ context: CONTEXT, replies: REPLIES })].join("\n") + "\n";
+    const r = runCli(["rank", "-m", SMALL, "-l", "4"], input);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^gpt2-reward: done: 2 line\(s\): 1 scored, 1 failed \(first at line 1: invalid JSON: [^\n]*\), 1 truncated \(50\.0%: their beginnings were dropped; see --max-length\), in [^\n]*\n$/);
+    const quiet = runCli(["rank", "-m", SMALL, "-l", "4", "-q"], input);
+    expect([quiet.status, quiet.stderr, quiet.stdout]).toEqual([1, "", r.stdout]);
+  });
+
   it("keeps an input field named like one of its own output fields as input.<name>, never in place of what it computed", () => {
     const clash = { by: "x", scores: 1, order: 2, best: 99, pairwise: 6, logits: 3, tokens: 4, truncated: 5, index: 7, line: 8, error: 9, id: "q" };
     const r = runCli(["rank", "-m", SMALL, "-p"], JSON.stringify({ context: CONTEXT, replies: REPLIES, ...clash }) + "\n");
