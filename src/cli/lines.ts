@@ -7,7 +7,7 @@
  * kept) and becomes an error for that line: one endless line (`--input /dev/zero` has none, a
  * 5 GB line on stdin) costs no more memory than a short one.
  */
-import { closeSync, createReadStream, fstatSync, openSync, statSync, constants as fsc } from "node:fs";
+import { closeSync, createReadStream, fstatSync, openSync, statSync, constants as fsc, type Stats } from "node:fs";
 import { isatty } from "node:tty";
 import type { Readable } from "node:stream";
 import { Gpt2RewardError } from "../errors.js";
@@ -109,12 +109,37 @@ export function openInput(path: string): Readable {
   } catch (e) {
     throw new Gpt2RewardError(`${path}: ${describeErrno(e, "cannot read")}`);
   }
-  const fst = fstatSync(fd);
-  if (!fst.isFile() && !fst.isFIFO() && !fst.isSocket() && !isatty(fd)) {
+  const refused = notAnInput(fd);
+  if (refused) {
     closeSync(fd);
-    throw new Gpt2RewardError(`${path}: is a device, not an input file or a pipe`);
+    throw new Gpt2RewardError(`${path}: ${refused}`);
   }
   return createReadStream("", { fd });
+}
+
+/**
+ * Why the open `fd` cannot be read as a job's input, or undefined if it can: a regular file, a
+ * pipe or socket, a terminal, or /dev/null (no lines). A directory, or a device that never ends
+ * (/dev/zero, /dev/urandom, a disk), is refused: as standard input too (`score < /dev/zero`).
+ */
+function notAnInput(fd: number): string | undefined {
+  let st: Stats;
+  try {
+    st = fstatSync(fd);
+  } catch {
+    return undefined; // a closed standard input: reading it says so
+  }
+  if (st.isDirectory()) return "is a directory, not an input file";
+  if (st.isFile() || st.isFIFO() || st.isSocket() || isatty(fd) || isDevNull(st)) return undefined;
+  return "is a device, not an input file or a pipe";
+}
+
+function isDevNull(st: Stats): boolean {
+  try {
+    return st.isCharacterDevice() && st.rdev === statSync("/dev/null").rdev;
+  } catch {
+    return false;
+  }
 }
 
 /** A job's input: TEXT arguments, an --input file or pipe, or standard input. */
@@ -142,6 +167,8 @@ export function openJobInput(texts: string[], input: string | undefined, maxLine
     };
   }
   const stdin = input === undefined || input === "-";
+  const refused = stdin ? notAnInput(0) : undefined;
+  if (refused) throw new Gpt2RewardError(`standard input ${refused}`);
   const stream: Readable = stdin ? process.stdin : openInput(input);
   const fd = stdin ? 0 : (stream as Readable & { fd?: number | null }).fd;
   const isFile = typeof fd === "number" && fstatSync(fd).isFile();
