@@ -8,7 +8,7 @@
  * second visit loads offline. Threads need a cross-origin isolated page (COOP same-origin + COEP
  * require-corp); otherwise the model computes on one thread.
  */
-import "./platform/browser.js";
+import { registerWorker } from "./platform/browser.js";
 import { Gpt2RewardError, InputError, FormatError, UnsafeFileError, ConfigError, ModelBrokenError } from "./errors.js";
 import { browserSource, type FetchOptions, type ModelSource, type Progress } from "./hub/browser-models.js";
 import { RewardModel as AnyPlatformModel, type LoadListeners } from "./model/async-model.js";
@@ -16,6 +16,9 @@ import { checkLoadOptions } from "./model/options.js";
 import type { LoadOptions as ModelLoadOptions } from "./model/sync-model.js";
 
 export { Gpt2RewardError, InputError, FormatError, UnsafeFileError, ConfigError, ModelBrokenError };
+
+// The model's worker (dist/browser/model-worker.js), in the form bundlers recognise (see registerWorker).
+registerWorker("model", () => new Worker(new URL("./model-worker.js", import.meta.url), { type: "module", name: "gpt2-reward model" }));
 export type { Progress, FetchOptions, ModelSource };
 export type { ScoreOptions, ScoreResult } from "./model/sync-model.js";
 export type { RankOptions, RankResult } from "./model/rank.js";

@@ -76,12 +76,24 @@ const browserFiles: FileSystem = {
 };
 
 /**
- * Worker scripts sit beside the bundle that starts them (dist/browser/): the page's bundle starts
- * model-worker.js, which starts pool-worker.js. The literal `new URL("./x.js", import.meta.url)`
- * is the form bundlers recognise and copy.
+ * How each worker script is started, registered by the entry point that starts it: the page's
+ * entry (src/index.browser.ts) starts model-worker.js, the model worker's entry starts
+ * pool-worker.js. Each writes the literal `new Worker(new URL("./x.js", import.meta.url), { type:
+ * "module" })`, the form bundlers such as Vite recognise as a worker and bundle with what it imports;
+ * here, in code every script shares, the two literals would make each worker seem to start the
+ * other (a cycle Vite refuses). esbuild leaves the literal as it is: its users serve dist/browser/
+ * beside their bundle, where the worker scripts sit beside the chunk that names them.
  */
-function scriptUrl(script: ThreadScript): URL {
-  return script === "pool" ? new URL("./pool-worker.js", import.meta.url) : new URL("./model-worker.js", import.meta.url);
+const starters: Partial<Record<ThreadScript, () => Worker>> = {};
+
+export function registerWorker(script: ThreadScript, start: () => Worker): void {
+  starters[script] = start;
+}
+
+function startWorker(script: ThreadScript): Worker {
+  const start = starters[script];
+  if (!start) throw new Error(`no ${script} worker registered on this thread (a bug, please report it)`);
+  return start();
 }
 
 /** Shared memory needs a cross-origin isolated page (COOP same-origin + COEP require-corp). */
@@ -91,7 +103,7 @@ const browserThreads: Threads = {
   available: () => (canShareMemory() ? Math.max(1, navigator.hardwareConcurrency || 1) : 1),
   canShareMemory,
   start(script, data): Thread {
-    const w = new Worker(scriptUrl(script), { type: "module", name: `gpt2-reward ${script}` });
+    const w = startWorker(script);
     // The worker reads `data` as its first message (a browser worker has no workerData).
     w.postMessage(data);
     return {
@@ -104,7 +116,7 @@ const browserThreads: Threads = {
           // bundler left the worker files behind).
           const message = e.message
             ? `${e.message}${e.filename ? ` (${e.filename}:${e.lineno})` : ""}`
-            : `${scriptUrl(script).href} did not load: serve the .js files of gpt2-reward's dist/browser/ together, beside the script that imports gpt2-reward`;
+            : `the ${script} worker's script (${script}-worker.js) did not load: serve the .js files of gpt2-reward's dist/browser/ together, beside the script that imports gpt2-reward`;
           const error = new Error(message);
           error.stack = message; // this Error's own stack would show the page's listener, not the worker's code
           l(error);

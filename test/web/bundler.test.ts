@@ -127,9 +127,9 @@ describe("a bundler user", () => {
 
   it("without the worker files, fails the load with one message that says what to serve", async () => {
     const noModelWorker = await visit(await site("no-workers", bundle, []));
-    expect(noModelWorker.error).toMatch(/^the model's worker thread stopped while loading \(it threw http:\/\/127\.0\.0\.1:\d+\/model-worker\.js did not load: serve the \.js files of gpt2-reward's dist\/browser\/ together, beside the script that imports gpt2-reward\)$/);
+    expect(noModelWorker.error).toMatch(/^the model's worker thread stopped while loading \(it threw the model worker's script \(model-worker\.js\) did not load: serve the \.js files of gpt2-reward's dist\/browser\/ together, beside the script that imports gpt2-reward\)$/);
     const noPoolWorker = await visit(await site("no-pool-worker", bundle, browserFiles().filter((f) => !f.endsWith("/pool-worker.js"))));
-    expect(noPoolWorker.error).toMatch(/^pool thread 1 of 1 stopped \(it threw http:\/\/127\.0\.0\.1:\d+\/pool-worker\.js did not load: serve the \.js files of gpt2-reward's dist\/browser\/ together, beside the script that imports gpt2-reward\); the model cannot compute any more: load it again$/);
+    expect(noPoolWorker.error).toMatch(/^pool thread 1 of 1 stopped \(it threw the pool worker's script \(pool-worker\.js\) did not load: serve the \.js files of gpt2-reward's dist\/browser\/ together, beside the script that imports gpt2-reward\); the model cannot compute any more: load it again$/);
   });
 
   it("logged no other console errors", () => {
