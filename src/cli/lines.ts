@@ -32,19 +32,26 @@ export async function* readLines(
   let pendingBytes = 0;
   /** Bytes of the current line while it is being skipped (it is over maxLineBytes), else -1. */
   let skipped = -1;
+  /** Its last byte so far: a "\r" before the "\n" is not part of the line, in its count either. */
+  let lastSkipped = -1;
   const stop = () => void stream.destroy?.();
   signal?.addEventListener("abort", stop, { once: true });
-  const tooLong = (bytes: number): Line => ({ error: `line of ${bytes} bytes is longer than --max-line-bytes ${maxLineBytes}; skipped` });
+  const tooLong = (bytes: number): Line => {
+    const length = lastSkipped === 13 ? bytes - 1 : bytes;
+    return { error: `line of ${length} bytes is longer than --max-line-bytes ${maxLineBytes}; skipped` };
+  };
   try {
     for await (const chunk of chunks(stream, signal)) {
       let start = 0;
       for (;;) {
         const nl = chunk.indexOf(10, start);
         const end = nl < 0 ? chunk.length : nl;
+        if (skipped >= 0 && end > start) lastSkipped = chunk[end - 1];
         if (skipped >= 0) skipped += end - start;
         else if (pendingBytes + end - start > maxLineBytes + 1) {
           // +1: the "\r" of a "\r\n" ending is not part of the line.
           skipped = pendingBytes + end - start;
+          lastSkipped = chunk[end - 1];
           pending = [];
           pendingBytes = 0;
         } else if (end > start) {

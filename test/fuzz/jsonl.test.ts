@@ -33,14 +33,18 @@ function chunked(bytes: Uint8Array, cuts: number[]): Readable {
   return Readable.from(parts);
 }
 
-/** The reference: split on "\n", drop one trailing "\r", decode strictly; a last empty piece is no line. */
-function referenceLines(bytes: Uint8Array): Line[] {
+/**
+ * The reference: split on "\n", drop one trailing "\r", refuse a line of more than maxLineBytes,
+ * decode strictly; a last empty piece is no line.
+ */
+function referenceLines(bytes: Uint8Array, maxLineBytes = Infinity): Line[] {
   const pieces: Uint8Array[] = [];
   let start = 0;
   for (let i = 0; i < bytes.length; i++) if (bytes[i] === 0x0a) (pieces.push(bytes.subarray(start, i)), (start = i + 1));
   if (start < bytes.length) pieces.push(bytes.subarray(start));
   return pieces.map((p) => {
     const body = p.length && p[p.length - 1] === 0x0d ? p.subarray(0, p.length - 1) : p;
+    if (body.length > maxLineBytes) return { error: `line of ${body.length} bytes is longer than --max-line-bytes ${maxLineBytes}; skipped` };
     try {
       return { text: new TextDecoder("utf-8", { fatal: true }).decode(body) };
     } catch {
@@ -74,6 +78,19 @@ describe("the line reader on random byte streams", () => {
       }),
       fuzzParams(5),
     );
+  }, fuzzTimeout(5));
+
+  it("skips exactly the lines longer than --max-line-bytes, counting their bytes as the reference does", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(byteSoup, validUtf8), fc.array(fc.nat(), { maxLength: 8 }), fc.nat({ max: 40 }), async (bytes, cuts, max) => {
+        expect(await collect(readLines(chunked(bytes, cuts), undefined, max))).toEqual(referenceLines(bytes, max));
+      }),
+      fuzzParams(5),
+    );
+    // The counterexample a long run found: a "\r\n" ending is not counted in the line's bytes.
+    const crlf = Buffer.from("abcdef\r\nabcdefgh\r\r\nabcde\r\n\u0000\r");
+    expect(await collect(readLines(chunked(crlf, [7, 8, 17]), undefined, 5))).toEqual(referenceLines(crlf, 5));
+    expect(await collect(readLines(chunked(Uint8Array.from([0, 13]), []), undefined, 0))).toEqual([{ error: "line of 1 bytes is longer than --max-line-bytes 0; skipped" }]);
   }, fuzzTimeout(5));
 });
 
