@@ -51,7 +51,9 @@ const { metafile } = await build({
   platform: "browser",
   target: "es2022",
   minify: true,
-  sourcemap: true,
+  // No source maps: the package leaves *.map out (as tsc's output has none), and a file naming a
+  // map that is not there makes every bundler and dev server complain about each file.
+  sourcemap: false,
   legalComments: "none",
   plugins: [nodeHubOut, hubBrowserBuild],
   logLevel: "warning",

@@ -10,7 +10,7 @@
  * These tests start Chromium and the server themselves and fail if they cannot.
  */
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
@@ -114,6 +114,15 @@ describe("a bundler user", () => {
     expect(inputs).toContain("node_modules/gpt2-reward/dist/browser/gpt2-reward.js");
     expect(inputs.filter((f) => f !== "main.js" && !/^node_modules\/gpt2-reward\/dist\/browser\/[\w.-]+\.js$/.test(f))).toEqual([]);
     expect(readFileSync(bundle, "utf8")).not.toMatch(/["'`]node:|require\(/);
+  });
+
+  it("finds every source map the package's browser files name (Vite's dev server complained of each missing one)", () => {
+    const dir = join(pkgDir, "dist", "browser");
+    const missing = readdirSync(dir)
+      .filter((f) => f.endsWith(".js"))
+      .flatMap((f) => [...readFileSync(join(dir, f), "utf8").matchAll(/\/\/# sourceMappingURL=(\S+)/g)].map((m) => [f, m[1]]))
+      .filter(([, map]) => !existsSync(join(dir, map)));
+    expect(missing).toEqual([]);
   });
 
   it("runs in Chromium with the package's worker files beside it: 2 threads, Node's logits to the bit", async () => {
