@@ -53,6 +53,8 @@ export interface ReportOptions {
   intervalMs?: number;
   /** Where the lines go (default stderr). */
   write?: (s: string) => void;
+  /** What was done to a line that did not fail, for the summary (default "scored"). */
+  verb?: string;
 }
 
 export class JobReport {
@@ -120,7 +122,7 @@ export class JobReport {
     const seconds = (Date.now() - this.t0) / 1000;
     const n = this.scored + this.failed;
     return (
-      `${interrupted ? "interrupted after" : "done:"} ${n.toLocaleString("en-US")} line(s): ${this.scored.toLocaleString("en-US")} scored, ` +
+      `${interrupted ? "interrupted after" : "done:"} ${n.toLocaleString("en-US")} line(s): ${this.scored.toLocaleString("en-US")} ${this.opts.verb ?? "scored"}, ` +
       `${this.failed.toLocaleString("en-US")} failed${this.firstFailure ? ` (first at ${this.firstFailure})` : ""}, ` +
       `${this.truncated.toLocaleString("en-US")} truncated${n > 0 && this.truncated > 0 ? ` (${((100 * this.truncated) / n).toFixed(1)}%: their beginnings were dropped; see --max-length)` : ""}, ` +
       `in ${duration(seconds)}${seconds > 0 && n > 0 ? ` (${(n / seconds).toFixed(1)} lines/s)` : ""}`

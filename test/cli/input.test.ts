@@ -54,6 +54,15 @@ describe("input formats", () => {
     expect(jsonLines(json.stdout)).toEqual([{ index: 0, ids, truncated: false, "input.ids": [1, 2], "input.index": 3 }]);
   });
 
+  it("tokenize says on stderr why its exit status is 1: one summary line with the first failure's line and reason, which --quiet silences", () => {
+    const input = 'not json\n{"text": "plain words"}\n';
+    const r = runCli(["tokenize", "-l", "1"], input);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^gpt2-reward: done: 2 line\(s\): 1 tokenized, 1 failed \(first at line 1: invalid JSON: [^\n]*\), 1 truncated \(50\.0%: [^\n]*see --max-length\), in [^\n]*\n$/);
+    const quiet = runCli(["tokenize", "-l", "1", "-q"], input);
+    expect([quiet.status, quiet.stderr, quiet.stdout]).toEqual([1, "", r.stdout]);
+  });
+
   it("reads CSV and TSV with a header (quoted fields with commas, quotes and line breaks), chosen by extension or --format", () => {
     const csv = file("in.csv", `id,text,note\n1,"${CHAT.replace(/"/g, '""')}","a, ""quoted"" note"\n\n2,plain words,x\n`);
     const tsv = file("in.tsv", `text\tid\nplain words\t9\n`);
