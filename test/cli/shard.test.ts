@@ -2,11 +2,11 @@
  * `score --shard I/N` in N local processes, then `merge`: the merged file is the single run's,
  * byte for byte, sidecar included; and merge refuses what is not N finished shards of one job.
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI, FIXTURES, jsonLines, runCli } from "../helpers/cli.js";
+import { CLI, FIXTURES, jsonLines, ROOT, runCli } from "../helpers/cli.js";
 import { tempDir } from "../helpers/fuzz-models.js";
 
 const SMALL = join(FIXTURES, "models", "f16-8head");
@@ -107,4 +107,50 @@ describe("score --shard I/N + merge", () => {
     const twice = runCli(["merge", files[0], files[0], files[2]]);
     expect(twice.stderr).toMatch(/^gpt2-reward: index 0 appears twice: in .*s0\.jsonl and in .*s0\.jsonl\n$/);
   });
+});
+
+/**
+ * deploy/score-indexed-job.yaml's own shell scripts, run here as its pods would run them: the
+ * score script once per completion index (one index twice, as a replacement pod after a failure
+ * that left its lock), then the merge Job's command. /work is a temp folder and `npx --yes
+ * gpt2-reward` the built CLI; nothing else of the scripts is changed.
+ */
+describe("deploy/score-indexed-job.yaml", () => {
+  const yaml = readFileSync(join(ROOT, "deploy", "score-indexed-job.yaml"), "utf8");
+  const work = join(tmp.dir, "work");
+  const local = (script: string) => script.replaceAll("/work", work).replaceAll("npx --yes gpt2-reward", `"${process.execPath}" "${CLI}"`);
+  const sh = (script: string, env: Record<string, string>) => spawnSync("sh", ["-c", local(script)], { env: { ...process.env, ...env }, encoding: "utf8", timeout: 120_000 });
+
+  it("its pods' scripts, with a replacement pod resuming past a dead pod's lock, and its merge Job write the single run's file", () => {
+    // The score container's script: the block scalar under `args: - |`, dedented.
+    const block = /\n( +)args:\n +- \|\n((?:\1 +.*\n)+)/.exec(yaml);
+    expect(block, "the score Job's args block").not.toBeNull();
+    const lines = block![2].split("\n").filter((l) => l.trim() !== "");
+    const indent = Math.min(...lines.map((l) => /^ */.exec(l)![0].length));
+    const scoreScript = lines.map((l) => l.slice(indent)).join("\n");
+    const shards = Number(/- \{ name: SHARDS, value: "(\d+)" \}/.exec(yaml)?.[1]);
+    expect(Number(/completions: (\d+)/.exec(yaml)?.[1])).toBe(shards);
+    const mergeScript = JSON.parse(/args: (\["npx --yes gpt2-reward merge [^\n]*\])/.exec(yaml)![1])[0] as string;
+    expect(mergeScript).toContain(`part-*-of-${shards}.jsonl`);
+
+    mkdirSync(join(work, "model"), { recursive: true });
+    for (const f of ["config.json", "model.safetensors"]) copyFileSync(join(SMALL, f), join(work, "model", f));
+    copyFileSync(input, join(work, "input.jsonl"));
+    const env = (i: number) => ({ JOB_COMPLETION_INDEX: String(i), SHARDS: String(shards), MODEL: join(work, "model") });
+    for (let i = 0; i < shards; i++) {
+      const r = sh(scoreScript, env(i));
+      expect(r.status, r.stderr).toBe(0); // exit status 1 of score (its bad lines) is a finished shard
+    }
+    // Index 2's pod died holding its lock; the replacement pod removes it and resumes: nothing changes.
+    const part2 = join(work, "out", `part-2-of-${shards}.jsonl`);
+    const before = readFileSync(part2);
+    writeFileSync(`${part2}.lock`, JSON.stringify({ pid: 1, host: "pod-2-dead", since: new Date().toISOString() }));
+    const again = sh(scoreScript, env(2));
+    expect(again.status, again.stderr).toBe(0);
+    expect(readFileSync(part2)).toEqual(before);
+
+    const merged = sh(mergeScript, {});
+    expect(merged.status, merged.stderr).toBe(0);
+    expect(readFileSync(join(work, "out", "scores.jsonl"))).toEqual(readFileSync(single));
+  }, 300_000);
 });
