@@ -19,8 +19,8 @@
  * alone answers, through refs/<revision>, and an error names the file it looked for.
  */
 import { createHash } from "node:crypto";
-import { createReadStream, existsSync } from "node:fs";
-import { mkdir, open, readFile, realpath, rename, rm, stat, utimes, writeFile, type FileHandle } from "node:fs/promises";
+import { createReadStream, existsSync, constants as fsc } from "node:fs";
+import { lstat, mkdir, open, readFile, realpath, rename, rm, stat, utimes, writeFile, type FileHandle } from "node:fs/promises";
 import { homedir, hostname } from "node:os";
 import { dirname, join, resolve, sep } from "node:path";
 import { parseSafetensorsMetadata, SafetensorParseError } from "@huggingface/hub";
@@ -381,7 +381,8 @@ async function downloadBlob(hub: Hub, file: string, remote: RemoteFile): Promise
   try {
     if (await isFile(blob)) return; // another process finished it while we waited
     done = await resumableBytes(tmp, remote.size);
-    const out = await open(tmp, done > 0 ? "r+" : "w");
+    // O_NOFOLLOW: a link planted under the name since resumableBytes looked is refused, not followed.
+    const out = await open(tmp, (done > 0 ? fsc.O_RDWR : fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC) | fsc.O_NOFOLLOW, 0o644);
     let digest: string | undefined;
     try {
       ({ done, digest } = await receive(hub, file, remote, out, tmp, done));
@@ -411,11 +412,19 @@ class WrongBytes extends Gpt2RewardError {
   override name = "WrongBytes";
 }
 
-/** How many bytes of an earlier `.incomplete` can be kept (none if it is longer than the file). */
+/**
+ * How many bytes of an earlier `.incomplete` can be kept (none if it is longer than the file).
+ * Anything but a regular file under that name (a symlink, which would make us write where it
+ * points; a FIFO, whose open would wait forever) was not left by a download: it is removed.
+ */
 async function resumableBytes(tmp: string, size: number): Promise<number> {
   try {
-    const have = (await stat(tmp)).size;
-    return have <= size ? have : 0;
+    const st = await lstat(tmp);
+    if (!st.isFile()) {
+      await rm(tmp, { force: true, recursive: st.isDirectory() });
+      return 0;
+    }
+    return st.size <= size ? st.size : 0;
   } catch {
     return 0;
   }
@@ -508,7 +517,7 @@ async function lockDownload(hub: Hub, lock: string, file: string): Promise<() =>
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
     }
     if (await isStaleLock(lock, staleMs)) {
-      await rm(lock, { force: true });
+      await rm(lock, { force: true, recursive: true }); // recursive: a folder planted under the name
       continue;
     }
     if (hub.signal?.aborted) throw new Gpt2RewardError(`interrupted while another process was downloading ${file} (${lock})`);
@@ -518,6 +527,8 @@ async function lockDownload(hub: Hub, lock: string, file: string): Promise<() =>
 
 async function isStaleLock(lock: string, staleMs: number): Promise<boolean> {
   try {
+    // Only a regular file is a lock a download wrote; reading a FIFO would wait forever.
+    if (!(await lstat(lock)).isFile()) return true;
     const [host, pid] = (await readFile(lock, "utf8")).split(" ");
     if (host === hostname() && !isAlive(Number(pid))) return true;
     return Date.now() - (await stat(lock)).mtimeMs > staleMs;

@@ -1,4 +1,5 @@
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
@@ -260,6 +261,33 @@ describe("resolveHubModel: interrupted, stalled and hostile downloads", () => {
     await expect(resolveHubModel(REPO, opts(h))).rejects.toThrow(`acme/reward@main: config.json is ${MAX_JSON_BYTES + 1} bytes on ${h.url}, more than the ${MAX_JSON_BYTES} a JSON file of a model may have; refusing to download it`);
     expect(h.count("GET")).toBe(0);
   });
+
+  it("an .incomplete or its lock planted as a FIFO, a folder or a link outside the cache is replaced, never followed or waited on", async () => {
+    const outside = mkdtempSync(join(tmpdir(), "hub-outside-"));
+    try {
+      for (const planted of [`${sha}.incomplete`, `${sha}.incomplete.lock`]) {
+        for (const kind of ["fifo", "folder", "link"]) {
+          rmSync(repoDir(), { recursive: true, force: true });
+          const h = await start({ [REPO]: { files: { "config.json": CONFIG, "model.safetensors": WEIGHTS } } });
+          const blobs = join(repoDir(), "blobs");
+          mkdirSync(blobs, { recursive: true });
+          const victim = join(outside, "victim");
+          writeFileSync(victim, "keep me\n");
+          if (kind === "fifo") execFileSync("mkfifo", [join(blobs, planted)]);
+          if (kind === "folder") mkdirSync(join(blobs, planted));
+          if (kind === "link") symlinkSync(victim, join(blobs, planted));
+          const model = await resolveHubModel(REPO, opts(h));
+          expectFileBytes(join(model.dir, "model.safetensors"), WEIGHTS);
+          expect(readFileSync(victim, "utf8"), `${planted} as a ${kind}`).toBe("keep me\n");
+          expect(readdirSync(blobs).sort()).toEqual([gitBlobSha1(CONFIG), sha].sort());
+          await h.close();
+          hub = undefined;
+        }
+      }
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   it("refuses to write through a snapshot folder that links outside the cache", async () => {
     const h = await start({ [REPO]: { files: { "config.json": CONFIG, "model.safetensors": WEIGHTS } } });
