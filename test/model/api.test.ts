@@ -1,6 +1,6 @@
 /** The public API as a user imports it from the package entry point: an asynchronous model whose forward runs in a worker thread. */
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, onTestFinished } from "vitest";
 import * as api from "../../src/index.js";
 import { FIXTURES } from "../helpers/cli.js";
 import { POISON, referenceEncode } from "../helpers/gpt2-bpe.js";
@@ -227,9 +227,10 @@ describe("lower layers", () => {
 
 describe("checkpoint keys", () => {
   it("scores a checkpoint saved without the transformer. prefix exactly like the original", async () => {
-    const { mkdtempSync, copyFileSync } = await import("node:fs");
+    const { mkdtempSync, copyFileSync, rmSync } = await import("node:fs");
     const { tmpdir } = await import("node:os");
     const dir = mkdtempSync(join(tmpdir(), "gpt2-reward-noprefix-"));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true })); // npm test leaves no temp folder behind
     const src = api.safetensorsSource(join(folder, "model.safetensors"));
     api.writeSafetensors(join(dir, "model.safetensors"), src.names().map((k) => [k.replace(/^transformer\./, ""), api.readTensor(src, k)] as [string, api.RawTensor]));
     src.close();
