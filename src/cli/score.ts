@@ -77,13 +77,14 @@ ${OUTPUT_HELP}`,
       out = await openOutput(values.output, {
         resume: values.resume ?? false,
         indexOf: (k) => (shard ? shard.index + k * shard.count : k),
-        // Every option that changes an output line's bytes, under its flag's name.
+        // Every option that changes an output line's bytes, under its flag's name; --activation as in
+        // effect, so naming the default (sigmoid for one label, softmax for several) resumes too.
         identity: async (resuming) => ({
           job: "gpt2-reward score",
           model: modelIdentity(model.files),
           options: {
             "--max-length": maxLength, "--pooling": pooling, "--dtype": load.dtype ?? "f32", "--kernels": model.kernels,
-            "--activation": activation ?? null, "--format": spec.format, "--text-field": spec.textField ?? null,
+            "--activation": fields.activation, "--format": spec.format, "--text-field": spec.textField ?? null,
             "--chat-template": spec.chatTemplate ?? null, "--roles": values.roles ?? null,
           },
           input: await input.identity(resuming),

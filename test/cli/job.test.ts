@@ -239,9 +239,12 @@ describe("--resume on a model changed in place, other options, and an output lon
     expect(readFileSync(file)).toEqual(readFileSync(out));
   });
 
-  it("names an option given in one run and not the other without printing null", () => {
+  it("resumes with --activation naming the default it ran with, refuses another one, and names an option given in one run only without printing null", () => {
     const file = partial("activation.jsonl", (l) => l.slice(0, 10));
-    refused(file, resume(file, "--activation", "none"), /cannot resume: it was written without --activation, this job has "none"$/m);
+    refused(file, resume(file, "--activation", "none"), /cannot resume: it was written with --activation "sigmoid", this job has "none"$/m);
+    refused(file, resume(file, "--text-field", "text"), /cannot resume: it was written without --text-field, this job has "text"$/m);
+    expect(resume(file, "--activation", "sigmoid").status).toBe(1); // its bad line
+    expect(readFileSync(file)).toEqual(readFileSync(out));
   });
 
   it("refuses an output holding more lines than this same input has", () => {
