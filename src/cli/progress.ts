@@ -67,6 +67,8 @@ export class JobReport {
   private shownTty = false;
   /** Bytes of input read so far (input.ts counts them), for the total and the ETA. */
   bytesRead = 0;
+  /** Lines a resumed job found already written (and did not score again), for the summary. */
+  kept = 0;
   private readonly write: (s: string) => void;
   private readonly interval: number;
 
@@ -125,7 +127,8 @@ export class JobReport {
       `${interrupted ? "interrupted after" : "done:"} ${n.toLocaleString("en-US")} line(s): ${this.scored.toLocaleString("en-US")} ${this.opts.verb ?? "scored"}, ` +
       `${this.failed.toLocaleString("en-US")} failed${this.firstFailure ? ` (first at ${this.firstFailure})` : ""}, ` +
       `${this.truncated.toLocaleString("en-US")} truncated${n > 0 && this.truncated > 0 ? ` (${((100 * this.truncated) / n).toFixed(1)}%: their beginnings were dropped; see --max-length)` : ""}, ` +
-      `in ${duration(seconds)}${seconds > 0 && n > 0 ? ` (${(n / seconds).toFixed(1)} lines/s)` : ""}`
+      `in ${duration(seconds)}${seconds > 0 && n > 0 ? ` (${(n / seconds).toFixed(1)} lines/s)` : ""}` +
+      (this.kept > 0 ? `; ${this.kept.toLocaleString("en-US")} line(s) were already in the output (--resume)` : "")
     );
   }
 

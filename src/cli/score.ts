@@ -92,6 +92,7 @@ ${OUTPUT_HELP}`,
         }),
       });
       const { sink, kept, keptFailed } = out;
+      report.kept = kept;
       input.onIdentity = (identity) => out!.recordInput(identity);
       const lines = input.lines(interrupt.signal);
       const records = texts.length > 0 ? textItems(texts) : inputItems(countBytes(lines, (n) => (report.bytesRead += n)), spec);

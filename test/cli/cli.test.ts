@@ -143,10 +143,17 @@ describe("long jobs", () => {
     expect(refused.status).toBe(1);
     expect(refused.stderr).toMatch(/already holds results; use --resume/);
 
-    expect(runCli(["score", "--model", SMALL, "--input", input, "--output", resumed, "--resume"]).status).toBe(1);
+    const resumedRun = runCli(["score", "--model", SMALL, "--input", input, "--output", resumed, "--resume"]);
+    expect(resumedRun.status).toBe(1);
     const [a, b] = [readFileSync(resumed, "utf8").split("\n"), readFileSync(full, "utf8").split("\n")];
     expect(a.length).toBe(b.length);
     a.forEach((line, i) => expect(line, `line ${i} (killed after ${before} lines)`).toBe(b[i]));
+    // The summary counts this run's lines and says how many the killed run had written.
+    const n = (k: number) => k.toLocaleString("en-US");
+    expect(resumedRun.stderr).toMatch(new RegExp(`^gpt2-reward: done: ${n(20_000 - before)} line\\(s\\): .*; ${n(before)} line\\(s\\) were already in the output \\(--resume\\)\\n$`));
+    // Resuming a finished job scores nothing and says why.
+    const again = runCli(["score", "--model", SMALL, "--input", input, "--output", resumed, "--resume"]);
+    expect(again.stderr).toMatch(new RegExp(`^gpt2-reward: done: 0 line\\(s\\): .*; ${n(20_000)} line\\(s\\) were already in the output \\(--resume\\)\\n$`));
   });
 
   it("answers each line typed at it without waiting for a full window or the end of the input", async () => {
