@@ -15,7 +15,7 @@
  * point's worker knows how to mount (a path on Node; src/index.browser.ts loads from a folder URL,
  * a Hub repo or picked files).
  */
-import { Gpt2RewardError, InputError, FormatError, UnsafeFileError, ConfigError, ModelBrokenError } from "../errors.js";
+import { Gpt2RewardError, InputError, FormatError, UnsafeFileError, ConfigError, ModelBrokenError, quote } from "../errors.js";
 import { resolveModel } from "./resolve.js";
 import { platform, type Thread } from "../platform/platform.js";
 import type { GPT2Config } from "./config.js";
@@ -89,7 +89,7 @@ export class RewardModel {
   /** Loads a model from a folder (config.json + weights) or a weights file (config.json beside it). */
   static async load(path: string, opts: LoadOptions = {}): Promise<RewardModel> {
     const checked = checkLoadOptions(opts);
-    if (typeof path !== "string") throw new Gpt2RewardError(`the model path must be a string, got ${typeof path}`);
+    if (typeof path !== "string") throw new Gpt2RewardError(`the model path must be a string, got ${quote(path)}`);
     return this.start({ path }, checked, opts);
   }
 

@@ -14,7 +14,7 @@
  * which is exactly what HF's added-token split does.
  */
 import r50kRanks from "gpt-tokenizer/bpeRanks/r50k_base";
-import { InputError } from "../errors.js";
+import { InputError, quote } from "../errors.js";
 
 export const ENDOFTEXT = "<|endoftext|>";
 export const ENDOFTEXT_ID = 50256;
@@ -246,7 +246,7 @@ function findPieceStart(text: string, from: number): number {
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 function checkText(text: string): void {
-  if (typeof text !== "string") throw new InputError(`text must be a string, got ${typeof text}`);
+  if (typeof text !== "string") throw new InputError(`text must be a string, got ${quote(text)}`);
   const m = LONE_SURROGATE.exec(text);
   if (m) throw new InputError(`text contains a lone UTF-16 surrogate (\\u${m[0].charCodeAt(0).toString(16)}) at position ${m.index}: not valid Unicode`);
 }

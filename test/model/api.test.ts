@@ -96,6 +96,8 @@ describe("RewardModel", async () => {
       [() => api.RewardModel.load(folder, { threads: 0 }), /^threads must be an integer from 1 to 256, got 0$/],
       [() => api.RewardModel.fromPretrained(folder, { threads: "2" as unknown as number }), /^threads must be an integer from 1 to 256, got "2"$/],
       [() => api.RewardModel.load(join(folder, "nope")), /nope: no such file or folder$/],
+      [() => api.RewardModel.load(null as unknown as string), /^the model path must be a string, got null$/],
+      [async () => model.tokenize(null as unknown as string), /^text must be a string, got null$/],
     ];
     for (const [call, message] of cases) {
       const e = await call().then(() => null, (err: unknown) => err);
