@@ -24,8 +24,9 @@ export const merge = defineCommand({
     output: { type: "string", short: "o", value: "FILE", default: "standard output", help: 'the merged JSON lines ("-" for standard output); an existing FILE is refused' },
   },
   details: `Every index from 0 up must appear exactly once across the inputs, each input in increasing
-index order. With sidecars (FILE.job.json, written by score --output), the inputs must be the N
-finished shards of one job; the merged FILE gets the sidecar of the unsharded job.`,
+index order ("-" reads one of them from standard input). With sidecars (FILE.job.json, written by
+score --output), the inputs must be the N finished shards of one job; the merged FILE gets the
+sidecar of the unsharded job.`,
   examples: ["gpt2-reward merge -o scores.jsonl scores-0-of-4.jsonl scores-1-of-4.jsonl scores-2-of-4.jsonl scores-3-of-4.jsonl"],
   async run(values, files) {
     if (files.length === 0) throw new UsageError("merge needs the shard outputs to merge");
@@ -50,6 +51,9 @@ finished shards of one job; the merged FILE gets the sidecar of the unsharded jo
 
 type Record_ = { index: number; bytes: Buffer };
 
+/** A shard output as messages name it ("-" is standard input). */
+const shown = (file: string) => (file === "-" ? "standard input" : file);
+
 /** Reads one file's lines as {index, bytes}; bytes are the line as written, "\n" included. */
 async function* records(file: string): AsyncGenerator<Record_> {
   let carry: Buffer = Buffer.alloc(0);
@@ -62,10 +66,10 @@ async function* records(file: string): AsyncGenerator<Record_> {
     } catch {
       index = undefined;
     }
-    if (!Number.isSafeInteger(index) || (index as number) < 0) throw new Gpt2RewardError(`${file}: line ${lineNo} is not an output line of score (no "index")`);
+    if (!Number.isSafeInteger(index) || (index as number) < 0) throw new Gpt2RewardError(`${shown(file)}: line ${lineNo} is not an output line of score (no "index")`);
     return { index: index as number, bytes };
   };
-  for await (const chunk of openInput(file) as AsyncIterable<Buffer>) {
+  for await (const chunk of (file === "-" ? process.stdin : openInput(file)) as AsyncIterable<Buffer>) {
     let data = carry.length ? Buffer.concat([carry, chunk]) : chunk;
     let start = 0;
     for (let nl = data.indexOf(10); nl >= 0; nl = data.indexOf(10, start)) {
@@ -73,10 +77,10 @@ async function* records(file: string): AsyncGenerator<Record_> {
       start = nl + 1;
     }
     data = data.subarray(start);
-    if (data.length > 64 << 20) throw new Gpt2RewardError(`${file}: line ${lineNo + 1} is longer than any output line of score`);
+    if (data.length > 64 << 20) throw new Gpt2RewardError(`${shown(file)}: line ${lineNo + 1} is longer than any output line of score`);
     carry = Buffer.from(data);
   }
-  if (carry.length > 0) throw new Gpt2RewardError(`${file}: the last line is cut short (no newline): the job did not finish writing it; run it again with --resume`);
+  if (carry.length > 0) throw new Gpt2RewardError(`${shown(file)}: the last line is cut short (no newline): the job did not finish writing it; run it again with --resume`);
 }
 
 /** A k-way merge by index: expects 0, 1, 2, ... and names the file at fault otherwise. */
@@ -86,7 +90,7 @@ async function mergeByIndex(files: string[], write: (b: Buffer) => void | Promis
   const advance = async (k: number) => {
     const prev = heads[k]!.index;
     heads[k] = (await its[k].next()).value ?? undefined;
-    if (heads[k] && heads[k]!.index <= prev) throw new Gpt2RewardError(`${files[k]}: index ${heads[k]!.index} comes after ${prev}; a score output is in increasing index order`);
+    if (heads[k] && heads[k]!.index <= prev) throw new Gpt2RewardError(`${shown(files[k])}: index ${heads[k]!.index} comes after ${prev}; a score output is in increasing index order`);
   };
   let next = 0;
   for (;;) {
@@ -94,14 +98,14 @@ async function mergeByIndex(files: string[], write: (b: Buffer) => void | Promis
     for (let k = 0; k < heads.length; k++) {
       const h = heads[k];
       if (!h || h.index !== next) continue;
-      if (at >= 0) throw new Gpt2RewardError(`index ${next} appears twice: in ${files[at]} and in ${files[k]}`);
+      if (at >= 0) throw new Gpt2RewardError(`index ${next} appears twice: in ${shown(files[at])} and in ${shown(files[k])}`);
       at = k;
     }
     if (at < 0) {
       let k = -1;
       heads.forEach((h, i) => (k = h && (k < 0 || h.index < heads[k]!.index) ? i : k));
       if (k < 0) return next;
-      throw new Gpt2RewardError(`index ${next} is in none of the files (the next one, ${heads[k]!.index}, is in ${files[k]}): a shard is missing or unfinished`);
+      throw new Gpt2RewardError(`index ${next} is in none of the files (the next one, ${heads[k]!.index}, is in ${shown(files[k])}): a shard is missing or unfinished`);
     }
     await write(heads[at]!.bytes);
     next++;
@@ -113,7 +117,7 @@ async function mergeByIndex(files: string[], write: (b: Buffer) => void | Promis
 function checkSidecars(files: string[]): { identity: JobIdentity; done?: { input_lines: number } } | null {
   const sides = files.map((f) => {
     const p = sidecarPath(f);
-    if (!existsSync(p)) return undefined;
+    if (f === "-" || !existsSync(p)) return undefined; // standard input has no sidecar
     try {
       return JSON.parse(readFileSync(p, "utf8")) as JobIdentity & { done?: { input_lines: number } };
     } catch {
@@ -122,18 +126,18 @@ function checkSidecars(files: string[]): { identity: JobIdentity; done?: { input
   });
   if (sides.every((s) => s === undefined)) return null;
   const missing = sides.findIndex((s) => s === undefined);
-  if (missing >= 0) throw new Gpt2RewardError(`${files[missing]}: has no sidecar ${basename(sidecarPath(files[missing]))} while the others do; cannot tell it is of the same job`);
+  if (missing >= 0) throw new Gpt2RewardError(`${shown(files[missing])}: has no sidecar${files[missing] === "-" ? "" : ` ${basename(sidecarPath(files[missing]))}`} while the others do; cannot tell it is of the same job`);
   const first = sides[0]!;
   const count = first.shard?.count ?? 1;
   const seen = new Map<number, string>();
   sides.forEach((s, k) => {
     const difference = describeMismatch(s, { ...first, shard: s!.shard });
-    if (difference) throw new Gpt2RewardError(`${files[k]}: not of the same job as ${files[0]}: ${difference}`);
+    if (difference) throw new Gpt2RewardError(`${shown(files[k])}: not of the same job as ${shown(files[0])}: ${difference}`);
     const shard = s!.shard ?? { index: 0, count: 1 };
-    if (shard.count !== count) throw new Gpt2RewardError(`${files[k]}: is shard ${shard.index}/${shard.count}, ${files[0]} is of ${count} shards`);
-    if (seen.has(shard.index)) throw new Gpt2RewardError(`${files[k]} and ${seen.get(shard.index)} are both shard ${shard.index}/${count}`);
-    seen.set(shard.index, files[k]);
-    if (!s!.done) throw new Gpt2RewardError(`${files[k]}: shard ${shard.index}/${count} has not finished (its sidecar has no "done"); run it again with --resume`);
+    if (shard.count !== count) throw new Gpt2RewardError(`${shown(files[k])}: is shard ${shard.index}/${shard.count}, ${shown(files[0])} is of ${count} shards`);
+    if (seen.has(shard.index)) throw new Gpt2RewardError(`${shown(files[k])} and ${seen.get(shard.index)} are both shard ${shard.index}/${count}`);
+    seen.set(shard.index, shown(files[k]));
+    if (!s!.done) throw new Gpt2RewardError(`${shown(files[k])}: shard ${shard.index}/${count} has not finished (its sidecar has no "done"); run it again with --resume`);
   });
   for (let i = 0; i < count; i++) if (!seen.has(i)) throw new Gpt2RewardError(`shard ${i}/${count} is missing: give all ${count} shard outputs`);
   const totals = new Set(sides.map((s) => s!.done!.input_lines));

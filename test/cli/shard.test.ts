@@ -99,6 +99,10 @@ describe("score --shard I/N + merge", () => {
     });
     expect(existsSync(`${files[0]}.job.json`)).toBe(false);
     expect(Buffer.from(runCli(["merge", ...files]).stdout)).toEqual(readFileSync(single));
+    // "-": one shard output from standard input, named so in messages; it has no sidecar.
+    expect(Buffer.from(runCli(["merge", files[0], "-", files[2]], readFileSync(files[1])).stdout)).toEqual(readFileSync(single));
+    const mixed = runCli(["merge", shardOut(0), "-", shardOut(2)], readFileSync(shardOut(1)));
+    expect([mixed.status, mixed.stderr]).toEqual([1, "gpt2-reward: standard input: has no sidecar while the others do; cannot tell it is of the same job\n"]);
     const lines = readFileSync(files[1], "utf8").split("\n");
     writeFileSync(files[1], [...lines.slice(0, 5), ...lines.slice(6)].join("\n")); // index 16 lost
     const missing = runCli(["merge", ...files]);
