@@ -109,9 +109,13 @@ export function hubOptions(): HubOptions {
 }
 
 export function loadOptions(values: { threads?: string; kernels?: string; dtype?: string }): LoadOptions {
+  const threads = values.threads === undefined ? undefined : positiveInt("threads", values.threads, 1);
+  const kernels = oneOf("kernels", values.kernels, ["auto", "wasm", "ts", "ref"] as const, "auto");
+  // A command-line mistake, said before the model loads (the model says it too, for the API).
+  if (kernels === "ref" && threads !== undefined && threads > 1) throw new UsageError(`--kernels ref runs on one thread (the plain reference loops), got --threads ${threads}`);
   return {
-    threads: values.threads === undefined ? undefined : positiveInt("threads", values.threads, 1),
-    kernels: oneOf("kernels", values.kernels, ["auto", "wasm", "ts", "ref"] as const, "auto"),
+    threads,
+    kernels,
     dtype: weightDType(values.dtype),
     onWarning: (m) => process.stderr.write(`gpt2-reward: warning: ${m}\n`),
     hub: hubOptions(),

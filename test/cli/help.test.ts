@@ -61,6 +61,7 @@ describe("help and conventions", () => {
       [["rank", "-m", SMALL, "-c", "hi"], "gpt2-reward: --context needs at least one REPLY argument; see gpt2-reward rank --help\n"],
       [["merge"], "gpt2-reward: merge needs the shard outputs to merge; see gpt2-reward merge --help\n"],
       [["verify", "-m", SMALL], "gpt2-reward: verify needs --model and --golden; see gpt2-reward verify --help\n"],
+      [["verify", "-m", SMALL, "-g", "x.json", "--kernels", "ref", "-t", "2"], "gpt2-reward: --kernels ref runs on one thread (the plain reference loops), got --threads 2; see gpt2-reward verify --help\n"],
       [["serve", "-m", SMALL, "--port", "http"], 'gpt2-reward: --port must be an integer from 0 to 65535, got "http"; see gpt2-reward serve --help\n'],
     ];
     for (const [args, message] of cases) {
