@@ -94,6 +94,14 @@ export class InputError extends Gpt2RewardError {
 }
 
 /**
+ * The caller stopped the work (Ctrl-C, an aborted signal) before it finished: not a failure of the
+ * network or the files, so no fallback answers instead; the CLI exits 130, as a shell does for SIGINT.
+ */
+export class Interrupted extends Gpt2RewardError {
+  override name = "Interrupted";
+}
+
+/**
  * The model can compute no more: one of its threads ended (it crashed, ran out of memory or was
  * stopped). Every later call fails the same way; load the model again.
  */

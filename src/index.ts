@@ -21,7 +21,7 @@ export { SyncRewardModel } from "./model/sync-model.js";
 export { scoredPosition, POOLING_RULES, parsePoolingRule } from "./model/pooling.js";
 export type { PoolingRule } from "./model/pooling.js";
 export { encode, encodeTruncated, truncateLeft, ENDOFTEXT, ENDOFTEXT_ID, MAX_PIECE_BYTES } from "./model/tokenizer.js";
-export { Gpt2RewardError, FormatError, UnsafeFileError, ConfigError, InputError, ModelBrokenError } from "./errors.js";
+export { Gpt2RewardError, FormatError, UnsafeFileError, ConfigError, InputError, ModelBrokenError, Interrupted } from "./errors.js";
 
 // The transformer.
 export { forward } from "./model/gpt2.js";

@@ -8,7 +8,7 @@
 import { existsSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import "../platform/node.js";
-import { Gpt2RewardError } from "../errors.js";
+import { Gpt2RewardError, Interrupted } from "../errors.js";
 import { helpText, parseCommand, UsageError, version, type Command } from "./args.js";
 import { convert } from "./convert.js";
 import { demo } from "./demo.js";
@@ -65,7 +65,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (e instanceof Gpt2RewardError) {
       process.stderr.write(`gpt2-reward: ${e.message}\n`);
-      return 1;
+      return e instanceof Interrupted ? 130 : 1;
     }
     throw e;
   }

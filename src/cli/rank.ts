@@ -16,6 +16,7 @@ import { BATCH_SIZE_OPTION, countBytes, INPUT_OPTION, inputFileLines, LOAD_OPTIO
 import { rankKey } from "../model/rank.js";
 import { jobReport, PROGRESS_OPTIONS } from "./progress.js";
 import { withExtra } from "./record.js";
+import { checkBatchFits } from "./job.js";
 
 /** The fields of rank's lines (an input field named like one is copied as "input.<name>"). */
 const RANK_FIELDS = ["index", "line", "error", "by", "scores", "order", "best", "logits", "tokens", "truncated", "pairwise"];
@@ -62,6 +63,8 @@ and reason), truncated (a reply's text lost its beginning to --max-length), time
     const lines = values.context === undefined ? countBytes(inputFileLines(values.input), (n) => (report!.bytesRead += n)) : undefined;
     const model = await RewardModel.fromPretrained(spec, loadOptions(values));
     try {
+      // As score does: a --batch-size no memory could hold is refused before any line is read.
+      checkBatchFits(model.config, opts.batchSize, opts.maxLength);
       rankKey(model.labels, values["rank-by"], "--rank-by");
       if (values.pairwise && model.config.num_labels !== 1) {
         throw new Gpt2RewardError(`--pairwise needs a one-label reward model (sigmoid(r_a - r_b)); this one has ${model.config.num_labels} labels`);

@@ -24,7 +24,7 @@ import { lstat, mkdir, open, readFile, realpath, rename, rm, stat, utimes, write
 import { homedir, hostname } from "node:os";
 import { dirname, join, resolve, sep } from "node:path";
 import { parseSafetensorsMetadata, SafetensorParseError } from "@huggingface/hub";
-import { FormatError, Gpt2RewardError } from "../errors.js";
+import { FormatError, Gpt2RewardError, Interrupted } from "../errors.js";
 import { platform } from "../platform/platform.js";
 import { MAX_JSON_BYTES, parseIndex, WEIGHT_FILES } from "../formats/checkpoint.js";
 import { readSafetensorsHeader } from "../formats/safetensors.js";
@@ -220,11 +220,6 @@ function describeFailure(err: unknown): string {
   return text.replace(/\s+/g, " ");
 }
 
-/** The caller's signal fired (Ctrl-C): not a network failure, so the cache must not answer instead. */
-class Interrupted extends Gpt2RewardError {
-  override name = "Interrupted";
-}
-
 async function send(hub: Hub, url: string, init: RequestInit): Promise<Response> {
   let res: Response;
   try {
@@ -400,8 +395,8 @@ async function downloadBlob(hub: Hub, file: string, remote: RemoteFile): Promise
       await rm(tmp, { force: true });
       throw new Gpt2RewardError(`download of ${cut} failed after ${done} of ${remote.size} bytes (${why}); nothing was kept, run again to retry`);
     }
-    const verb = err instanceof Interrupted ? "interrupted" : "failed";
-    throw new Gpt2RewardError(`download of ${cut} ${verb} after ${done} of ${remote.size} bytes (${why}); the part is kept in ${tmp} and the next run resumes it`);
+    if (err instanceof Interrupted) throw new Interrupted(`download of ${cut} interrupted after ${done} of ${remote.size} bytes (${why}); the part is kept in ${tmp} and the next run resumes it`);
+    throw new Gpt2RewardError(`download of ${cut} failed after ${done} of ${remote.size} bytes (${why}); the part is kept in ${tmp} and the next run resumes it`);
   } finally {
     await unlock();
   }
@@ -520,7 +515,7 @@ async function lockDownload(hub: Hub, lock: string, file: string): Promise<() =>
       await rm(lock, { force: true, recursive: true }); // recursive: a folder planted under the name
       continue;
     }
-    if (hub.signal?.aborted) throw new Gpt2RewardError(`interrupted while another process was downloading ${file} (${lock})`);
+    if (hub.signal?.aborted) throw new Interrupted(`interrupted while another process was downloading ${file} (${lock})`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }

@@ -70,6 +70,13 @@ describe("rank", () => {
     expect(unknown.stderr).toBe('gpt2-reward: --rank-by "great": not a label of this model ("bad", "ok", "good"); give a label or an index from 0 to 2\n');
   });
 
+  it("refuses, before any line, a --batch-size no memory could hold, as score does", () => {
+    const r = runCli(["rank", "-m", SMALL, "--batch-size", "1000000000"], JSON.stringify({ context: CONTEXT, replies: REPLIES }) + "\n");
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toMatch(/^gpt2-reward: --batch-size 1000000000 does not fit: each text takes at least one token of [\d.]+ KiB, and (the 4 GiB WebAssembly|this machine's) memory leaves [\d.]+ MiB beside the weights, room for (\d+) tokens in a batch; use --batch-size \2 or less\n$/);
+  });
+
   it("refuses replies without a context in one line", () => {
     const r = runCli(["rank", "-m", SMALL, " a reply"]);
     expect(r.status).toBe(2);

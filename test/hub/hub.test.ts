@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { inspectHubModel, isHubRepoId, resolveHubModel, type HubOptions } from "../../src/hub/hub.js";
-import { Gpt2RewardError } from "../../src/errors.js";
+import { Gpt2RewardError, Interrupted } from "../../src/errors.js";
 import { MAX_JSON_BYTES } from "../../src/formats/checkpoint.js";
 import { checkpointTensors } from "../helpers/tensors.js";
 import { readSafetensorsHeader } from "../../src/formats/safetensors.js";
@@ -226,7 +226,9 @@ describe("resolveHubModel: interrupted, stalled and hostile downloads", () => {
     h.trickleNextDownload("model.safetensors", 100, 20);
     const ctrlC = new AbortController();
     const progress = (file: string, done: number) => void (file === "model.safetensors" && done >= 500 && ctrlC.abort());
-    await expect(resolveHubModel(REPO, opts(h, { signal: ctrlC.signal, progress }))).rejects.toThrow(/^download of model\.safetensors from acme\/reward interrupted after \d+ of \d+ bytes \(interrupted\); the part is kept/);
+    const stopped = resolveHubModel(REPO, opts(h, { signal: ctrlC.signal, progress }));
+    await expect(stopped).rejects.toThrow(/^download of model\.safetensors from acme\/reward interrupted after \d+ of \d+ bytes \(interrupted\); the part is kept/);
+    await expect(stopped).rejects.toBeInstanceOf(Interrupted); // the CLI's exit status 130
     await expectResumed(h, readFileSync(incomplete()).length);
   });
 
