@@ -15,12 +15,7 @@ const SMALL = join(FIXTURES, "models", "f16-8head");
 const BIN = join(FIXTURES, "models", "f16-8head-bin");
 const tmp = tempDir("job");
 afterAll(() => tmp.cleanup());
-let n = 0;
-const fresh = () => {
-  const d = join(tmp.dir, `t${n++}`);
-  mkdirSync(d);
-  return d;
-};
+const fresh = tmp.fresh;
 
 /** n JSON lines of short texts (with a bad one every 97), as a file. */
 function inputFile(dir: string, count: number, name = "in.jsonl"): string {

@@ -4,7 +4,7 @@
  * file (a planted FIFO) is refused at once rather than waited on.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { CLI, FIXTURES, runCli } from "../helpers/cli.js";
@@ -13,12 +13,7 @@ import { tempDir } from "../helpers/fuzz-models.js";
 const SMALL = join(FIXTURES, "models", "f16-8head");
 const tmp = tempDir("output-lock");
 afterAll(() => tmp.cleanup());
-let n = 0;
-const fresh = () => {
-  const d = join(tmp.dir, `t${n++}`);
-  mkdirSync(d);
-  return d;
-};
+const fresh = tmp.fresh;
 
 describe("the output's lock file", () => {
   it("a lock that cannot be written (no room: EFBIG under ulimit -f 0) is removed again, so the next job runs", () => {

@@ -3,7 +3,7 @@
  * config, its tensor list, and safetensors bytes written here from raw JSON text, so a test can
  * put into a header what no well-behaved writer would (1e400, -0, duplicate keys, deep nesting).
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "../../src/model/config.js";
@@ -76,9 +76,19 @@ export function f32Data(n: number, seed: number): Uint8Array {
 }
 
 /** A fresh temporary folder; `cleanup` removes it. */
-export function tempDir(prefix: string): { dir: string; cleanup(): void } {
+export function tempDir(prefix: string): { dir: string; cleanup(): void; fresh(): string } {
   const dir = mkdtempSync(join(tmpdir(), `gpt2-reward-${prefix}-`));
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  let n = 0;
+  return {
+    dir,
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+    /** A new empty folder inside, one per test, so tests never see each other's files. */
+    fresh: () => {
+      const d = join(dir, `t${n++}`);
+      mkdirSync(d);
+      return d;
+    },
+  };
 }
 
 /** `[[[ … ]]]` nested `depth` deep: JSON.parse takes it, JSON.stringify and String() overflow the stack on it. */
