@@ -426,6 +426,39 @@ async function resumableBytes(tmp: string, size: number): Promise<number> {
 }
 
 /**
+ * The two rules every body from the Hub is held to (DownloadLimits): no byte for idleMs, or
+ * fewer than minBytesPerWindow in a window (a window need not bring more than `left()`, what is
+ * left of the body). `fail(why)` is called when one is broken; the caller reports each chunk with
+ * `bytes(n)` and calls `stop()` when the body ends. Unref'd: an abandoned body keeps no process alive.
+ */
+function watchBody(limits: DownloadLimits, left: () => number, fail: (why: string) => void): { bytes(n: number): void; stop(): void } {
+  const { idleMs, windowMs, minBytesPerWindow } = limits;
+  let windowBytes = 0;
+  const trip = (why: string) => {
+    stop();
+    fail(why);
+  };
+  const arm = () => setTimeout(() => trip(`no data for ${idleMs / 1000} s`), idleMs).unref();
+  let idle = arm();
+  const window = setInterval(() => {
+    if (windowBytes < Math.min(minBytesPerWindow, left())) trip(`only ${windowBytes} bytes in ${windowMs / 1000} s, slower than the ${minBytesPerWindow} bytes per ${windowMs / 1000} s a download must keep up`);
+    windowBytes = 0;
+  }, windowMs).unref();
+  function stop() {
+    clearTimeout(idle);
+    clearInterval(window);
+  }
+  return {
+    bytes(n) {
+      clearTimeout(idle);
+      idle = arm();
+      windowBytes += n;
+    },
+    stop,
+  };
+}
+
+/**
  * GETs the file from byte `from` on (a Range request when resuming) and writes it to `out`
  * (`tmp`), holding the server to DownloadLimits and to the announced size. Returns the bytes now
  * in `out` and, for an LFS file (whose ETag is its sha256), the digest of all of them.
@@ -440,16 +473,8 @@ async function receive(hub: Hub, file: string, remote: RemoteFile, out: FileHand
     why ??= e;
     stop.abort(e);
   };
-  const { idleMs, windowMs, minBytesPerWindow } = hub.limits;
-  let idle = setTimeout(() => fail(new Gpt2RewardError(`no data for ${idleMs / 1000} s`)), idleMs);
-  let windowBytes = 0;
   let done = from;
-  const window = setInterval(() => {
-    if (windowBytes < Math.min(minBytesPerWindow, remote.size - done)) {
-      fail(new Gpt2RewardError(`only ${windowBytes} bytes in ${windowMs / 1000} s, slower than the ${minBytesPerWindow} bytes per ${windowMs / 1000} s a download must keep up`));
-    }
-    windowBytes = 0;
-  }, windowMs);
+  const watch = watchBody(hub.limits, () => remote.size - done, (why) => fail(new Gpt2RewardError(why)));
   const onInterrupt = () => fail(new Interrupted("interrupted"));
   hub.signal?.addEventListener("abort", onInterrupt);
   if (hub.signal?.aborted) onInterrupt();
@@ -467,8 +492,7 @@ async function receive(hub: Hub, file: string, remote: RemoteFile, out: FileHand
     for (;;) {
       const { done: end, value } = await reader.read();
       if (end) break;
-      clearTimeout(idle);
-      idle = setTimeout(() => fail(new Gpt2RewardError(`no data for ${idleMs / 1000} s`)), idleMs);
+      watch.bytes(value.length);
       if (done + value.length > remote.size) {
         fail(new WrongBytes(`the server sent more than the ${remote.size} bytes it announced`));
         break;
@@ -476,7 +500,6 @@ async function receive(hub: Hub, file: string, remote: RemoteFile, out: FileHand
       for (let off = 0; off < value.length; ) off += (await out.write(value, off, value.length - off, done + off)).bytesWritten;
       sha256?.update(value);
       done += value.length;
-      windowBytes += value.length;
       hub.progress?.(file, done, remote.size);
     }
     if (why) throw why;
@@ -485,8 +508,7 @@ async function receive(hub: Hub, file: string, remote: RemoteFile, out: FileHand
   } catch (err) {
     throw why ?? err;
   } finally {
-    clearTimeout(idle);
-    clearInterval(window);
+    watch.stop();
     hub.signal?.removeEventListener("abort", onInterrupt);
     stop.abort();
   }
@@ -708,57 +730,37 @@ async function limitedFetch(hub: Hub, input: Parameters<typeof fetch>[0], init: 
   }
   if (!res.body) return res;
   const reader = res.body.getReader();
-  const { idleMs, windowMs, minBytesPerWindow } = hub.limits;
-  let idle: NodeJS.Timeout | undefined;
-  let window: NodeJS.Timeout | undefined;
-  let windowBytes = 0;
   let received = 0;
   // As for a download: a window need not bring more than what is left of the body.
   const length = Number(res.headers.get("content-length") ?? NaN);
   const left = () => (Number.isSafeInteger(length) ? length - received : Infinity);
-  const quiet = () => {
-    clearTimeout(idle);
-    clearInterval(window);
-  };
-  let stream!: ReadableStreamDefaultController<Uint8Array>;
-  const fail = (why: string) => {
-    quiet();
-    const err = unreachable(why);
-    stream.error(err);
-    stop.abort(err);
-  };
-  const arm = () => {
-    clearTimeout(idle);
-    idle = setTimeout(() => fail(`no data for ${idleMs / 1000} s`), idleMs).unref();
-  };
+  let watch!: ReturnType<typeof watchBody>;
   const body = new ReadableStream<Uint8Array>({
     start(controller) {
-      stream = controller;
-      arm();
-      window = setInterval(() => {
-        if (windowBytes < Math.min(minBytesPerWindow, left())) fail(`only ${windowBytes} bytes in ${windowMs / 1000} s, slower than the ${minBytesPerWindow} bytes per ${windowMs / 1000} s a download must keep up`);
-        windowBytes = 0;
-      }, windowMs).unref();
+      watch = watchBody(hub.limits, left, (why) => {
+        const err = unreachable(why);
+        controller.error(err);
+        stop.abort(err);
+      });
     },
     async pull(controller) {
       try {
         const { done, value } = await reader.read();
         if (done) {
-          quiet();
+          watch.stop();
           return controller.close();
         }
-        arm();
-        windowBytes += value.length;
+        watch.bytes(value.length);
         received += value.length;
         controller.enqueue(value);
       } catch (err) {
-        quiet();
+        watch.stop();
         // Our own abort has already errored the stream with its reason.
         if (!(stop.signal.reason instanceof HubUnreachable)) controller.error(unreachable(describeFailure(err)));
       }
     },
     cancel(reason) {
-      quiet();
+      watch.stop();
       return reader.cancel(reason);
     },
   });
